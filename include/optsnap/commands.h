@@ -1,0 +1,13 @@
+/* commands.h - the subcommands main() dispatches to. Each returns the process
+ * exit code: 0 ok, 1 runtime failure, 2 usage/config error, 3 partial. */
+#ifndef OPTSNAP_COMMANDS_H
+#define OPTSNAP_COMMANDS_H
+
+enum exit_code { EXIT_OK = 0, EXIT_RUNTIME = 1, EXIT_USAGE = 2, EXIT_PARTIAL = 3 };
+
+int cmd_run(int argc, char **argv);      /* ingest.c */
+int cmd_migrate(int argc, char **argv);  /* migrate.c */
+int cmd_mock_api(int argc, char **argv); /* mock_api.c */
+int cmd_config(int argc, char **argv);   /* settings.c */
+
+#endif

@@ -1,0 +1,76 @@
+/* http_client.h - GET requests over libcurl multi driven by the libuv loop:
+ * the WIDE request pool (http_concurrency), an optional token bucket
+ * (http_rate), timeouts, retries with capped exponential backoff and full
+ * jitter, Retry-After, and a bounded retry budget. Wraps libcurl only. */
+#ifndef OPTSNAP_HTTP_CLIENT_H
+#define OPTSNAP_HTTP_CLIENT_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+struct http_client;
+
+struct http_settings {
+    int concurrency;            /* requests in flight, >= 1 */
+    double rate;                /* requests per second, 0 = unlimited */
+    int64_t connect_timeout_us;
+    int64_t total_timeout_us;   /* whole transfer, per attempt */
+    int64_t low_speed_time_us;  /* abort when < 1 byte/s for this long, 0 = off */
+    int max_attempts;           /* per request, including the first, >= 1 */
+    int64_t backoff_base_us;    /* first retry waits random(0, base) */
+    int64_t backoff_cap_us;     /* no wait exceeds this (Retry-After is capped by it too) */
+    double retry_budget_ratio;  /* retries allowed per original request, e.g. 0.2 */
+    int retry_budget_min;       /* retries always allowed per 10 s, e.g. 10 */
+    size_t max_body_bytes;      /* a larger body fails the request (no retry) */
+    const char *api_key;        /* sent as "Authorization: Bearer", never logged; may be NULL */
+    const char *ca_file;        /* CA bundle for TLS verification, NULL = system default */
+    const char *user_agent;
+};
+
+void http_settings_default(struct http_settings *s);
+
+enum http_outcome {
+    HTTP_OK = 0,          /* got a 2xx */
+    HTTP_FAILED_STATUS,   /* a non-retryable status, or a retryable one after the last attempt */
+    HTTP_FAILED_TRANSPORT,/* connect/timeout/reset/truncation after the last attempt */
+    HTTP_FAILED_TOO_BIG,  /* body exceeded max_body_bytes */
+    HTTP_CANCELLED,       /* http_client_close() was called before it finished */
+};
+
+struct http_response {
+    enum http_outcome outcome;
+    long status;            /* last HTTP status, 0 when none */
+    const char *body;       /* NUL-terminated; valid only during the callback */
+    size_t body_len;
+    int attempts;           /* how many tries it took */
+    double elapsed_s;       /* from submit to completion, including waits */
+    const char *error;      /* short text for logs when outcome != HTTP_OK; no secrets */
+};
+
+typedef void (*http_done_cb)(void *user, const struct http_response *resp);
+
+/* Creates a client on loop. Copies the strings of *s. Returns 0 or a negative errno. */
+int http_client_create(struct http_client **out, uv_loop_t *loop, const struct http_settings *s)
+    __attribute__((warn_unused_result));
+
+/* Queues a GET of url (copied). cb is called exactly once, unless this returns
+ * non-zero, in which case it is never called. Requests beyond `concurrency` wait
+ * in a FIFO inside the client. */
+int http_client_get(struct http_client *c, const char *url, http_done_cb cb, void *user)
+    __attribute__((warn_unused_result));
+
+size_t http_client_in_flight(const struct http_client *c); /* transfers running */
+size_t http_client_waiting(const struct http_client *c);   /* queued + sleeping before a retry */
+
+struct http_client_stats {
+    uint64_t requests, retries, failures, retry_budget_exhausted, bytes;
+    uint64_t status_2xx, status_4xx, status_429, status_5xx, transport_errors;
+};
+void http_client_get_stats(const struct http_client *c, struct http_client_stats *out);
+
+/* Cancels everything (callbacks get HTTP_CANCELLED), closes every handle, and
+ * calls closed_cb once the last one is closed; then the client is freed. */
+void http_client_close(struct http_client *c, void (*closed_cb)(void *user), void *user);
+
+#endif

@@ -1,0 +1,1 @@
+/* aggs_parse.c - placeholder until its module lands. */

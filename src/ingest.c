@@ -1,0 +1,3 @@
+/* ingest.c - placeholder until its module lands. */
+#include "optsnap/commands.h"
+int cmd_run(int argc, char **argv) { (void)argc; (void)argv; return 1; }

@@ -1,0 +1,50 @@
+/* main.c - subcommand dispatch only. */
+#include <stdio.h>
+#include <string.h>
+
+#include "optsnap/commands.h"
+
+struct command {
+    const char *name;
+    int (*fn)(int argc, char **argv);
+    const char *summary;
+};
+
+static const struct command commands[] = {
+    {"run", cmd_run, "live ingestion daemon: sweep the universe every cadence into PostgreSQL"},
+    {"migrate", cmd_migrate, "apply the embedded schema migrations (idempotent, locked)"},
+    {"mock-api", cmd_mock_api, "serve a deterministic simulated options market over HTTP"},
+    {"config", cmd_config, "print the effective configuration and where each value came from"},
+};
+
+static void usage(FILE *out)
+{
+    fprintf(out, "usage: optsnap <command> [options]\n\ncommands:\n");
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        fprintf(out, "  %-10s %s\n", commands[i].name, commands[i].summary);
+    fprintf(out, "\n`optsnap <command> --help` describes each command's options.\n"
+                 "exit codes: 0 ok, 1 runtime failure, 2 usage or configuration error, 3 partial\n");
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        usage(stderr);
+        return EXIT_USAGE;
+    }
+    if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "help") == 0) {
+        usage(stdout);
+        return EXIT_OK;
+    }
+    if (strcmp(argv[1], "--version") == 0 || strcmp(argv[1], "version") == 0) {
+        printf("optsnap 0.1.0\n");
+        return EXIT_OK;
+    }
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++) {
+        if (strcmp(argv[1], commands[i].name) == 0)
+            return commands[i].fn(argc - 1, argv + 1);
+    }
+    fprintf(stderr, "optsnap: unknown command '%s'\n", argv[1]);
+    usage(stderr);
+    return EXIT_USAGE;
+}

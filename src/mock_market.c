@@ -1,0 +1,1 @@
+/* mock_market.c - placeholder until its module lands. */

@@ -1,0 +1,1 @@
+/* occ.c - placeholder until its module lands. */

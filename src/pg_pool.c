@@ -1,0 +1,1 @@
+/* pg_pool.c - placeholder until its module lands. */

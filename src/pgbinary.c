@@ -1,0 +1,1 @@
+/* pgbinary.c - placeholder until its module lands. */

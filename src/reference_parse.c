@@ -1,0 +1,1 @@
+/* reference_parse.c - placeholder until its module lands. */

@@ -1,0 +1,1 @@
+/* snapshot_parse.c - placeholder until its module lands. */
