@@ -1,3 +1,1190 @@
-/* ingest.c - placeholder until its module lands. */
+/* ingest.c - `optsnap run`: sweeps every underlying each cadence window through
+ * the wide HTTP pool into the narrow PostgreSQL pool, with backpressure. */
+#include "optsnap/ingest.h"
+
+#include <errno.h>
+#include <libpq-fe.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <uv.h>
+
+#include "optsnap/batch.h"
 #include "optsnap/commands.h"
-int cmd_run(int argc, char **argv) { (void)argc; (void)argv; return 1; }
+#include "optsnap/http_client.h"
+#include "optsnap/log.h"
+#include "optsnap/pg_pool.h"
+#include "optsnap/schedule.h"
+#include "optsnap/snapshot_parse.h"
+#include "optsnap/timeutil.h"
+#include "optsnap/writer.h"
+
+extern char **environ;
+
+#define MAX_PARSE_RETRIES 3
+#define SESSION_LOOKBACK_US (2 * USEC_PER_DAY)
+#define SESSION_LOOKAHEAD_US (14 * USEC_PER_DAY)
+
+struct ingest;
+
+struct underlying_state {
+    char name[16];
+    struct sweep *active;
+    int64_t last_window_us; /* last window a sweep was started for */
+};
+
+struct sweep {
+    struct ingest *ing;
+    struct underlying_state *u;
+    int64_t window_start_us, window_end_us;
+    char *url;               /* next page to fetch, malloc'd */
+    bool fetch_in_flight, fetch_done, failed, coverage_written;
+    int parse_retries;
+    long rows_fetched;
+    int pages;
+    int outstanding;         /* sealed batches not yet finished */
+    struct batch *cur;       /* the open batch */
+    int64_t cur_opened_real_us;
+    uint64_t *cursors;       /* hashes of next_urls seen: a repeat means a loop */
+    size_t ncursors, cursors_cap;
+    struct sweep *next_ready;
+    int64_t started_real_us;
+};
+
+struct db_work {
+    struct writer_job job;
+    struct batch *batch;
+    struct ingest *ing;
+};
+
+enum ingest_state { ING_RUNNING, ING_DRAINING, ING_CLOSING };
+
+struct ingest {
+    uv_loop_t *loop;
+    struct settings *s;
+    struct market_clock clock;
+    struct session_set sessions;
+    bool sessions_refreshing;
+    struct http_client *http;
+    struct pg_pool *pool;
+    struct underlying_state *us;
+    int nus;
+
+    struct sweep *ready_head, *ready_tail; /* sweeps waiting to fetch their next page */
+    struct batch *wq_head, *wq_tail;       /* sealed batches waiting for a connection */
+    long rows_pending;                     /* rows in open, queued and in-database batches */
+    int fetches_in_flight;
+    int db_in_flight;
+    int live_sweeps;
+
+    uv_timer_t tick_timer, dispatch_timer, stats_timer, shutdown_timer, run_for_timer;
+    uv_signal_t sig_term, sig_int, sig_hup;
+    int open_handles;
+    enum ingest_state state;
+    bool forced;
+    int windows_scheduled;
+    int32_t maintained_day;   /* market day partitions were last ensured for */
+    bool maintenance_pending;
+    int64_t sessions_from_us, sessions_to_us; /* range asked for by the refresh in flight */
+    struct pg_txn maint_txn;
+    char maint_params[3][40];
+    const char *maint_values[3];
+
+    struct snapshot_page page;
+    struct ingest_counters c;
+    char last_stats[256];
+    char api_origin[512];
+    size_t api_origin_len;
+};
+
+static void pump(struct ingest *ing);
+static void dispatch_cb(uv_timer_t *t);
+static void dispatch(struct ingest *ing);
+static void maybe_finish_sweep(struct sweep *sw);
+static void check_drained(struct ingest *ing);
+
+static int64_t real_now(void) { return time_now_us(); }
+
+static uint64_t hash_str(const char *s)
+{
+    uint64_t h = 1469598103934665603ULL;
+    for (; *s; s++) {
+        h ^= (unsigned char)*s;
+        h *= 1099511628211ULL;
+    }
+    return h;
+}
+
+/* Full jitter over a capped exponential: random(0, min(cap, base * 2^attempt)). */
+static int64_t backoff_us(int attempt, int64_t cap_us)
+{
+    int64_t ceil = 200000LL << (attempt < 12 ? attempt : 12);
+    if (ceil > cap_us)
+        ceil = cap_us;
+    return (int64_t)((double)rand() / RAND_MAX * (double)ceil);
+}
+
+/* ---- the ready queue: sweeps that want their next page fetched ---- */
+
+static void ready_push(struct ingest *ing, struct sweep *sw)
+{
+    sw->next_ready = NULL;
+    if (ing->ready_tail)
+        ing->ready_tail->next_ready = sw;
+    else
+        ing->ready_head = sw;
+    ing->ready_tail = sw;
+}
+
+static struct sweep *ready_pop(struct ingest *ing)
+{
+    struct sweep *sw = ing->ready_head;
+    if (sw) {
+        ing->ready_head = sw->next_ready;
+        if (ing->ready_head == NULL)
+            ing->ready_tail = NULL;
+        sw->next_ready = NULL;
+    }
+    return sw;
+}
+
+/* ---- the write queue ---- */
+
+static void wq_push_tail(struct ingest *ing, struct batch *b)
+{
+    b->next = NULL;
+    if (ing->wq_tail)
+        ing->wq_tail->next = b;
+    else
+        ing->wq_head = b;
+    ing->wq_tail = b;
+}
+
+static void wq_push_head(struct ingest *ing, struct batch *b)
+{
+    b->next = ing->wq_head;
+    ing->wq_head = b;
+    if (ing->wq_tail == NULL)
+        ing->wq_tail = b;
+}
+
+static void wq_remove(struct ingest *ing, struct batch *prev, struct batch *b)
+{
+    if (prev)
+        prev->next = b->next;
+    else
+        ing->wq_head = b->next;
+    if (ing->wq_tail == b)
+        ing->wq_tail = prev;
+    b->next = NULL;
+}
+
+/* ---- sweeps ---- */
+
+static void sweep_free(struct sweep *sw)
+{
+    batch_free(sw->cur);
+    free(sw->cursors);
+    free(sw->url);
+    free(sw);
+}
+
+/* Seals the open batch into the write queue. A final seal always enqueues
+ * (an empty final batch carries only the coverage mark). */
+static void sweep_seal(struct sweep *sw, bool final)
+{
+    struct ingest *ing = sw->ing;
+    struct batch *b = sw->cur;
+    if (b == NULL && final && !sw->failed) {
+        b = batch_new();
+        if (b == NULL) {
+            log_error("out of memory", "where=seal underlying=%s", sw->u->name);
+            sw->failed = true;
+            return;
+        }
+        b->owner = sw;
+    }
+    if (b == NULL)
+        return;
+    sw->cur = NULL;
+    if (b->nrows == 0 && b->nrejects == 0 && !(final && !sw->failed)) {
+        batch_free(b);
+        return;
+    }
+    long before = (long)b->nrows;
+    long dropped = batch_sort_dedupe(b);
+    if (dropped < 0) {
+        log_error("out of memory", "where=dedupe underlying=%s", sw->u->name);
+        dropped = 0;
+    }
+    ing->c.rows_deduped += (uint64_t)dropped;
+    ing->rows_pending -= before - (long)b->nrows;
+    b->final = final && !sw->failed;
+    sw->outstanding++;
+    wq_push_tail(ing, b);
+}
+
+static void sweep_fail(struct sweep *sw, const char *why)
+{
+    if (!sw->failed) {
+        char q[200], ws[40];
+        log_warn("sweep incomplete: window stays uncovered", "underlying=%s window=%s reason=%s",
+                 sw->u->name, timestamp_format(ws, sizeof ws, sw->window_start_us),
+                 log_quote(q, sizeof q, why));
+    }
+    sw->failed = true;
+}
+
+static void sweep_fetch_over(struct sweep *sw)
+{
+    sw->fetch_done = true;
+    free(sw->url);
+    sw->url = NULL;
+    sweep_seal(sw, true);
+    maybe_finish_sweep(sw);
+}
+
+static void maybe_finish_sweep(struct sweep *sw)
+{
+    struct ingest *ing = sw->ing;
+    if (!sw->fetch_done || sw->fetch_in_flight || sw->outstanding > 0)
+        return;
+    if (!sw->failed && !sw->coverage_written && ing->state != ING_CLOSING) {
+        /* its coverage-carrying batch was split or lost: mark with an empty one */
+        sweep_seal(sw, true);
+        if (sw->outstanding > 0) {
+            dispatch(ing);
+            return;
+        }
+    }
+    char ws[40];
+    double secs = (double)(real_now() - sw->started_real_us) / 1e6;
+    if (sw->coverage_written) {
+        ing->c.sweeps_covered++;
+        log_debug("sweep covered", "underlying=%s window=%s rows=%ld pages=%d seconds=%.3f",
+                  sw->u->name, timestamp_format(ws, sizeof ws, sw->window_start_us),
+                  sw->rows_fetched, sw->pages, secs);
+    } else {
+        ing->c.sweeps_incomplete++;
+    }
+    sw->u->active = NULL;
+    ing->live_sweeps--;
+    sweep_free(sw);
+    check_drained(ing);
+}
+
+static bool same_origin(const struct ingest *ing, const char *url)
+{
+    return strncmp(url, ing->api_origin, ing->api_origin_len) == 0 &&
+           (url[ing->api_origin_len] == '/' || url[ing->api_origin_len] == '\0');
+}
+
+static void on_page(void *user, const struct http_response *resp)
+{
+    struct sweep *sw = user;
+    struct ingest *ing = sw->ing;
+    sw->fetch_in_flight = false;
+    ing->fetches_in_flight--;
+    ing->rows_pending -= ing->s->page_limit; /* the reservation made in pump() */
+
+    if (ing->state == ING_CLOSING) {
+        /* close_all() leaves this sweep for its request's cancellation to free */
+        if (sw->u->active == sw)
+            sw->u->active = NULL;
+        sweep_free(sw);
+        return;
+    }
+    if (resp->outcome == HTTP_CANCELLED) {
+        sweep_fail(sw, "cancelled");
+        sweep_fetch_over(sw);
+        return;
+    }
+    if (resp->outcome != HTTP_OK) {
+        char q[200];
+        log_error("snapshot request failed", "underlying=%s status=%ld attempts=%d error=%s",
+                  sw->u->name, resp->status, resp->attempts,
+                  log_quote(q, sizeof q, resp->error ? resp->error : ""));
+        sweep_fail(sw, "request failed");
+        sweep_fetch_over(sw);
+        goto out;
+    }
+
+    char err[512];
+    snapshot_page_reset(&ing->page);
+    int rc = snapshot_page_parse(&ing->page, resp->body, resp->body_len, sw->u->name, err, sizeof err);
+    if (rc != PARSE_OK) {
+        char q[600];
+        ing->c.parse_errors++;
+        if (rc == PARSE_ERR_JSON && sw->parse_retries < MAX_PARSE_RETRIES && ing->state == ING_RUNNING) {
+            sw->parse_retries++;
+            log_warn("bad snapshot page, fetching it again", "underlying=%s try=%d error=%s",
+                     sw->u->name, sw->parse_retries, log_quote(q, sizeof q, err));
+            ready_push(ing, sw);
+            goto out;
+        }
+        log_error("bad snapshot page", "underlying=%s error=%s", sw->u->name,
+                  log_quote(q, sizeof q, err));
+        sweep_fail(sw, "bad page");
+        sweep_fetch_over(sw);
+        goto out;
+    }
+    sw->parse_retries = 0;
+    sw->pages++;
+    ing->c.pages++;
+
+    for (size_t i = 0; i < ing->page.nrows || i < ing->page.nrejects; i++) {
+        if (sw->cur == NULL) {
+            sw->cur = batch_new();
+            if (sw->cur == NULL) {
+                log_error("out of memory", "where=batch underlying=%s", sw->u->name);
+                sweep_fail(sw, "out of memory");
+                break;
+            }
+            sw->cur->owner = sw;
+            sw->cur_opened_real_us = real_now();
+        }
+        if (i < ing->page.nrows) {
+            if (batch_add_row(sw->cur, &ing->page.rows[i])) {
+                sweep_fail(sw, "out of memory");
+                break;
+            }
+            sw->rows_fetched++;
+            ing->rows_pending++;
+            ing->c.rows_fetched++;
+        }
+        if (i < ing->page.nrejects) {
+            ing->c.rows_rejected++;
+            char q[160];
+            log_info("row rejected", "underlying=%s ticker=%s reason=%s request_id=%s",
+                     sw->u->name, ing->page.rejects[i].ticker,
+                     log_quote(q, sizeof q, ing->page.rejects[i].reason), ing->page.request_id);
+            if (batch_add_reject(sw->cur, &ing->page.rejects[i])) {
+                sweep_fail(sw, "out of memory");
+                break;
+            }
+        }
+        if (sw->cur->nrows >= (size_t)ing->s->batch_rows)
+            sweep_seal(sw, false);
+    }
+    if (sw->cur)
+        snprintf(sw->cur->request_id, sizeof sw->cur->request_id, "%s", ing->page.request_id);
+
+    const char *next = ing->page.next_url;
+    if (next == NULL || sw->failed) {
+        sweep_fetch_over(sw);
+        goto out;
+    }
+    if (!same_origin(ing, next)) {
+        char q[200];
+        log_error("next_url points away from api_url: not followed (the key would go with it)",
+                  "underlying=%s next_url=%s", sw->u->name, log_quote(q, sizeof q, next));
+        sweep_fail(sw, "next_url off origin");
+        sweep_fetch_over(sw);
+        goto out;
+    }
+    uint64_t h = hash_str(next);
+    for (size_t k = 0; k < sw->ncursors; k++) {
+        if (sw->cursors[k] == h) {
+            log_error("next_url cursor repeats: pagination loop", "underlying=%s page=%d",
+                      sw->u->name, sw->pages);
+            sweep_fail(sw, "cursor loop");
+            sweep_fetch_over(sw);
+            goto out;
+        }
+    }
+    if (sw->ncursors == sw->cursors_cap) {
+        size_t nc = sw->cursors_cap ? sw->cursors_cap * 2 : 64;
+        uint64_t *na = realloc(sw->cursors, nc * sizeof *na);
+        if (na == NULL) {
+            sweep_fail(sw, "out of memory");
+            sweep_fetch_over(sw);
+            goto out;
+        }
+        sw->cursors = na;
+        sw->cursors_cap = nc;
+    }
+    sw->cursors[sw->ncursors++] = h;
+    if (ing->state != ING_RUNNING) {
+        sweep_fail(sw, "shutting down");
+        sweep_fetch_over(sw);
+        goto out;
+    }
+    char *nu = strdup(next);
+    if (nu == NULL) {
+        sweep_fail(sw, "out of memory");
+        sweep_fetch_over(sw);
+        goto out;
+    }
+    free(sw->url);
+    sw->url = nu;
+    ready_push(ing, sw);
+out:
+    pump(ing);
+    dispatch(ing);
+    check_drained(ing);
+}
+
+/* Starts fetches while the wide pool has room and the queue has room for a
+ * full page per request in flight: a full queue starts nothing new. */
+static void pump(struct ingest *ing)
+{
+    if (ing->state != ING_RUNNING)
+        return;
+    while (ing->ready_head && ing->fetches_in_flight < ing->s->http_concurrency &&
+           ing->rows_pending + ing->s->page_limit <= ing->s->queue_max_rows) {
+        struct sweep *sw = ready_pop(ing);
+        if (http_client_get(ing->http, sw->url, on_page, sw)) {
+            sweep_fail(sw, "cannot start request");
+            sweep_fetch_over(sw);
+            continue;
+        }
+        sw->fetch_in_flight = true;
+        ing->fetches_in_flight++;
+        ing->rows_pending += ing->s->page_limit;
+    }
+}
+
+static void sweep_start(struct ingest *ing, struct underlying_state *u, int64_t ws)
+{
+    struct sweep *sw = calloc(1, sizeof *sw);
+    char url[1024];
+    snprintf(url, sizeof url, "%s/v3/snapshot/options/%s?limit=%d", ing->api_origin, u->name,
+             ing->s->page_limit);
+    if (sw == NULL || (sw->url = strdup(url)) == NULL) {
+        free(sw);
+        log_error("out of memory", "where=sweep underlying=%s", u->name);
+        return;
+    }
+    sw->ing = ing;
+    sw->u = u;
+    sw->window_start_us = ws;
+    sw->window_end_us = ws + ing->s->cadence_us;
+    sw->started_real_us = real_now();
+    u->active = sw;
+    u->last_window_us = ws;
+    ing->live_sweeps++;
+    ing->c.sweeps_started++;
+    ready_push(ing, sw);
+}
+
+/* ---- writing ---- */
+
+static void on_txn_done(struct pg_txn *txn, const struct pg_txn_result *r);
+
+static bool submit_batch(struct ingest *ing, struct batch *b)
+{
+    struct sweep *sw = b->owner;
+    struct db_work *w = calloc(1, sizeof *w);
+    if (w == NULL)
+        return false;
+    struct coverage_mark cov = {sw->window_start_us, sw->window_end_us, sw->rows_fetched};
+    bool with_cov = b->final && !sw->failed && sw->fetch_done && sw->outstanding == 1;
+    if (writer_job_build(&w->job, b, sw->u->name, ROW_SOURCE_LIVE, with_cov ? &cov : NULL)) {
+        free(w);
+        return false;
+    }
+    if (w->job.txn.nstmts == 0) { /* an empty final batch of a failed sweep */
+        writer_job_free(&w->job);
+        free(w);
+        sw->outstanding--;
+        batch_free(b);
+        maybe_finish_sweep(sw);
+        return true;
+    }
+    w->batch = b;
+    w->ing = ing;
+    w->job.txn.done = on_txn_done;
+    w->job.txn.user = w;
+    if (pg_pool_submit(ing->pool, &w->job.txn)) {
+        writer_job_free(&w->job);
+        free(w);
+        return false;
+    }
+    ing->db_in_flight++;
+    return true;
+}
+
+static void arm_dispatch_timer(struct ingest *ing, int64_t wait_us)
+{
+    if (ing->state == ING_CLOSING)
+        return;
+    uint64_t ms = wait_us <= 0 ? 1 : (uint64_t)(wait_us / 1000) + 1;
+    if (uv_is_active((uv_handle_t *)&ing->dispatch_timer) &&
+        uv_timer_get_due_in(&ing->dispatch_timer) <= ms)
+        return;
+    uv_timer_start(&ing->dispatch_timer, dispatch_cb, ms, 0);
+}
+
+static void maintenance_submit(struct ingest *ing);
+
+static void dispatch(struct ingest *ing)
+{
+    if (ing->state == ING_CLOSING)
+        return;
+    if (ing->maintenance_pending)
+        maintenance_submit(ing);
+    int64_t now = real_now(), earliest = 0;
+    struct batch *prev = NULL, *b = ing->wq_head;
+    while (b && pg_pool_has_idle(ing->pool)) {
+        struct batch *next = b->next;
+        struct sweep *sw = b->owner;
+        if (b->not_before_us > now) {
+            if (earliest == 0 || b->not_before_us < earliest)
+                earliest = b->not_before_us;
+            prev = b;
+        } else if (b->final && !sw->failed && sw->outstanding > 1) {
+            prev = b; /* the coverage mark commits only after the sweep's other batches */
+        } else {
+            wq_remove(ing, prev, b);
+            if (!submit_batch(ing, b)) {
+                wq_push_head(ing, b);
+                b->not_before_us = now + 100000;
+                earliest = b->not_before_us;
+                break;
+            }
+        }
+        b = next;
+    }
+    if (earliest)
+        arm_dispatch_timer(ing, earliest - now);
+}
+
+static void dispatch_cb(uv_timer_t *t) { dispatch(t->data); }
+
+/* A row the database refused on its own becomes a reject, with the refusal as reason. */
+static void row_to_reject(struct batch *b, const struct pg_txn_result *r)
+{
+    struct snapshot_row *row = &b->rows[0];
+    struct row_reject rj;
+    memset(&rj, 0, sizeof rj);
+    snprintf(rj.ticker, sizeof rj.ticker, "%s", row->contract.ticker);
+    snprintf(rj.reason, sizeof rj.reason, "database %s: %.100s", r->sqlstate, r->message);
+    char raw[4096], ts[40];
+    int n = snprintf(raw, sizeof raw, "{\"ticker\":\"%s\",\"last_updated\":\"%s\"", row->contract.ticker,
+                     timestamp_format(ts, sizeof ts, row->last_updated_us));
+    for (int c = 0; c < SNAP_NCOLS && n > 0 && (size_t)n < sizeof raw - 64; c++) {
+        if (!snapshot_row_has(row, (enum snap_col)c))
+            continue;
+        if (snap_cols[c].type == SNAP_F64)
+            n += snprintf(raw + n, sizeof raw - (size_t)n, ",\"%s\":%.17g", snap_cols[c].name, row->v[c].f);
+        else
+            n += snprintf(raw + n, sizeof raw - (size_t)n, ",\"%s\":%lld", snap_cols[c].name,
+                          (long long)row->v[c].i);
+    }
+    if (n > 0 && (size_t)n < sizeof raw - 2) {
+        raw[n++] = '}';
+        raw[n] = '\0';
+    }
+    rj.raw = strdup(raw);
+    rj.raw_len = rj.raw ? strlen(rj.raw) : 0;
+    b->nrows = 0;
+    if (rj.raw == NULL || batch_add_reject(b, &rj))
+        row_reject_clear(&rj);
+}
+
+static void on_txn_done(struct pg_txn *txn, const struct pg_txn_result *r)
+{
+    struct db_work *w = txn->user;
+    struct ingest *ing = w->ing;
+    struct batch *b = w->batch;
+    struct sweep *sw = b->owner;
+    ing->db_in_flight--;
+    long nrows = (long)b->nrows;
+
+    if (r->status == PG_TXN_OK) {
+        long written = writer_job_rows_written(&w->job, r);
+        if (written < 0)
+            written = 0;
+        ing->c.rows_written += (uint64_t)written;
+        ing->c.rows_unchanged += (uint64_t)(nrows - written);
+        ing->c.batches_committed++;
+        if (w->job.has_coverage)
+            sw->coverage_written = true;
+        ing->rows_pending -= nrows;
+        sw->outstanding--;
+        batch_free(b);
+        goto done;
+    }
+    if (r->status == PG_TXN_CANCELLED || ing->state == ING_CLOSING) {
+        ing->rows_pending -= nrows;
+        sw->outstanding--;
+        sweep_fail(sw, "cancelled");
+        batch_free(b);
+        goto done;
+    }
+    const char *stmt = writer_job_failed_name(&w->job, r);
+    char q[300];
+    if (r->status == PG_TXN_CONN_LOST || pg_sqlstate_is_transient(r->sqlstate)) {
+        b->attempts++;
+        int64_t wait = backoff_us(b->attempts, ing->s->retry_max_backoff_us);
+        b->not_before_us = real_now() + wait;
+        ing->c.batches_retried++;
+        log_warn("batch will be retried", "underlying=%s statement=%s sqlstate=%s attempt=%d wait_ms=%lld error=%s",
+                 sw->u->name, stmt, r->sqlstate, b->attempts, (long long)(wait / 1000),
+                 log_quote(q, sizeof q, r->message));
+        wq_push_head(ing, b);
+        goto done;
+    }
+    ing->c.db_errors++;
+    if (pg_sqlstate_is_data_error(r->sqlstate) && strcmp(stmt, "insert_rejects") != 0 &&
+        strcmp(stmt, "mark_coverage") != 0 && nrows > 0) {
+        if (nrows == 1) {
+            log_warn("row refused by the database: kept as a reject", "underlying=%s ticker=%s sqlstate=%s error=%s",
+                     sw->u->name, b->rows[0].contract.ticker, r->sqlstate,
+                     log_quote(q, sizeof q, r->message));
+            ing->c.rows_rejected++;
+            ing->rows_pending -= 1;
+            row_to_reject(b, r);
+            wq_push_head(ing, b);
+            goto done;
+        }
+        struct batch *second;
+        if (batch_split(b, &second) == 0) {
+            ing->c.batches_bisected++;
+            log_info("data error: bisecting the batch", "underlying=%s statement=%s sqlstate=%s rows=%ld",
+                     sw->u->name, stmt, r->sqlstate, nrows);
+            /* neither half carries the mark; the sweep writes it once both commit */
+            b->final = false;
+            second->final = false;
+            sw->outstanding++;
+            wq_push_head(ing, second);
+            wq_push_head(ing, b);
+            goto done;
+        }
+    }
+    if (strcmp(stmt, "insert_rejects") == 0 && nrows > 0) {
+        /* keep the rows, drop the rejects that the database refused */
+        log_error("rejects refused by the database: dropped, window stays uncovered",
+                  "underlying=%s sqlstate=%s error=%s", sw->u->name, r->sqlstate,
+                  log_quote(q, sizeof q, r->message));
+        for (size_t i = 0; i < b->nrejects; i++)
+            row_reject_clear(&b->rejects[i]);
+        b->nrejects = 0;
+        sweep_fail(sw, "rejects refused");
+        wq_push_head(ing, b);
+        goto done;
+    }
+    log_error("batch failed: window stays uncovered", "underlying=%s statement=%s sqlstate=%s rows=%ld error=%s",
+              sw->u->name, stmt, r->sqlstate, nrows, log_quote(q, sizeof q, r->message));
+    ing->c.batches_dropped++;
+    sweep_fail(sw, "database error");
+    ing->rows_pending -= nrows;
+    sw->outstanding--;
+    batch_free(b);
+done:
+    writer_job_free(&w->job);
+    free(w);
+    maybe_finish_sweep(sw);
+    pump(ing);
+    dispatch(ing);
+    check_drained(ing);
+}
+
+static void on_pool_notify(void *user)
+{
+    struct ingest *ing = user;
+    dispatch(ing);
+}
+
+/* ---- sessions and partitions: refreshed through the pool, never blocking ---- */
+
+static void on_sessions(void *user, const void *pgresult)
+{
+    struct ingest *ing = user;
+    const PGresult *res = pgresult;
+    session_set_clear(&ing->sessions);
+    ing->sessions.loaded_from_us = ing->sessions_from_us;
+    ing->sessions.loaded_to_us = ing->sessions_to_us;
+    for (int i = 0; i < PQntuples(res); i++) {
+        int64_t o = strtoll(PQgetvalue(res, i, 0), NULL, 10);
+        int64_t c = strtoll(PQgetvalue(res, i, 1), NULL, 10);
+        if (session_set_add(&ing->sessions, o, c))
+            log_error("out of memory", "where=sessions");
+    }
+}
+
+static const char sql_sessions[] =
+    "SELECT (extract(epoch FROM open_at) * 1000000)::int8, (extract(epoch FROM close_at) * 1000000)::int8 "
+    "FROM optsnap_sessions($1::text, $2::timestamptz, $3::timestamptz) ORDER BY open_at";
+static const char sql_partitions[] =
+    "SELECT optsnap_ensure_partitions(($1::timestamptz)::date - 1, ($1::timestamptz)::date + 7)";
+
+static void on_maintenance_done(struct pg_txn *txn, const struct pg_txn_result *r)
+{
+    struct ingest *ing = txn->user;
+    ing->db_in_flight--;
+    ing->sessions_refreshing = false;
+    if (r->status != PG_TXN_OK) {
+        char q[300];
+        log_warn("maintenance failed, will retry", "sqlstate=%s error=%s", r->sqlstate,
+                 log_quote(q, sizeof q, r->message));
+        ing->maintained_day = 0;
+    }
+    check_drained(ing);
+}
+
+static void maintenance_submit(struct ingest *ing)
+{
+    if (ing->sessions_refreshing || !pg_pool_has_idle(ing->pool))
+        return;
+    int64_t now = market_clock_now(&ing->clock, real_now());
+    char from[40], to[40], nowtxt[40];
+    timestamp_format(nowtxt, sizeof nowtxt, now);
+    timestamp_format(from, sizeof from, now - SESSION_LOOKBACK_US);
+    timestamp_format(to, sizeof to, now + SESSION_LOOKAHEAD_US);
+    memcpy(ing->maint_params[0], nowtxt, sizeof nowtxt);
+    memcpy(ing->maint_params[1], from, sizeof from);
+    memcpy(ing->maint_params[2], to, sizeof to);
+    memset(&ing->maint_txn, 0, sizeof ing->maint_txn);
+    ing->maint_values[0] = ing->maint_params[0];
+    ing->maint_txn.stmts[0] = (struct pg_stmt){.name = "ensure_partitions", .sql = sql_partitions,
+                                               .nparams = 1, .values = ing->maint_values};
+    int n = 1;
+    static const char *sess_values[3];
+    if (!ing->sessions.always_open) {
+        sess_values[0] = ing->s->calendar;
+        sess_values[1] = ing->maint_params[1];
+        sess_values[2] = ing->maint_params[2];
+        ing->maint_txn.stmts[n++] = (struct pg_stmt){.name = "load_sessions", .sql = sql_sessions,
+                                                     .nparams = 3, .values = sess_values,
+                                                     .on_tuples = on_sessions};
+        ing->sessions_from_us = now - SESSION_LOOKBACK_US;
+        ing->sessions_to_us = now + SESSION_LOOKAHEAD_US;
+    }
+    ing->maint_txn.nstmts = n;
+    ing->maint_txn.done = on_maintenance_done;
+    ing->maint_txn.user = ing;
+    if (pg_pool_submit(ing->pool, &ing->maint_txn) == 0) {
+        ing->maintenance_pending = false;
+        ing->sessions_refreshing = true;
+        ing->db_in_flight++;
+    }
+}
+
+/* Blocking, once at start-up: the schema must be there and the calendar known
+ * before the first window is judged. */
+static int startup_checks(struct ingest *ing)
+{
+    const char *keys[] = {"dbname", "application_name", "connect_timeout", NULL};
+    const char *vals[] = {ing->s->database_url, "optsnap-startup", "10", NULL};
+    PGconn *pg = PQconnectdbParams(keys, vals, 1);
+    if (PQstatus(pg) != CONNECTION_OK) {
+        char q[300], msg[256];
+        snprintf(msg, sizeof msg, "%s", PQerrorMessage(pg));
+        char *nl = strchr(msg, '\n');
+        if (nl)
+            *nl = '\0';
+        log_error("cannot connect to the database", "error=%s", log_quote(q, sizeof q, msg));
+        PQfinish(pg);
+        return -1;
+    }
+    PGresult *res = PQexec(pg, "SELECT max(version) FROM schema_migrations");
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        log_error("the schema is missing: run `optsnap migrate` first", "db=%s", PQdb(pg));
+        PQclear(res);
+        PQfinish(pg);
+        return -1;
+    }
+    PQclear(res);
+    int64_t now = market_clock_now(&ing->clock, real_now());
+    char nowtxt[40], from[40], to[40];
+    const char *pv[1] = {timestamp_format(nowtxt, sizeof nowtxt, now)};
+    res = PQexecParams(pg, sql_partitions, 1, NULL, pv, NULL, NULL, 0);
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        log_warn("cannot create partitions ahead (rows go to the default partition)", "error=%s",
+                 PQresultErrorField(res, PG_DIAG_SQLSTATE));
+    }
+    PQclear(res);
+    if (!ing->sessions.always_open) {
+        const char *sv[3] = {ing->s->calendar, timestamp_format(from, sizeof from, now - SESSION_LOOKBACK_US),
+                             timestamp_format(to, sizeof to, now + SESSION_LOOKAHEAD_US)};
+        res = PQexecParams(pg, sql_sessions, 3, NULL, sv, NULL, NULL, 0);
+        if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+            log_error("cannot load the trading calendar", "calendar=%s sqlstate=%s", ing->s->calendar,
+                      PQresultErrorField(res, PG_DIAG_SQLSTATE));
+            PQclear(res);
+            PQfinish(pg);
+            return -1;
+        }
+        ing->sessions_from_us = now - SESSION_LOOKBACK_US;
+        ing->sessions_to_us = now + SESSION_LOOKAHEAD_US;
+        on_sessions(ing, res);
+        PQclear(res);
+        log_info("trading calendar loaded", "calendar=%s sessions=%zu", ing->s->calendar, ing->sessions.n);
+    }
+    PQfinish(pg);
+    ing->maintained_day = (int32_t)(now / USEC_PER_DAY);
+    return 0;
+}
+
+/* ---- the scheduler ---- */
+
+static void begin_drain(struct ingest *ing, const char *why);
+
+static void tick(uv_timer_t *t)
+{
+    struct ingest *ing = t->data;
+    if (ing->state != ING_RUNNING)
+        return;
+    int64_t cadence = ing->s->cadence_us;
+    int64_t now = market_clock_now(&ing->clock, real_now());
+    int64_t ws = window_start_of(now, cadence);
+
+    int32_t day = (int32_t)(now / USEC_PER_DAY);
+    if (day != ing->maintained_day ||
+        (!ing->sessions.always_open && now + 3 * USEC_PER_DAY > ing->sessions.loaded_to_us)) {
+        ing->maintained_day = day;
+        ing->maintenance_pending = true;
+        dispatch(ing);
+    }
+
+    int expects = session_set_expects(&ing->sessions, ws, cadence);
+    if (expects == 1) {
+        ing->windows_scheduled++;
+        for (int i = 0; i < ing->nus; i++) {
+            struct underlying_state *u = &ing->us[i];
+            if (u->last_window_us == ws)
+                continue;
+            if (u->active) {
+                char a[40], b[40];
+                ing->c.sweeps_overrun++;
+                log_warn("sweep overran its window: this window is skipped", "underlying=%s running=%s skipped=%s",
+                         u->name, timestamp_format(a, sizeof a, u->active->window_start_us),
+                         timestamp_format(b, sizeof b, ws));
+                u->last_window_us = ws;
+                continue;
+            }
+            sweep_start(ing, u, ws);
+        }
+        pump(ing);
+    } else if (expects < 0) {
+        log_warn("calendar not loaded for this window", "window_start_us=%lld", (long long)ws);
+    }
+    if (ing->s->max_sweeps > 0 && ing->windows_scheduled >= ing->s->max_sweeps) {
+        begin_drain(ing, "max_sweeps reached");
+        return;
+    }
+    int64_t wait = market_clock_real_until(&ing->clock, ws + cadence, real_now());
+    uv_timer_start(&ing->tick_timer, tick, wait > 0 ? (uint64_t)(wait / 1000) + 1 : 1, 0);
+}
+
+static void stats_tick(uv_timer_t *t)
+{
+    struct ingest *ing = t->data;
+    struct pg_pool_stats ps;
+    pg_pool_get_stats(ing->pool, &ps);
+    long queued = 0;
+    for (struct batch *b = ing->wq_head; b; b = b->next)
+        queued++;
+    char line[256];
+    snprintf(line, sizeof line,
+             "db_busy=%d db_idle=%d db_connecting=%d db_down=%d batches_waiting=%ld queue_rows=%ld "
+             "http_in_flight=%d sweeps=%d",
+             ps.busy, ps.idle, ps.connecting, ps.down, queued, ing->rows_pending,
+             ing->fetches_in_flight, ing->live_sweeps);
+    if (strcmp(line, ing->last_stats) != 0) {
+        log_info("pool", "%s rows_written=%llu rows_unchanged=%llu rejected=%llu", line,
+                 (unsigned long long)ing->c.rows_written, (unsigned long long)ing->c.rows_unchanged,
+                 (unsigned long long)ing->c.rows_rejected);
+        memcpy(ing->last_stats, line, sizeof line);
+    }
+}
+
+/* ---- shutdown ---- */
+
+static void handle_closed(uv_handle_t *h)
+{
+    struct ingest *ing = h->data;
+    ing->open_handles--;
+}
+
+static void http_closed(void *user)
+{
+    struct ingest *ing = user;
+    ing->http = NULL;
+    ing->open_handles--;
+}
+
+static void pool_closed(void *user)
+{
+    struct ingest *ing = user;
+    ing->pool = NULL;
+    ing->open_handles--;
+}
+
+static void close_handle(struct ingest *ing, uv_handle_t *h)
+{
+    if (uv_is_closing(h))
+        return;
+    h->data = ing;
+    ing->open_handles++;
+    uv_close(h, handle_closed);
+}
+
+static void close_all(struct ingest *ing)
+{
+    if (ing->state == ING_CLOSING)
+        return;
+    ing->state = ING_CLOSING;
+    close_handle(ing, (uv_handle_t *)&ing->tick_timer);
+    close_handle(ing, (uv_handle_t *)&ing->dispatch_timer);
+    close_handle(ing, (uv_handle_t *)&ing->stats_timer);
+    close_handle(ing, (uv_handle_t *)&ing->shutdown_timer);
+    close_handle(ing, (uv_handle_t *)&ing->run_for_timer);
+    close_handle(ing, (uv_handle_t *)&ing->sig_term);
+    close_handle(ing, (uv_handle_t *)&ing->sig_int);
+    close_handle(ing, (uv_handle_t *)&ing->sig_hup);
+    ing->open_handles += 2;
+    http_client_close(ing->http, http_closed, ing);
+    pg_pool_close(ing->pool, pool_closed, ing);
+    /* whatever is still queued is dropped: its windows were never marked covered */
+    while (ing->wq_head) {
+        struct batch *b = ing->wq_head;
+        wq_remove(ing, NULL, b);
+        struct sweep *sw = b->owner;
+        sw->outstanding--;
+        batch_free(b);
+    }
+    while (ing->ready_head)
+        ready_pop(ing);
+    for (int i = 0; i < ing->nus; i++) {
+        struct sweep *sw = ing->us[i].active;
+        if (sw) {
+            ing->us[i].active = NULL;
+            if (!sw->fetch_in_flight) /* else freed by its cancelled request's callback */
+                sweep_free(sw);
+        }
+    }
+}
+
+static void check_drained(struct ingest *ing)
+{
+    if (ing->state != ING_DRAINING)
+        return;
+    if (ing->fetches_in_flight > 0 || ing->db_in_flight > 0 || ing->wq_head || ing->live_sweeps > 0)
+        return;
+    log_info("drained: everything fetched is committed", "rows_written=%llu rows_unchanged=%llu",
+             (unsigned long long)ing->c.rows_written, (unsigned long long)ing->c.rows_unchanged);
+    close_all(ing);
+}
+
+static void force_stop(struct ingest *ing, const char *why)
+{
+    log_warn("stopping at once: uncommitted windows stay uncovered", "reason=%s queued_rows=%ld", why,
+             ing->rows_pending);
+    ing->forced = true;
+    close_all(ing);
+}
+
+static void shutdown_timeout_cb(uv_timer_t *t) { force_stop(t->data, "shutdown_timeout"); }
+
+static void begin_drain(struct ingest *ing, const char *why)
+{
+    if (ing->state != ING_RUNNING)
+        return;
+    ing->state = ING_DRAINING;
+    log_info("stopping: no new requests, draining what is in flight and queued", "reason=%s", why);
+    uv_timer_stop(&ing->tick_timer);
+    /* sweeps waiting for their next page end here, uncovered */
+    struct sweep *sw;
+    while ((sw = ready_pop(ing)) != NULL) {
+        sweep_fail(sw, "shutting down");
+        sweep_fetch_over(sw);
+    }
+    if (ing->s->shutdown_timeout_us > 0)
+        uv_timer_start(&ing->shutdown_timer, shutdown_timeout_cb,
+                       (uint64_t)(ing->s->shutdown_timeout_us / 1000), 0);
+    dispatch(ing);
+    check_drained(ing);
+}
+
+static void on_signal(uv_signal_t *h, int signum)
+{
+    struct ingest *ing = h->data;
+    if (signum == SIGHUP) {
+        log_info("SIGHUP: configuration reload arrives with the operations work; ignored", "%s", "");
+        return;
+    }
+    if (ing->state == ING_RUNNING)
+        begin_drain(ing, signum == SIGTERM ? "SIGTERM" : "SIGINT");
+    else if (ing->state == ING_DRAINING)
+        force_stop(ing, "second signal");
+}
+
+static void run_for_cb(uv_timer_t *t) { begin_drain(t->data, "run_for elapsed"); }
+
+static int api_origin_set(struct ingest *ing)
+{
+    size_t n = strlen(ing->s->api_url);
+    while (n > 0 && ing->s->api_url[n - 1] == '/')
+        n--;
+    if (n >= sizeof ing->api_origin)
+        return -1;
+    memcpy(ing->api_origin, ing->s->api_url, n);
+    ing->api_origin[n] = '\0';
+    ing->api_origin_len = n;
+    return 0;
+}
+
+int ingest_run(struct settings *s)
+{
+    struct ingest *ing = calloc(1, sizeof *ing);
+    if (ing == NULL)
+        return EXIT_RUNTIME;
+    int exit_code = EXIT_RUNTIME;
+    uv_loop_t loop;
+    if (uv_loop_init(&loop)) {
+        free(ing);
+        return EXIT_RUNTIME;
+    }
+    ing->loop = &loop;
+    ing->s = s;
+    srand((unsigned)(time_now_us() ^ (int64_t)getpid()));
+    char err[512];
+    struct universe_entry *u = NULL;
+    int nu = settings_load_universe(s, &u, err, sizeof err);
+    if (nu < 0) {
+        log_error("bad universe", "error=%s", err);
+        exit_code = EXIT_USAGE;
+        goto out_loop;
+    }
+    ing->us = calloc((size_t)nu, sizeof *ing->us);
+    if (ing->us == NULL) {
+        free(u);
+        goto out_loop;
+    }
+    for (int i = 0; i < nu; i++) {
+        memcpy(ing->us[i].name, u[i].underlying, sizeof ing->us[i].name);
+        ing->us[i].last_window_us = INT64_MIN;
+    }
+    ing->nus = nu;
+    free(u);
+    if (market_clock_parse(&ing->clock, s->clock, s->clock_speed, real_now())) {
+        log_error("bad clock", "clock=%s", s->clock);
+        exit_code = EXIT_USAGE;
+        goto out_loop;
+    }
+    if (api_origin_set(ing)) {
+        exit_code = EXIT_USAGE;
+        goto out_loop;
+    }
+    if (settings_load_api_key(s, err, sizeof err)) {
+        log_error("cannot load the API key", "error=%s", err);
+        exit_code = EXIT_USAGE;
+        goto out_loop;
+    }
+    session_set_init(&ing->sessions, strcmp(s->calendar, "always") == 0);
+    if (startup_checks(ing))
+        goto out_sessions;
+
+    struct http_settings hs;
+    http_settings_default(&hs);
+    hs.concurrency = s->http_concurrency;
+    hs.rate = s->http_rate;
+    hs.total_timeout_us = s->http_timeout_us;
+    hs.connect_timeout_us = s->http_connect_timeout_us;
+    hs.max_attempts = s->http_max_attempts;
+    hs.backoff_cap_us = s->retry_max_backoff_us;
+    hs.api_key = s->api_key;
+    hs.ca_file = s->ca_file[0] ? s->ca_file : NULL;
+    hs.user_agent = "optsnap/0.1";
+    if (http_client_create(&ing->http, &loop, &hs)) {
+        log_error("cannot start the HTTP client", "%s", "");
+        goto out_sessions;
+    }
+    struct pg_pool_settings ps = {.conninfo = s->database_url,
+                                  .size = s->db_connections,
+                                  .statement_timeout_us = s->statement_timeout_us,
+                                  .application_name = "optsnap"};
+    if (pg_pool_create(&ing->pool, &loop, &ps, on_pool_notify, ing)) {
+        log_error("cannot start the database pool", "%s", "");
+        ing->open_handles++;
+        http_client_close(ing->http, http_closed, ing);
+        uv_run(&loop, UV_RUN_DEFAULT);
+        goto out_sessions;
+    }
+    uv_timer_init(&loop, &ing->tick_timer);
+    uv_timer_init(&loop, &ing->dispatch_timer);
+    uv_timer_init(&loop, &ing->stats_timer);
+    uv_timer_init(&loop, &ing->shutdown_timer);
+    uv_timer_init(&loop, &ing->run_for_timer);
+    ing->tick_timer.data = ing->dispatch_timer.data = ing->stats_timer.data = ing;
+    ing->shutdown_timer.data = ing->run_for_timer.data = ing;
+    uv_timer_start(&ing->dispatch_timer, dispatch_cb, 0, 0);
+    uv_timer_stop(&ing->dispatch_timer);
+    uv_signal_init(&loop, &ing->sig_term);
+    uv_signal_init(&loop, &ing->sig_int);
+    uv_signal_init(&loop, &ing->sig_hup);
+    ing->sig_term.data = ing->sig_int.data = ing->sig_hup.data = ing;
+    uv_signal_start(&ing->sig_term, on_signal, SIGTERM);
+    uv_signal_start(&ing->sig_int, on_signal, SIGINT);
+    uv_signal_start(&ing->sig_hup, on_signal, SIGHUP);
+    uv_timer_start(&ing->stats_timer, stats_tick, (uint64_t)(s->stats_interval_us / 1000),
+                   (uint64_t)(s->stats_interval_us / 1000));
+    if (s->run_for_us > 0)
+        uv_timer_start(&ing->run_for_timer, run_for_cb, (uint64_t)(s->run_for_us / 1000), 0);
+    uv_timer_start(&ing->tick_timer, tick, 0, 0);
+    log_info("optsnap run started", "universe=%d cadence_ms=%lld calendar=%s http_concurrency=%d db_connections=%d queue_max_rows=%d",
+             ing->nus, (long long)(s->cadence_us / 1000), s->calendar, s->http_concurrency,
+             s->db_connections, s->queue_max_rows);
+
+    uv_run(&loop, UV_RUN_DEFAULT);
+    exit_code = ing->forced ? EXIT_RUNTIME : EXIT_OK;
+    stats_tick(&ing->stats_timer);
+    log_info("optsnap run stopped", "pages=%llu rows_fetched=%llu rows_written=%llu rows_unchanged=%llu rows_rejected=%llu "
+             "batches=%llu retried=%llu bisected=%llu dropped=%llu sweeps_covered=%llu sweeps_incomplete=%llu overruns=%llu",
+             (unsigned long long)ing->c.pages, (unsigned long long)ing->c.rows_fetched,
+             (unsigned long long)ing->c.rows_written, (unsigned long long)ing->c.rows_unchanged,
+             (unsigned long long)ing->c.rows_rejected, (unsigned long long)ing->c.batches_committed,
+             (unsigned long long)ing->c.batches_retried, (unsigned long long)ing->c.batches_bisected,
+             (unsigned long long)ing->c.batches_dropped, (unsigned long long)ing->c.sweeps_covered,
+             (unsigned long long)ing->c.sweeps_incomplete, (unsigned long long)ing->c.sweeps_overrun);
+out_sessions:
+    session_set_free(&ing->sessions);
+    snapshot_page_free(&ing->page);
+out_loop:
+    free(ing->us);
+    if (uv_loop_close(&loop) != 0) {
+        log_error("event loop did not close cleanly: a handle leaked", "%s", "");
+        exit_code = EXIT_RUNTIME;
+    }
+    free(ing);
+    return exit_code;
+}
+
+static void run_usage(FILE *out)
+{
+    fprintf(out, "usage: optsnap run [--config FILE] [--<setting> VALUE ...]\n\n"
+                 "Live ingestion: every `cadence` window inside a trading session, sweep each\n"
+                 "underlying's option chain snapshot into PostgreSQL and mark the window covered.\n"
+                 "SIGTERM/SIGINT drain and exit 0; a second signal or shutdown_timeout stops at once (exit 1).\n\n"
+                 "settings (also OPTSNAP_<KEY> variables and `key = value` lines in the config file):\n");
+    for (size_t i = 0; i < settings_count; i++)
+        fprintf(out, "  --%-26s %s (default: %s)\n", settings_table[i].name, settings_table[i].doc,
+                settings_table[i].default_value[0] ? settings_table[i].default_value : "\"\"");
+}
+
+int cmd_run(int argc, char **argv)
+{
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            run_usage(stdout);
+            return EXIT_OK;
+        }
+    }
+    struct settings s;
+    char err[512];
+    int rest[64], nrest = 0;
+    if (settings_load_all(&s, argc, argv, environ, rest, 64, &nrest, err, sizeof err)) {
+        fprintf(stderr, "optsnap run: %s\n", err);
+        return EXIT_USAGE;
+    }
+    if (nrest > 0) {
+        fprintf(stderr, "optsnap run: unknown option '%s' (see optsnap run --help)\n", argv[rest[0]]);
+        return EXIT_USAGE;
+    }
+    int rc = ingest_run(&s);
+    settings_free(&s);
+    return rc;
+}

@@ -56,21 +56,49 @@ int http_client_create(struct http_client **out, uv_loop_t *loop, const struct h
 
 /* Queues a GET of url (copied). cb is called exactly once, unless this returns
  * non-zero, in which case it is never called. Requests beyond `concurrency` wait
- * in a FIFO inside the client. */
+ * in a FIFO inside the client. cb always runs from the loop, never from inside
+ * this call; it may call http_client_get and http_client_close. resp and
+ * resp->body belong to the client and are valid only during cb. Redirects are
+ * not followed (a 3xx is HTTP_FAILED_STATUS). Returns 0, -EINVAL (empty or
+ * > 8 KiB url), -ENOMEM, or -ESHUTDOWN after http_client_close. */
 int http_client_get(struct http_client *c, const char *url, http_done_cb cb, void *user)
     __attribute__((warn_unused_result));
 
 size_t http_client_in_flight(const struct http_client *c); /* transfers running */
 size_t http_client_waiting(const struct http_client *c);   /* queued + sleeping before a retry */
 
+/* Upper bounds (seconds) of the attempt-latency histogram, Prometheus' default buckets. */
+#define HTTP_LATENCY_BUCKETS 11
+extern const double http_latency_bounds_s[HTTP_LATENCY_BUCKETS];
+
+/* Counters since create. requests/failures/retry_budget_exhausted/cancelled count
+ * requests; status_* and transport_errors count attempts (a 429 also counts in
+ * status_4xx); bytes is the body bytes received over all attempts. */
 struct http_client_stats {
     uint64_t requests, retries, failures, retry_budget_exhausted, bytes;
     uint64_t status_2xx, status_4xx, status_429, status_5xx, transport_errors;
+    uint64_t cancelled, too_big;
+    uint64_t rate_limit_pauses;   /* starts paused because X-RateLimit-Remaining hit 0 */
+    /* Attempt latency (start of the transfer to its end), cumulative like
+     * Prometheus: latency_buckets[i] counts attempts <= http_latency_bounds_s[i]. */
+    uint64_t latency_buckets[HTTP_LATENCY_BUCKETS];
+    uint64_t latency_count;
+    double latency_sum_s;
 };
 void http_client_get_stats(const struct http_client *c, struct http_client_stats *out);
 
-/* Cancels everything (callbacks get HTTP_CANCELLED), closes every handle, and
- * calls closed_cb once the last one is closed; then the client is freed. */
+/* Seeds the backoff jitter PRNG (tests; by default it is seeded from the clock). */
+void http_client_set_seed(struct http_client *c, uint64_t seed);
+
+/* Parses a Retry-After value: delta seconds ("120") or an HTTP-date
+ * ("Wed, 21 Oct 2015 07:28:00 GMT", relative to now_s, epoch seconds). A date
+ * in the past gives 0. Returns 0 and *out_us, or -1 when unparsable. */
+int http_retry_after_parse(const char *value, int64_t now_s, int64_t *out_us)
+    __attribute__((warn_unused_result));
+
+/* Cancels everything (callbacks get HTTP_CANCELLED, from the loop, not from
+ * inside this call), closes every handle, frees the client, then calls
+ * closed_cb(user) (may be NULL). A second call is ignored. */
 void http_client_close(struct http_client *c, void (*closed_cb)(void *user), void *user);
 
 #endif

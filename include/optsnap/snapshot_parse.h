@@ -6,6 +6,8 @@
 
 #include "optsnap/row.h"
 
+struct json_exact_ints;
+
 /* Grows as needed; reuse one page across calls with snapshot_page_reset().
  * All memory is owned by the page and freed by snapshot_page_free(). */
 struct snapshot_page {
@@ -16,6 +18,9 @@ struct snapshot_page {
     char *next_url;       /* malloc'd, NULL when this is the last page */
     char request_id[96];  /* from the envelope, "" when absent */
     char status[32];      /* envelope "status", e.g. "OK", "DELAYED" */
+    /* Parser scratch, reused across calls: the exact values of nanosecond
+     * timestamps, which a double cannot hold. Owned by the page. */
+    struct json_exact_ints *exact;
 };
 
 enum parse_result {

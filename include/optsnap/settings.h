@@ -1,0 +1,129 @@
+/* settings.h - the one table of settings: name, type, default, reloadable, doc.
+ * Sources, lowest first: default < config file < OPTSNAP_<KEY> < --key-name flag.
+ * Pure: no I/O library (reads files with stdio only). */
+#ifndef OPTSNAP_SETTINGS_H
+#define OPTSNAP_SETTINGS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+enum setting_type { SETTING_STRING, SETTING_INT, SETTING_DOUBLE, SETTING_DURATION, SETTING_ENUM };
+enum setting_source { SOURCE_DEFAULT = 0, SOURCE_FILE, SOURCE_ENV, SOURCE_FLAG };
+
+#define SETTING_STR_MAX 1024
+
+struct settings {
+    char api_url[SETTING_STR_MAX];
+    char api_key_file[SETTING_STR_MAX];
+    char database_url[SETTING_STR_MAX];
+    char universe[SETTING_STR_MAX];
+    int64_t cadence_us;
+    char calendar[32];
+    int http_concurrency;
+    double http_rate;
+    int64_t http_timeout_us;
+    int64_t http_connect_timeout_us;
+    int http_max_attempts;
+    int page_limit;
+    int db_connections;
+    int batch_rows;
+    int64_t batch_max_age_us;
+    int queue_max_rows;
+    int64_t statement_timeout_us;
+    char listen[128];
+    int64_t shutdown_timeout_us;
+    char log_level[16];
+    int backfill_http_concurrency;
+    int backfill_db_connections;
+    char ca_file[SETTING_STR_MAX];
+    int64_t stats_interval_us;
+    int64_t run_for_us;
+    int max_sweeps;
+    char clock[96];
+    double clock_speed;
+    int64_t retry_max_backoff_us;
+
+    /* Not settings: where each came from, and the key once loaded. */
+    enum setting_source source[64];
+    char source_detail[64][SETTING_STR_MAX / 4]; /* "optsnap.conf:12", "OPTSNAP_CADENCE", "--cadence" */
+    char *api_key;                               /* malloc'd; NULL when none; never printed */
+};
+
+struct setting_desc {
+    const char *name;       /* canonical, underscores */
+    enum setting_type type;
+    const char *default_value;
+    bool reloadable;
+    bool secret;
+    const char *enum_values; /* "us-options|always" for SETTING_ENUM */
+    long long min, max;      /* bounds for SETTING_INT / SETTING_DOUBLE */
+    size_t offset;           /* into struct settings */
+    size_t size;             /* of the char array for SETTING_STRING/ENUM */
+    const char *doc;
+};
+
+extern const struct setting_desc settings_table[];
+extern const size_t settings_count;
+
+/* Fills every setting with its default. */
+void settings_init(struct settings *s);
+
+/* Sets one setting from text. Returns 0, or -1 with a message in err
+ * ("unknown setting 'x'", "cadence: '5q' is not a duration"). */
+int settings_set(struct settings *s, const char *name, const char *value, enum setting_source src,
+                 const char *detail, char *err, size_t err_size) __attribute__((warn_unused_result));
+
+/* Reads `key = value` lines ('#' comments, blank lines). A missing file is not
+ * an error when `optional`. Errors name the file and line. */
+int settings_load_file(struct settings *s, const char *path, bool optional, char *err,
+                       size_t err_size) __attribute__((warn_unused_result));
+
+/* Applies OPTSNAP_<KEY> variables from envp (NULL-terminated "K=V" strings). */
+int settings_load_env(struct settings *s, char **envp, char *err, size_t err_size)
+    __attribute__((warn_unused_result));
+
+/* Applies --key-name value / --key-name=value flags. argv[0] is skipped.
+ * Flags that are not settings are left for the caller: their indexes are
+ * written to rest[] (cap rest_cap) and counted in *nrest. */
+int settings_load_args(struct settings *s, int argc, char **argv, int *rest, int rest_cap,
+                       int *nrest, char *err, size_t err_size) __attribute__((warn_unused_result));
+
+/* Cross-setting checks (e.g. queue_max_rows >= batch_rows). */
+int settings_validate(const struct settings *s, char *err, size_t err_size)
+    __attribute__((warn_unused_result));
+
+/* The effective value as text, secrets masked (passwords in URLs as "****"). */
+void settings_format_value(const struct settings *s, size_t index, char *buf, size_t size);
+
+const struct setting_desc *settings_find(const char *name);
+const char *setting_source_name(enum setting_source src);
+
+/* Masks the password of a postgresql:// URL or a "password=" conninfo word. */
+void settings_mask_conninfo(const char *in, char *out, size_t size);
+
+/* Splits the universe ("SPY,QQQ" or "@/path/file" with one ticker per line, '#'
+ * comments). Returns the count, or -1 with err. *out is malloc'd (array of
+ * fixed-size names): caller frees. */
+struct universe_entry {
+    char underlying[16];
+};
+int settings_load_universe(const struct settings *s, struct universe_entry **out, char *err,
+                           size_t err_size) __attribute__((warn_unused_result));
+
+/* Loads the API key: OPTSNAP_API_KEY, else api_key_file, else
+ * $CREDENTIALS_DIRECTORY/api_key. Returns 0 (key may stay NULL), -1 on error. */
+int settings_load_api_key(struct settings *s, char *err, size_t err_size)
+    __attribute__((warn_unused_result));
+
+/* Everything a command needs: defaults, then the config file (--config F,
+ * else $OPTSNAP_CONFIG, else /etc/optsnap/optsnap.conf if it exists), then
+ * the environment, then flags; validates; applies log_level. Arguments that
+ * are not settings are returned in rest[] as argv indexes. */
+int settings_load_all(struct settings *s, int argc, char **argv, char **envp, int *rest,
+                      int rest_cap, int *nrest, char *err, size_t err_size)
+    __attribute__((warn_unused_result));
+
+void settings_free(struct settings *s);
+
+#endif

@@ -1,0 +1,137 @@
+# tests/e2e/lib.sh - shared helpers for the shell-driven end-to-end tests.
+# Source it:  . "$(dirname "$0")/lib.sh"
+# Background processes started with e2e_spawn are killed (by pid) on exit.
+# shellcheck shell=bash
+
+set -euo pipefail
+
+E2E_PIDS=()
+E2E_TMP=""
+
+# Exit 77 (meson: skipped) when no throwaway cluster is configured.
+skip_unless_pg() {
+    if [ -z "${OPTSNAP_TEST_PGURL:-}" ]; then
+        echo "OPTSNAP_TEST_PGURL is not set; skipping (scripts/test.sh sets it)" >&2
+        exit 77
+    fi
+}
+
+# skip_unless_cmd NAME...: exit 77 when a needed program is missing.
+skip_unless_cmd() {
+    local c
+    for c in "$@"; do
+        command -v "$c" >/dev/null 2>&1 || { echo "$c not installed; skipping" >&2; exit 77; }
+    done
+}
+
+# e2e_tmpdir: a private temp dir, removed on exit; echoes its path.
+e2e_tmpdir() {
+    if [ -z "$E2E_TMP" ]; then
+        E2E_TMP=$(mktemp -d "${TMPDIR:-/tmp}/optsnap-e2e.XXXXXX")
+    fi
+    echo "$E2E_TMP"
+}
+
+# pgtest_createdb NAME: drops and creates database NAME on the test cluster
+# and echoes its URL. NAME must be [a-z0-9_]+ (it becomes an identifier).
+pgtest_createdb() {
+    local name=$1
+    skip_unless_pg
+    if ! [[ "$name" =~ ^[a-z0-9_]+$ ]]; then
+        echo "pgtest_createdb: bad database name '$name'" >&2
+        return 2
+    fi
+    PGOPTIONS='-c client_min_messages=warning' psql "$OPTSNAP_TEST_PGURL" -v ON_ERROR_STOP=1 -qAt \
+        -c "DROP DATABASE IF EXISTS \"$name\" WITH (FORCE)" \
+        -c "CREATE DATABASE \"$name\"" >/dev/null
+    # The base URL is postgresql://user@host:port/dbname[?params].
+    local base=${OPTSNAP_TEST_PGURL%%\?*} query=""
+    [[ "$OPTSNAP_TEST_PGURL" == *\?* ]] && query="?${OPTSNAP_TEST_PGURL#*\?}"
+    echo "${base%/*}/$name$query"
+}
+
+# pg_scalar URL SQL: first column of the first row.
+pg_scalar() {
+    psql "$1" -v ON_ERROR_STOP=1 -qAt -c "$2" | head -n 1
+}
+
+# free_port: an unused TCP port on 127.0.0.1 (racy by nature; fine for tests).
+free_port() {
+    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
+}
+
+# wait_for_port PORT [TIMEOUT_SECONDS=10] [HOST=127.0.0.1]: returns 0 once a
+# TCP connect succeeds, 1 on timeout.
+wait_for_port() {
+    local port=$1 timeout=${2:-10} host=${3:-127.0.0.1}
+    local deadline=$(( $(date +%s) + timeout ))
+    while [ "$(date +%s)" -lt "$deadline" ]; do
+        if (exec 3<>"/dev/tcp/$host/$port") 2>/dev/null; then
+            return 0
+        fi
+        sleep 0.1
+    done
+    echo "wait_for_port: nothing listening on $host:$port after ${timeout}s" >&2
+    return 1
+}
+
+# wait_for CMD... : retries CMD every 0.1 s for up to E2E_WAIT seconds (10).
+wait_for() {
+    local deadline=$(( $(date +%s) + ${E2E_WAIT:-10} ))
+    until "$@" >/dev/null 2>&1; do
+        if [ "$(date +%s)" -ge "$deadline" ]; then
+            echo "wait_for: timed out: $*" >&2
+            return 1
+        fi
+        sleep 0.1
+    done
+}
+
+# e2e_spawn LOGFILE CMD...: starts CMD in the background with output to
+# LOGFILE, remembers its pid for cleanup, and sets E2E_LAST_PID.
+e2e_spawn() {
+    local log=$1; shift
+    "$@" >"$log" 2>&1 &
+    E2E_LAST_PID=$!
+    E2E_PIDS+=("$E2E_LAST_PID")
+}
+
+# e2e_stop PID [SIGNAL=TERM] [TIMEOUT=10]: signals one process started by
+# e2e_spawn and waits for it, escalating to KILL after TIMEOUT seconds. Sets
+# E2E_STOP_RC to its exit status (call it directly, not inside $(...): a
+# subshell cannot wait for the process).
+e2e_stop() {
+    local pid=$1 sig=${2:-TERM} timeout=${3:-10} i=0
+    E2E_STOP_RC=0
+    kill -"$sig" "$pid" 2>/dev/null || true
+    while kill -0 "$pid" 2>/dev/null; do
+        if [ "$i" -ge $(( timeout * 10 )) ]; then
+            echo "e2e_stop: $pid ignored SIG$sig for ${timeout}s; killing" >&2
+            kill -KILL "$pid" 2>/dev/null || true
+            break
+        fi
+        sleep 0.1
+        i=$(( i + 1 ))
+    done
+    wait "$pid" 2>/dev/null || E2E_STOP_RC=$?
+}
+
+# Kills what e2e_spawn started (each by its pid) and removes the temp dir.
+e2e_cleanup() {
+    local pid
+    for pid in "${E2E_PIDS[@]}"; do
+        kill -KILL "$pid" 2>/dev/null || true
+        wait "$pid" 2>/dev/null || true
+    done
+    E2E_PIDS=()
+    if [ -n "$E2E_TMP" ]; then
+        rm -rf "$E2E_TMP"
+    fi
+}
+trap e2e_cleanup EXIT
+
+# fail MSG: prints and exits 1 (cleanup runs from the EXIT trap).
+fail() {
+    echo "FAIL: $*" >&2
+    exit 1
+}

@@ -1,0 +1,348 @@
+/* Integration tests of the writer through the non-blocking pool, on a real
+ * PostgreSQL: the upsert statement shape, duplicates, unchanged re-polls,
+ * live vs backfill, rejects, coverage, timeouts, data errors, concurrency. */
+#include <stdlib.h>
+#include <uv.h>
+
+#include "integration/pgtest.h"
+#include "optsnap/batch.h"
+#include "optsnap/pg_pool.h"
+#include "optsnap/timeutil.h"
+#include "optsnap/writer.h"
+#include "test.h"
+
+static char conninfo[512];
+static PGconn *db;
+static uv_loop_t loop;
+static struct pg_pool *pool;
+
+struct waiter {
+    struct pg_txn_result result;
+    int done;
+};
+
+static void on_done(struct pg_txn *txn, const struct pg_txn_result *r)
+{
+    struct waiter *w = txn->user;
+    w->result = *r;
+    w->done = 1;
+}
+
+static void wait_idle(void)
+{
+    for (int i = 0; i < 2000 && !pg_pool_has_idle(pool); i++)
+        uv_run(&loop, UV_RUN_ONCE);
+}
+
+/* Builds and runs one batch's transaction; returns the result. */
+static struct pg_txn_result run_batch(struct batch *b, const char *underlying, enum row_source src,
+                                      const struct coverage_mark *cov, long *written)
+{
+    struct writer_job j;
+    struct waiter w = {0};
+    wait_idle();
+    if (writer_job_build(&j, b, underlying, src, cov)) {
+        fprintf(stderr, "build failed\n");
+        exit(1);
+    }
+    j.txn.done = on_done;
+    j.txn.user = &w;
+    if (pg_pool_submit(pool, &j.txn)) {
+        fprintf(stderr, "submit failed\n");
+        exit(1);
+    }
+    while (!w.done)
+        uv_run(&loop, UV_RUN_ONCE);
+    if (written)
+        *written = writer_job_rows_written(&j, &w.result);
+    writer_job_free(&j);
+    return w.result;
+}
+
+static struct snapshot_row mkrow(const char *ticker, const char *when, double price)
+{
+    struct snapshot_row r;
+    memset(&r, 0, sizeof r);
+    snprintf(r.contract.ticker, sizeof r.contract.ticker, "%s", ticker);
+    snprintf(r.contract.underlying, sizeof r.contract.underlying, "AAPL");
+    r.contract.contract_type = 'C';
+    r.contract.exercise_style = 'A';
+    if (date_parse("2026-12-18", &r.contract.expiration_days))
+        exit(1);
+    r.contract.strike_price = 150;
+    r.contract.shares_per_contract = 100;
+    if (timestamp_parse(when, &r.last_updated_us))
+        exit(1);
+    snapshot_row_set_f64(&r, SNAP_TRADE_PRICE, price);
+    snapshot_row_set_i64(&r, SNAP_TRADE_SIZE, 3);
+    snapshot_row_set_i64(&r, SNAP_TRADE_TIME, r.last_updated_us);
+    snapshot_row_set_f64(&r, SNAP_DELTA, 0.5);
+    return r;
+}
+
+static struct batch *batch_of(const struct snapshot_row *rows, size_t n)
+{
+    struct batch *b = batch_new();
+    for (size_t i = 0; i < n; i++)
+        if (batch_add_row(b, &rows[i]))
+            exit(1);
+    if (batch_sort_dedupe(b) < 0)
+        exit(1);
+    return b;
+}
+
+static void test_statement_shape(void)
+{
+    /* LESSONS §1: the ticker is assigned directly; no relation sub-select */
+    CHECK(strstr(writer_sql_snapshots, "(SELECT") == NULL);
+    CHECK(strstr(writer_sql_options, "(SELECT") == NULL);
+    CHECK(strstr(writer_sql_snapshots, "ON CONFLICT (ticker, last_updated) DO UPDATE") != NULL);
+    CHECK(strstr(writer_sql_snapshots, "IS DISTINCT FROM") != NULL);
+}
+
+static void test_upsert_with_duplicates(void)
+{
+    struct snapshot_row rows[] = {
+        mkrow("O:AAPL261218C00150000", "2026-11-02T15:00:00.000001Z", 1.0),
+        mkrow("O:AAPL261218C00150000", "2026-11-02T15:00:00.000001Z", 2.0), /* same µs key */
+        mkrow("O:AAPL261218P00150000", "2026-11-02T15:00:00Z", 3.0),
+        mkrow("O:AAPL261218C00150000", "2026-11-02T15:01:00Z", 4.0),
+    };
+    struct batch *b = batch_of(rows, 4);
+    CHECK_INT(b->nrows, 3);
+    long written = -1;
+    struct pg_txn_result r = run_batch(b, "AAPL", ROW_SOURCE_LIVE, NULL, &written);
+    CHECK_INT(r.status, PG_TXN_OK);
+    CHECK_INT(written, 3);
+    CHECK_INT(pgtest_scalar(db, "SELECT count(*) FROM option_snapshots"), 3);
+    CHECK_INT(pgtest_scalar(db, "SELECT count(*) FROM options"), 2);
+    char buf[64];
+    CHECK(pgtest_text(db, "SELECT trade_price FROM option_snapshots WHERE ticker = 'O:AAPL261218C00150000' "
+                          "AND last_updated = '2026-11-02T15:00:00.000001Z'", buf, sizeof buf) == 0);
+    CHECK_STR(buf, "2"); /* the last one wins */
+    CHECK(pgtest_text(db, "SELECT underlying || ',' || source || ',' || contract_type || ',' || exercise_style "
+                          "FROM option_snapshots s JOIN options USING (ticker, underlying) "
+                          "WHERE ticker = 'O:AAPL261218P00150000'", buf, sizeof buf) == 0);
+    CHECK_STR(buf, "AAPL,live,call,american");
+    CHECK(pgtest_text(db, "SELECT last_seen FROM options WHERE ticker = 'O:AAPL261218C00150000'", buf,
+                      sizeof buf) == 0);
+    CHECK_STR(buf, "2026-11-02 15:01:00+00");
+    batch_free(b);
+}
+
+static void test_unchanged_repoll_writes_nothing(void)
+{
+    struct snapshot_row rows[] = {
+        mkrow("O:AAPL261218C00150000", "2026-11-02T15:00:00.000001Z", 2.0),
+        mkrow("O:AAPL261218P00150000", "2026-11-02T15:00:00Z", 3.0),
+        mkrow("O:AAPL261218C00150000", "2026-11-02T15:01:00Z", 4.0),
+    };
+    long long xmin_sum = pgtest_scalar(db, "SELECT sum(xmin::text::bigint) FROM option_snapshots");
+    long long opt_xmin = pgtest_scalar(db, "SELECT sum(xmin::text::bigint) FROM options");
+    struct batch *b = batch_of(rows, 3);
+    long written = -1;
+    struct pg_txn_result r = run_batch(b, "AAPL", ROW_SOURCE_LIVE, NULL, &written);
+    CHECK_INT(r.status, PG_TXN_OK);
+    CHECK_INT(written, 0);
+    /* no new row versions: every xmin is as it was, in snapshots and options */
+    CHECK_INT(pgtest_scalar(db, "SELECT sum(xmin::text::bigint) FROM option_snapshots"), xmin_sum);
+    CHECK_INT(pgtest_scalar(db, "SELECT sum(xmin::text::bigint) FROM options"), opt_xmin);
+    batch_free(b);
+
+    /* one changed value under the same key: exactly that row is updated */
+    struct snapshot_row changed = mkrow("O:AAPL261218P00150000", "2026-11-02T15:00:00Z", 3.5);
+    b = batch_of(&changed, 1);
+    r = run_batch(b, "AAPL", ROW_SOURCE_LIVE, NULL, &written);
+    CHECK_INT(r.status, PG_TXN_OK);
+    CHECK_INT(written, 1);
+    CHECK_INT(pgtest_scalar(db, "SELECT (trade_price * 10)::int FROM option_snapshots WHERE ticker = 'O:AAPL261218P00150000'"), 35);
+    batch_free(b);
+}
+
+static void test_backfill_never_overwrites_live(void)
+{
+    struct snapshot_row bf = mkrow("O:AAPL261218P00150000", "2026-11-02T15:00:00Z", 99.0);
+    struct batch *b = batch_of(&bf, 1);
+    long written = -1;
+    struct pg_txn_result r = run_batch(b, "AAPL", ROW_SOURCE_BACKFILL, NULL, &written);
+    CHECK_INT(r.status, PG_TXN_OK);
+    CHECK_INT(written, 0);
+    CHECK_INT(pgtest_scalar(db, "SELECT (trade_price * 10)::int FROM option_snapshots WHERE ticker = 'O:AAPL261218P00150000'"), 35);
+    batch_free(b);
+    /* a backfilled row is replaced by a live one for the same key */
+    struct snapshot_row nb = mkrow("O:AAPL261218P00150000", "2026-11-02T16:00:00Z", 7.0);
+    b = batch_of(&nb, 1);
+    r = run_batch(b, "AAPL", ROW_SOURCE_BACKFILL, NULL, &written);
+    CHECK_INT(written, 1);
+    nb.v[SNAP_TRADE_PRICE].f = 8.0;
+    batch_free(b);
+    b = batch_of(&nb, 1);
+    r = run_batch(b, "AAPL", ROW_SOURCE_LIVE, NULL, &written);
+    CHECK_INT(r.status, PG_TXN_OK);
+    CHECK_INT(written, 1);
+    char buf[64];
+    CHECK(pgtest_text(db, "SELECT source || ':' || trade_price FROM option_snapshots "
+                          "WHERE ticker = 'O:AAPL261218P00150000' AND last_updated = '2026-11-02T16:00:00Z'",
+                      buf, sizeof buf) == 0);
+    CHECK_STR(buf, "live:8");
+    batch_free(b);
+}
+
+static void test_rejects_coverage_and_missing_partition(void)
+{
+    struct snapshot_row far = mkrow("O:AAPL261218C00150000", "2031-07-04T15:00:00Z", 1.0);
+    struct batch *b = batch_of(&far, 1);
+    struct row_reject rj;
+    memset(&rj, 0, sizeof rj);
+    snprintf(rj.ticker, sizeof rj.ticker, "O:BAD");
+    snprintf(rj.reason, sizeof rj.reason, "ticker: not an OCC symbol");
+    rj.raw = strdup("{\"details\":{\"ticker\":\"O:BAD\"}}");
+    rj.raw_len = strlen(rj.raw);
+    CHECK(batch_add_reject(b, &rj) == 0);
+    snprintf(b->request_id, sizeof b->request_id, "req-123");
+    struct coverage_mark cov;
+    CHECK(timestamp_parse("2031-07-04T15:00:00Z", &cov.window_start_us) == 0);
+    cov.window_end_us = cov.window_start_us + 60 * USEC_PER_SEC;
+    cov.rows = 2;
+    struct pg_txn_result r = run_batch(b, "AAPL", ROW_SOURCE_LIVE, &cov, NULL);
+    CHECK_INT(r.status, PG_TXN_OK);
+    CHECK_INT(pgtest_scalar(db, "SELECT count(*) FROM option_snapshots WHERE last_updated = '2031-07-04T15:00:00Z'"), 1);
+    CHECK_INT(pgtest_scalar(db, "SELECT count(*) FROM ingest_rejects WHERE reason = 'ticker: not an OCC symbol' "
+                                "AND request_id = 'req-123' AND raw LIKE '%O:BAD%' AND underlying = 'AAPL'"), 1);
+    CHECK_INT(pgtest_scalar(db, "SELECT rows FROM ingest_coverage WHERE underlying = 'AAPL' "
+                                "AND window_start = '2031-07-04T15:00:00Z' AND source = 'live'"), 2);
+    batch_free(b);
+}
+
+static void test_data_error_is_atomic(void)
+{
+    long long before = pgtest_scalar(db, "SELECT count(*) FROM option_snapshots");
+    struct snapshot_row rows[] = {
+        mkrow("O:AAPL261218C00160000", "2026-11-03T15:00:00Z", 1.0),
+        mkrow("O:AAPL261218C00170000", "2026-11-03T15:00:00Z", 1.0),
+    };
+    rows[1].contract.ticker[2] = (char)0xff; /* not UTF-8: the server refuses it, 22021 */
+    struct batch *b = batch_of(rows, 2);
+    struct coverage_mark cov = {rows[0].last_updated_us, rows[0].last_updated_us + 60000000, 2};
+    struct pg_txn_result r = run_batch(b, "AAPL", ROW_SOURCE_LIVE, &cov, NULL);
+    CHECK_INT(r.status, PG_TXN_SQL_ERROR);
+    CHECK(strncmp(r.sqlstate, "22", 2) == 0);
+    CHECK(pg_sqlstate_is_data_error(r.sqlstate));
+    CHECK_INT(r.failed_stmt, 0); /* insert_options: the first statement of the batch */
+    /* nothing of the transaction is left: not the good row, not the contracts, not the coverage */
+    CHECK_INT(pgtest_scalar(db, "SELECT count(*) FROM option_snapshots"), before);
+    CHECK_INT(pgtest_scalar(db, "SELECT count(*) FROM options WHERE ticker = 'O:AAPL261218C00160000'"), 0);
+    CHECK_INT(pgtest_scalar(db, "SELECT count(*) FROM ingest_coverage WHERE window_start = '2026-11-03T15:00:00Z'"), 0);
+    batch_free(b);
+}
+
+static void test_statement_timeout(void)
+{
+    struct pg_pool *slow;
+    struct pg_pool_settings ps = {.conninfo = conninfo, .size = 1, .statement_timeout_us = 100000};
+    CHECK(pg_pool_create(&slow, &loop, &ps, NULL, NULL) == 0);
+    for (int i = 0; i < 2000 && !pg_pool_has_idle(slow); i++)
+        uv_run(&loop, UV_RUN_ONCE);
+    struct waiter w = {0};
+    struct pg_txn txn = {.nstmts = 1, .done = on_done, .user = &w};
+    txn.stmts[0] = (struct pg_stmt){.name = "sleep", .sql = "SELECT pg_sleep(2)"};
+    uint64_t t0 = uv_hrtime();
+    CHECK(pg_pool_submit(slow, &txn) == 0);
+    while (!w.done)
+        uv_run(&loop, UV_RUN_ONCE);
+    CHECK_INT(w.result.status, PG_TXN_SQL_ERROR);
+    CHECK_STR(w.result.sqlstate, "57014");
+    CHECK(pg_sqlstate_is_transient(w.result.sqlstate));
+    CHECK((uv_hrtime() - t0) < 1500000000ULL); /* cut short, not slept through */
+    /* the setting was local to that transaction: the pool's next one still has it */
+    struct waiter w2 = {0};
+    for (int i = 0; i < 2000 && !pg_pool_has_idle(slow); i++)
+        uv_run(&loop, UV_RUN_ONCE);
+    struct pg_txn t2 = {.nstmts = 1, .done = on_done, .user = &w2};
+    t2.stmts[0] = (struct pg_stmt){.name = "sleep", .sql = "SELECT pg_sleep(0.01)"};
+    CHECK(pg_pool_submit(slow, &t2) == 0);
+    while (!w2.done)
+        uv_run(&loop, UV_RUN_ONCE);
+    CHECK_INT(w2.result.status, PG_TXN_OK);
+    pg_pool_close(slow, NULL, NULL);
+}
+
+static void test_concurrent_batches(void)
+{
+    /* 4 connections, 16 batches: half disjoint, half overlapping but sorted: no deadlock */
+    enum { N = 16, ROWS = 400 };
+    struct batch *bs[N];
+    struct writer_job jobs[N];
+    struct waiter ws[N];
+    memset(ws, 0, sizeof ws);
+    for (int k = 0; k < N; k++) {
+        bs[k] = batch_new();
+        for (int i = 0; i < ROWS; i++) {
+            char t[32];
+            int strike = (k % 2 == 0) ? (k * ROWS + i) : i; /* odd batches overlap each other */
+            snprintf(t, sizeof t, "O:AAPL261218C%08d", strike * 10);
+            struct snapshot_row r = mkrow(t, "2026-11-04T15:00:00Z", (double)k);
+            if (batch_add_row(bs[k], &r))
+                exit(1);
+        }
+        if (batch_sort_dedupe(bs[k]) < 0 || writer_job_build(&jobs[k], bs[k], "AAPL", ROW_SOURCE_LIVE, NULL))
+            exit(1);
+        jobs[k].txn.done = on_done;
+        jobs[k].txn.user = &ws[k];
+    }
+    int submitted = 0, done = 0, max_busy = 0;
+    while (done < N) {
+        while (submitted < N && pg_pool_submit(pool, &jobs[submitted].txn) == 0)
+            submitted++;
+        struct pg_pool_stats st;
+        pg_pool_get_stats(pool, &st);
+        if (st.busy > max_busy)
+            max_busy = st.busy;
+        uv_run(&loop, UV_RUN_ONCE);
+        done = 0;
+        for (int k = 0; k < N; k++)
+            done += ws[k].done;
+    }
+    int ok = 0;
+    for (int k = 0; k < N; k++) {
+        ok += ws[k].result.status == PG_TXN_OK;
+        if (ws[k].result.status != PG_TXN_OK)
+            fprintf(stderr, "  batch %d: %s %s\n", k, ws[k].result.sqlstate, ws[k].result.message);
+        writer_job_free(&jobs[k]);
+        batch_free(bs[k]);
+    }
+    CHECK_INT(ok, N);
+    CHECK(max_busy <= 4);
+    CHECK(max_busy >= 2);
+    CHECK_INT(pgtest_scalar(db, "SELECT count(*) FROM option_snapshots WHERE last_updated = '2026-11-04T15:00:00Z'"),
+              (N / 2) * ROWS); /* the odd batches overlap batch 0's tickers */
+    /* the pool never opened more connections than its size */
+    CHECK(pgtest_scalar(db, "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'optsnap-writer-test'") <= 4);
+}
+
+int main(void)
+{
+    int rc = pgtest_fresh_db("optsnap_itest_writer", conninfo, sizeof conninfo);
+    if (rc == PGTEST_SKIP)
+        return 77;
+    if (rc || pgtest_migrate(conninfo) || (db = pgtest_connect(conninfo)) == NULL)
+        return 1;
+    uv_loop_init(&loop);
+    struct pg_pool_settings ps = {.conninfo = conninfo, .size = 4, .statement_timeout_us = 10000000,
+                                  .application_name = "optsnap-writer-test"};
+    if (pg_pool_create(&pool, &loop, &ps, NULL, NULL))
+        return 1;
+    RUN(test_statement_shape);
+    RUN(test_upsert_with_duplicates);
+    RUN(test_unchanged_repoll_writes_nothing);
+    RUN(test_backfill_never_overwrites_live);
+    RUN(test_rejects_coverage_and_missing_partition);
+    RUN(test_data_error_is_atomic);
+    RUN(test_statement_timeout);
+    RUN(test_concurrent_batches);
+    pg_pool_close(pool, NULL, NULL);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    CHECK(uv_loop_close(&loop) == 0);
+    PQfinish(db);
+    TEST_EXIT();
+}

@@ -1,0 +1,66 @@
+/* Unit tests for the binary array encoder: exact bytes on the wire. */
+#include "optsnap/pgbinary.h"
+#include "test.h"
+
+static void test_int8_array_bytes(void)
+{
+    struct bytebuf b = {0};
+    struct pgarray a;
+    pgarray_begin(&a, &b, PG_OID_INT8);
+    pgarray_add_int8(&a, 1);
+    pgarray_add_null(&a);
+    pgarray_add_int8(&a, -2);
+    size_t at = pgarray_end(&a);
+    CHECK_INT(at, 0);
+    const unsigned char *p = (const unsigned char *)b.data;
+    CHECK_INT(b.len, 20 + 12 + 4 + 12);
+    CHECK_INT(pgbinary_get_u32(p), 1);            /* ndim */
+    CHECK_INT(pgbinary_get_u32(p + 4), 1);        /* has nulls */
+    CHECK_INT(pgbinary_get_u32(p + 8), PG_OID_INT8);
+    CHECK_INT(pgbinary_get_u32(p + 12), 3);       /* length */
+    CHECK_INT(pgbinary_get_u32(p + 16), 1);       /* lower bound */
+    CHECK_INT(pgbinary_get_u32(p + 20), 8);
+    CHECK_INT((int64_t)pgbinary_get_u64(p + 24), 1);
+    CHECK_INT(pgbinary_get_u32(p + 32), 0xFFFFFFFFu);
+    CHECK_INT(pgbinary_get_u32(p + 36), 8);
+    CHECK_INT((int64_t)pgbinary_get_u64(p + 40), -2);
+    bytebuf_free(&b);
+}
+
+static void test_text_and_time(void)
+{
+    struct bytebuf b = {0};
+    struct pgarray a;
+    bytebuf_append(&b, "xx", 2); /* arrays need not start at 0 */
+    pgarray_begin(&a, &b, PG_OID_TEXT);
+    pgarray_add_text(&a, "abc", 3);
+    CHECK_INT(pgarray_end(&a), 2);
+    const unsigned char *p = (const unsigned char *)b.data + 2;
+    CHECK_INT(pgbinary_get_u32(p + 4), 0); /* no nulls */
+    CHECK_INT(pgbinary_get_u32(p + 20), 3);
+    CHECK(memcmp(p + 24, "abc", 3) == 0);
+    pgarray_begin(&a, &b, PG_OID_TIMESTAMPTZ);
+    pgarray_add_timestamptz(&a, PG_EPOCH_OFFSET_US + 5);
+    size_t at = pgarray_end(&a);
+    CHECK_INT((int64_t)pgbinary_get_u64((const unsigned char *)b.data + at + 24), 5);
+    pgarray_begin(&a, &b, PG_OID_DATE);
+    pgarray_add_date(&a, PG_EPOCH_OFFSET_DAYS + 1);
+    at = pgarray_end(&a);
+    CHECK_INT(pgbinary_get_u32((const unsigned char *)b.data + at + 24), 1);
+    pgarray_begin(&a, &b, PG_OID_FLOAT8);
+    pgarray_add_float8(&a, 1.5);
+    at = pgarray_end(&a);
+    uint64_t bits = pgbinary_get_u64((const unsigned char *)b.data + at + 24);
+    double d;
+    memcpy(&d, &bits, sizeof d);
+    CHECK_DBL(d, 1.5);
+    CHECK(!b.failed);
+    bytebuf_free(&b);
+}
+
+int main(void)
+{
+    RUN(test_int8_array_bytes);
+    RUN(test_text_and_time);
+    TEST_EXIT();
+}

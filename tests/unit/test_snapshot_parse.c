@@ -1,0 +1,926 @@
+/* Unit tests for the option chain snapshot parser: fixture pages field by field, every bad-input case, truncation and a byte-flip fuzz loop. */
+#include <cjson/cJSON.h>
+
+#include "optsnap/api_envelope.h"
+#include "optsnap/snapshot_parse.h"
+#include "optsnap/timeutil.h"
+#include "test.h"
+
+#define CHAIN_FIXTURE "massive-com__client-python/test_rest/mocks/v3/snapshot/options/AAPL.json"
+#define SINGLE_FIXTURE                                                                             \
+    "massive-com__client-python/test_rest/mocks/v3/snapshot/options/AAPL/O;AAPL230616C00150000.json"
+
+static char *chain_body;
+static size_t chain_len;
+static char *single_body;
+static size_t single_len;
+
+static char *fixture_read(const char *rel, size_t *len)
+{
+    const char *dir = getenv("OPTSNAP_FIXTURES");
+    if (dir == NULL) {
+        fprintf(stderr, "OPTSNAP_FIXTURES not set\n");
+        exit(77);
+    }
+    char path[1024];
+    snprintf(path, sizeof path, "%s/%s", dir, rel);
+    return test_read_file(path, len);
+}
+
+/* A copy of src with the first `from` replaced by `to`; fails the test (and
+ * returns a copy of src) when `from` does not occur. Caller frees. */
+static char *text_replace(const char *src, const char *from, const char *to)
+{
+    const char *at = strstr(src, from);
+    if (at == NULL) {
+        fprintf(stderr, "  fixture text not found: %s\n", from);
+        test_current_failed = 1;
+        return strdup(src);
+    }
+    size_t a = (size_t)(at - src), f = strlen(from), t = strlen(to), n = strlen(src);
+    char *out = malloc(n - f + t + 1);
+    memcpy(out, src, a);
+    memcpy(out + a, to, t);
+    memcpy(out + a + t, at + f, n - a - f + 1);
+    return out;
+}
+
+/* The chain fixture with results[0] edited by fn, printed back. Caller frees. */
+static char *chain_mutate(void (*fn)(cJSON *result))
+{
+    cJSON *root = cJSON_ParseWithLength(chain_body, chain_len);
+    CHECK(root != NULL);
+    fn(cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(root, "results"), 0));
+    char *s = cJSON_PrintUnformatted(root);
+    cJSON_Delete(root);
+    return s;
+}
+
+static int parse_str(struct snapshot_page *p, const char *body, const char *underlying, char *err,
+                     size_t err_size)
+{
+    return snapshot_page_parse(p, body, strlen(body), underlying, err, err_size);
+}
+
+/* Parses body expecting exactly one reject with `reason` and no row. */
+static void expect_reject(const char *body, const char *underlying, const char *reason)
+{
+    struct snapshot_page p = {0};
+    char err[256] = "";
+    int rc = parse_str(&p, body, underlying, err, sizeof err);
+    CHECK_INT(rc, PARSE_OK);
+    CHECK_INT(p.nrows, 0);
+    CHECK_INT(p.nrejects, 1);
+    if (p.nrejects == 1) {
+        CHECK_STR(p.rejects[0].reason, reason);
+        CHECK(p.rejects[0].raw != NULL);
+        CHECK_INT(p.rejects[0].raw_len, strlen(p.rejects[0].raw));
+        CHECK_INT(api_utf8_first_invalid(p.rejects[0].raw, p.rejects[0].raw_len),
+                  p.rejects[0].raw_len);
+        cJSON *again = cJSON_Parse(p.rejects[0].raw); /* raw can be replayed */
+        CHECK(again != NULL);
+        cJSON_Delete(again);
+    }
+    snapshot_page_free(&p);
+}
+
+/* Parses body expecting one row; returns it by value. */
+static struct snapshot_row expect_row(const char *body, const char *underlying)
+{
+    struct snapshot_page p = {0};
+    struct snapshot_row r;
+    memset(&r, 0, sizeof r);
+    char err[256] = "";
+    int rc = parse_str(&p, body, underlying, err, sizeof err);
+    CHECK_INT(rc, PARSE_OK);
+    CHECK_INT(p.nrows, 1);
+    CHECK_INT(p.nrejects, 0);
+    if (p.nrejects > 0)
+        fprintf(stderr, "  unexpected reject: %s\n", p.rejects[0].reason);
+    if (p.nrows == 1)
+        r = p.rows[0];
+    snapshot_page_free(&p);
+    return r;
+}
+
+static void expect_page_error(const char *body, size_t len, int want_rc, const char *want_in_err)
+{
+    struct snapshot_page p = {0};
+    char err[256] = "";
+    int rc = snapshot_page_parse(&p, body, len, "AAPL", err, sizeof err);
+    CHECK_INT(rc, want_rc);
+    CHECK_INT(p.nrows, 0);
+    CHECK_INT(p.nrejects, 0);
+    CHECK(p.next_url == NULL);
+    if (want_in_err != NULL && strstr(err, want_in_err) == NULL) {
+        fprintf(stderr, "  err \"%s\" lacks \"%s\"\n", err, want_in_err);
+        test_current_failed = 1;
+    }
+    snapshot_page_free(&p);
+}
+
+/* The shared fixture values (both snapshot files carry the same contract). */
+static void check_fixture_row(const struct snapshot_row *r, double fmv)
+{
+    CHECK_STR(r->contract.ticker, "O:AAPL230616C00150000");
+    CHECK_STR(r->contract.underlying, "AAPL");
+    CHECK_INT(r->contract.contract_type, 'C');
+    CHECK_INT(r->contract.exercise_style, 'A');
+    CHECK_INT(r->contract.expiration_days, days_from_civil(2023, 6, 16));
+    CHECK_DBL(r->contract.strike_price, 150.0);
+    CHECK_INT(r->contract.shares_per_contract, 100);
+    CHECK_INT(r->source, ROW_SOURCE_LIVE);
+    /* last_trade.sip_timestamp 1678718527714665700 ns is the newest event. */
+    CHECK_INT(r->last_updated_us, INT64_C(1678718527714665));
+
+    for (int c = 0; c < SNAP_NCOLS; c++)
+        if (!snapshot_row_has(r, (enum snap_col)c)) {
+            fprintf(stderr, "  column %s missing\n", snap_cols[c].name);
+            test_current_failed = 1;
+        }
+    CHECK_DBL(r->v[SNAP_DAY_OPEN].f, 29.99);
+    CHECK_DBL(r->v[SNAP_DAY_HIGH].f, 32.25);
+    CHECK_DBL(r->v[SNAP_DAY_LOW].f, 29);
+    CHECK_DBL(r->v[SNAP_DAY_CLOSE].f, 29);
+    CHECK_INT(r->v[SNAP_DAY_VOLUME].i, 8);
+    CHECK_DBL(r->v[SNAP_DAY_VWAP].f, 30.7738);
+    CHECK_DBL(r->v[SNAP_DAY_CHANGE].f, -2.3999999999999986);
+    CHECK_DBL(r->v[SNAP_DAY_CHANGE_PERCENT].f, -7.643312101910824);
+    CHECK_DBL(r->v[SNAP_DAY_PREVIOUS_CLOSE].f, 31.4);
+    CHECK_INT(r->v[SNAP_DAY_TIME].i, INT64_C(1651204800000000));
+    CHECK_DBL(r->v[SNAP_IMPLIED_VOLATILITY].f, 0.3570277203465058);
+    CHECK_INT(r->v[SNAP_OPEN_INTEREST].i, 8133);
+    CHECK_DBL(r->v[SNAP_DELTA].f, 0.6436614934293701);
+    CHECK_DBL(r->v[SNAP_GAMMA].f, 0.0061735291012820675);
+    CHECK_DBL(r->v[SNAP_THETA].f, -0.028227189324641973);
+    CHECK_DBL(r->v[SNAP_VEGA].f, 0.6381159723175714);
+    CHECK_DBL(r->v[SNAP_BID].f, 28.9);
+    CHECK_DBL(r->v[SNAP_ASK].f, 29.25);
+    CHECK_INT(r->v[SNAP_BID_SIZE].i, 294);
+    CHECK_INT(r->v[SNAP_ASK_SIZE].i, 209);
+    CHECK_DBL(r->v[SNAP_MIDPOINT].f, 29.075);
+    CHECK_INT(r->v[SNAP_QUOTE_TIME].i, INT64_C(1651254260800059)); /* ...059648 ns */
+    CHECK_DBL(r->v[SNAP_TRADE_PRICE].f, 29.25);
+    CHECK_INT(r->v[SNAP_TRADE_SIZE].i, 1);
+    CHECK_INT(r->v[SNAP_TRADE_EXCHANGE].i, 309);
+    CHECK_INT(r->v[SNAP_TRADE_TIME].i, INT64_C(1678718527714665));
+    CHECK_DBL(r->v[SNAP_UNDERLYING_PRICE].f, 159.9606);
+    CHECK_INT(r->v[SNAP_UNDERLYING_TIME].i, INT64_C(1651254263172073)); /* ...073152 ns */
+    CHECK_DBL(r->v[SNAP_CHANGE_TO_BREAK_EVEN].f, 19.11439999999999);
+    CHECK_DBL(r->v[SNAP_BREAK_EVEN_PRICE].f, 179.075);
+    CHECK_DBL(r->v[SNAP_FMV].f, fmv);
+}
+
+static void test_chain_fixture(void)
+{
+    struct snapshot_page p = {0};
+    char err[256] = "";
+    CHECK_INT(snapshot_page_parse(&p, chain_body, chain_len, "AAPL", err, sizeof err), PARSE_OK);
+    CHECK_INT(p.nrows, 1);
+    CHECK_INT(p.nrejects, 0);
+    CHECK(p.next_url == NULL);
+    CHECK_STR(p.request_id, "104d9b901d0c9e81d284cb8b41c5cdd3");
+    CHECK_STR(p.status, "OK");
+    if (p.nrows == 1)
+        check_fixture_row(&p.rows[0], 20.5);
+    snapshot_page_free(&p);
+}
+
+static void test_chain_fixture_underlying_from_data(void)
+{
+    struct snapshot_page p = {0};
+    char err[256] = "";
+    CHECK_INT(snapshot_page_parse(&p, chain_body, chain_len, "", err, sizeof err), PARSE_OK);
+    CHECK_INT(p.nrows, 1);
+    if (p.nrows == 1)
+        check_fixture_row(&p.rows[0], 20.5);
+    snapshot_page_free(&p);
+    CHECK_INT(snapshot_page_parse(&p, chain_body, chain_len, NULL, err, sizeof err), PARSE_OK);
+    CHECK_INT(p.nrows, 1);
+    snapshot_page_free(&p);
+}
+
+static void test_single_contract_fixture(void)
+{
+    struct snapshot_page p = {0};
+    char err[256] = "";
+    CHECK_INT(snapshot_page_parse(&p, single_body, single_len, "AAPL", err, sizeof err), PARSE_OK);
+    CHECK_INT(p.nrows, 1);
+    CHECK_INT(p.nrejects, 0);
+    CHECK(p.next_url == NULL);
+    CHECK_STR(p.request_id, "104d9b901d0c9e81d284cb8b41c5cdd3");
+    if (p.nrows == 1)
+        check_fixture_row(&p.rows[0], 29.2);
+    snapshot_page_free(&p);
+}
+
+static void del_greeks(cJSON *r) { cJSON_DeleteItemFromObject(r, "greeks"); }
+static void empty_greeks(cJSON *r) { cJSON_ReplaceItemInObject(r, "greeks", cJSON_CreateObject()); }
+static void del_iv(cJSON *r) { cJSON_DeleteItemFromObject(r, "implied_volatility"); }
+static void del_fmv(cJSON *r) { cJSON_DeleteItemFromObject(r, "fmv"); }
+
+static void test_missing_greeks(void)
+{
+    char *b = chain_mutate(del_greeks);
+    struct snapshot_row r = expect_row(b, "AAPL");
+    CHECK(!snapshot_row_has(&r, SNAP_DELTA) && !snapshot_row_has(&r, SNAP_GAMMA));
+    CHECK(!snapshot_row_has(&r, SNAP_THETA) && !snapshot_row_has(&r, SNAP_VEGA));
+    CHECK(snapshot_row_has(&r, SNAP_IMPLIED_VOLATILITY));
+    CHECK_INT(r.last_updated_us, INT64_C(1678718527714665));
+    free(b);
+}
+
+static void test_empty_greeks(void)
+{
+    char *b = chain_mutate(empty_greeks);
+    CHECK(strstr(b, "\"greeks\":{}") != NULL);
+    struct snapshot_row r = expect_row(b, "AAPL");
+    CHECK(!snapshot_row_has(&r, SNAP_DELTA) && !snapshot_row_has(&r, SNAP_VEGA));
+    CHECK(snapshot_row_has(&r, SNAP_BID));
+    free(b);
+}
+
+static void test_missing_iv_and_fmv(void)
+{
+    char *b = chain_mutate(del_iv);
+    struct snapshot_row r = expect_row(b, "AAPL");
+    CHECK(!snapshot_row_has(&r, SNAP_IMPLIED_VOLATILITY));
+    CHECK(snapshot_row_has(&r, SNAP_DELTA));
+    free(b);
+    b = chain_mutate(del_fmv);
+    r = expect_row(b, "AAPL");
+    CHECK(!snapshot_row_has(&r, SNAP_FMV));
+    CHECK(snapshot_row_has(&r, SNAP_BREAK_EVEN_PRICE));
+    free(b);
+}
+
+static void nulls(cJSON *r)
+{
+    cJSON_ReplaceItemInObject(r, "fmv", cJSON_CreateNull());
+    cJSON_ReplaceItemInObject(r, "greeks", cJSON_CreateNull());
+    cJSON_ReplaceItemInObject(r, "day", cJSON_CreateNull());
+    cJSON_ReplaceItemInObject(r, "implied_volatility", cJSON_CreateNull());
+    cJSON *q = cJSON_GetObjectItemCaseSensitive(r, "last_quote");
+    cJSON_ReplaceItemInObject(q, "bid", cJSON_CreateNull());
+    cJSON *t = cJSON_GetObjectItemCaseSensitive(r, "last_trade");
+    cJSON_ReplaceItemInObject(t, "sip_timestamp", cJSON_CreateNull());
+    cJSON *d = cJSON_GetObjectItemCaseSensitive(r, "details");
+    cJSON_ReplaceItemInObject(d, "exercise_style", cJSON_CreateNull());
+}
+
+static void test_explicit_nulls(void)
+{
+    char *b = chain_mutate(nulls);
+    struct snapshot_row r = expect_row(b, "AAPL");
+    CHECK(!snapshot_row_has(&r, SNAP_FMV));
+    CHECK(!snapshot_row_has(&r, SNAP_DELTA));
+    CHECK(!snapshot_row_has(&r, SNAP_DAY_OPEN) && !snapshot_row_has(&r, SNAP_DAY_TIME));
+    CHECK(!snapshot_row_has(&r, SNAP_IMPLIED_VOLATILITY));
+    CHECK(!snapshot_row_has(&r, SNAP_BID));
+    CHECK(snapshot_row_has(&r, SNAP_ASK));
+    CHECK(!snapshot_row_has(&r, SNAP_TRADE_TIME));
+    CHECK(snapshot_row_has(&r, SNAP_TRADE_PRICE));
+    CHECK_INT(r.contract.exercise_style, '?');
+    /* with the trade time gone, the quote is the newest event */
+    CHECK_INT(r.last_updated_us, INT64_C(1651254260800059));
+    free(b);
+}
+
+static void del_trade(cJSON *r) { cJSON_DeleteItemFromObject(r, "last_trade"); }
+static void del_blocks(cJSON *r)
+{
+    cJSON_DeleteItemFromObject(r, "last_trade");
+    cJSON_DeleteItemFromObject(r, "last_quote");
+    cJSON_DeleteItemFromObject(r, "underlying_asset");
+}
+static void del_all_events(cJSON *r)
+{
+    del_blocks(r);
+    cJSON_DeleteItemFromObject(r, "day");
+}
+static void del_details(cJSON *r) { cJSON_DeleteItemFromObject(r, "details"); }
+static void details_ticker_only(cJSON *r)
+{
+    cJSON *d = cJSON_CreateObject();
+    cJSON_AddStringToObject(d, "ticker", "O:AAPL230616P00152500");
+    cJSON_ReplaceItemInObject(r, "details", d);
+}
+
+static void test_missing_blocks(void)
+{
+    char *b = chain_mutate(del_trade);
+    struct snapshot_row r = expect_row(b, "AAPL");
+    CHECK(!snapshot_row_has(&r, SNAP_TRADE_PRICE) && !snapshot_row_has(&r, SNAP_TRADE_TIME));
+    CHECK_INT(r.last_updated_us, INT64_C(1651254260800059));
+    free(b);
+
+    b = chain_mutate(del_blocks);
+    r = expect_row(b, "");
+    CHECK_STR(r.contract.underlying, "AAPL"); /* from the OCC root */
+    CHECK(!snapshot_row_has(&r, SNAP_UNDERLYING_PRICE) && !snapshot_row_has(&r, SNAP_BID));
+    CHECK_INT(r.last_updated_us, INT64_C(1651204800000000)); /* day.last_updated */
+    free(b);
+
+    b = chain_mutate(del_all_events);
+    expect_reject(b, "AAPL", "last_updated: no event timestamp");
+    free(b);
+}
+
+static void test_details_missing_or_partial(void)
+{
+    char *b = chain_mutate(del_details);
+    expect_reject(b, "AAPL", "details.ticker: missing");
+    free(b);
+
+    b = chain_mutate(details_ticker_only);
+    struct snapshot_row r = expect_row(b, "AAPL");
+    CHECK_STR(r.contract.ticker, "O:AAPL230616P00152500");
+    CHECK_INT(r.contract.contract_type, 'P');
+    CHECK_INT(r.contract.exercise_style, '?');
+    CHECK_INT(r.contract.expiration_days, days_from_civil(2023, 6, 16));
+    CHECK_DBL(r.contract.strike_price, 152.5);
+    CHECK_INT(r.contract.shares_per_contract, 0);
+    free(b);
+
+    b = text_replace(chain_body, "\"ticker\": \"O:AAPL230616C00150000\"", "\"ticker\": null");
+    expect_reject(b, "AAPL", "details.ticker: missing");
+    free(b);
+}
+
+struct edit {
+    const char *from, *to, *reason;
+};
+
+static void run_edits(const struct edit *e, size_t n, const char *underlying)
+{
+    for (size_t i = 0; i < n; i++) {
+        char *b = text_replace(chain_body, e[i].from, e[i].to);
+        int before = test_current_failed;
+        test_current_failed = 0;
+        expect_reject(b, underlying, e[i].reason);
+        if (test_current_failed)
+            fprintf(stderr, "  ^ edit %s -> %s\n", e[i].from, e[i].to);
+        test_current_failed |= before;
+        free(b);
+    }
+}
+
+static void test_wrong_types(void)
+{
+    static const struct edit e[] = {
+        {"\"delta\": 0.6436614934293701", "\"delta\": \"0.64\"", "greeks.delta: not a number"},
+        {"\"open_interest\": 8133", "\"open_interest\": true", "open_interest: not a number"},
+        {"\"volume\": 8,", "\"volume\": [8],", "day.volume: not a number"},
+        {"\"fmv\": 20.5", "\"fmv\": {}", "fmv: not a number"},
+        {"\"sip_timestamp\": 1678718527714665700", "\"sip_timestamp\": \"1678718527714665700\"",
+         "last_trade.sip_timestamp: not a number"},
+        {"\"greeks\": {", "\"greeks\": 5, \"x\": {", "greeks: not an object"},
+        {"\"day\": {", "\"day\": [], \"x\": {", "day: not an object"},
+        {"\"details\": {", "\"details\": \"x\", \"y\": {", "details: not an object"},
+        {"\"strike_price\": 150", "\"strike_price\": \"150\"", "details.strike_price: not a number"},
+        {"\"contract_type\": \"call\"", "\"contract_type\": 1", "details.contract_type: not a string"},
+        {"\"expiration_date\": \"2023-06-16\"", "\"expiration_date\": 20230616",
+         "details.expiration_date: not a string"},
+        {"\"ticker\": \"O:AAPL230616C00150000\"", "\"ticker\": 123", "details.ticker: not a string"},
+        {"\"ticker\": \"AAPL\"", "\"ticker\": false", "underlying_asset.ticker: not a string"},
+    };
+    run_edits(e, sizeof e / sizeof e[0], "AAPL");
+}
+
+static void test_nan_inf(void)
+{
+    static const struct edit e[] = {
+        {"\"delta\": 0.6436614934293701", "\"delta\": 1e999", "greeks.delta: not finite"},
+        {"\"ask\": 29.25", "\"ask\": -1e999", "last_quote.ask: not finite"},
+        {"\"implied_volatility\": 0.3570277203465058", "\"implied_volatility\": 1E400",
+         "implied_volatility: not finite"},
+        {"\"sip_timestamp\": 1678718527714665700", "\"sip_timestamp\": 1e999",
+         "last_trade.sip_timestamp: not finite"},
+        {"\"strike_price\": 150", "\"strike_price\": 1e999", "details.strike_price: not finite"},
+    };
+    run_edits(e, sizeof e / sizeof e[0], "AAPL");
+}
+
+static void test_negative_and_fractional(void)
+{
+    static const struct edit e[] = {
+        {"\"bid_size\": 294", "\"bid_size\": -294", "last_quote.bid_size: negative"},
+        {"\"size\": 1,", "\"size\": -1,", "last_trade.size: negative"},
+        {"\"open_interest\": 8133", "\"open_interest\": -8133", "open_interest: negative"},
+        {"\"volume\": 8,", "\"volume\": 8.5,", "day.volume: not an integer"},
+        {"\"ask_size\": 209", "\"ask_size\": 20.9", "last_quote.ask_size: not an integer"},
+        {"\"ask\": 29.25", "\"ask\": -29.25", "last_quote.ask: negative"},
+        {"\"price\": 29.25", "\"price\": -0.01", "last_trade.price: negative"},
+        {"\"open\": 29.99", "\"open\": -29.99", "day.open: negative"},
+        {"\"fmv\": 20.5", "\"fmv\": -20.5", "fmv: negative"},
+        {"\"shares_per_contract\": 100", "\"shares_per_contract\": -100",
+         "details.shares_per_contract: negative"},
+    };
+    run_edits(e, sizeof e / sizeof e[0], "AAPL");
+
+    /* Changes and greeks may be negative: the fixture's own change is. */
+    char *b = text_replace(chain_body, "\"vega\": 0.6381159723175714", "\"vega\": -0.5");
+    struct snapshot_row r = expect_row(b, "AAPL");
+    CHECK_DBL(r.v[SNAP_VEGA].f, -0.5);
+    CHECK(r.v[SNAP_DAY_CHANGE].f < 0);
+    free(b);
+    /* An integral count written as a float is still a count. */
+    b = text_replace(chain_body, "\"volume\": 8,", "\"volume\": 8.0,");
+    r = expect_row(b, "AAPL");
+    CHECK_INT(r.v[SNAP_DAY_VOLUME].i, 8);
+    free(b);
+}
+
+static void test_absurd_timestamps(void)
+{
+    static const struct edit e[] = {
+        /* milliseconds sent as nanoseconds: 1970 */
+        {"\"sip_timestamp\": 1678718527714665700", "\"sip_timestamp\": 1678718527714",
+         "last_trade.sip_timestamp: timestamp out of range"},
+        {"\"last_updated\": 1651204800000000000", "\"last_updated\": 0",
+         "day.last_updated: timestamp out of range"},
+        {"\"last_updated\": 1651254260800059648", "\"last_updated\": -1651254260800059648",
+         "last_quote.last_updated: timestamp out of range"},
+        /* one nanosecond before 2000-01-01 (a double would round it up into range) */
+        {"\"sip_timestamp\": 1678718527714665700", "\"sip_timestamp\": 946684799999999999",
+         "last_trade.sip_timestamp: timestamp out of range"},
+        /* 2100-01-01 and later: microseconds or garbage sent as nanoseconds */
+        {"\"sip_timestamp\": 1678718527714665700", "\"sip_timestamp\": 4102444800000000000",
+         "last_trade.sip_timestamp: timestamp out of range"},
+        {"\"last_updated\": 1651254263172073152", "\"last_updated\": 9223372036854775807",
+         "underlying_asset.last_updated: timestamp out of range"},
+        {"\"last_updated\": 1651254263172073152", "\"last_updated\": 1e30",
+         "underlying_asset.last_updated: not an integer"},
+        {"\"sip_timestamp\": 1678718527714665700", "\"sip_timestamp\": 1678718527714.5",
+         "last_trade.sip_timestamp: not an integer"},
+    };
+    run_edits(e, sizeof e / sizeof e[0], "AAPL");
+
+    /* The bounds themselves: 2000-01-01T00:00:00 is in, the last ns before 2100 is in. */
+    char *b = text_replace(chain_body, "\"sip_timestamp\": 1678718527714665700",
+                           "\"sip_timestamp\": 946684800000000000");
+    struct snapshot_row r = expect_row(b, "AAPL");
+    CHECK_INT(r.v[SNAP_TRADE_TIME].i, INT64_C(946684800000000));
+    free(b);
+    b = text_replace(chain_body, "\"sip_timestamp\": 1678718527714665700",
+                     "\"sip_timestamp\": 4102444799999999999");
+    r = expect_row(b, "AAPL");
+    CHECK_INT(r.v[SNAP_TRADE_TIME].i, INT64_C(4102444799999999));
+    CHECK_INT(r.last_updated_us, INT64_C(4102444799999999));
+    free(b);
+}
+
+/* A double holds ns timestamps only to 256 ns; the key must come from the exact digits. */
+static void test_timestamp_exact_digits(void)
+{
+    char *b = text_replace(chain_body, "\"sip_timestamp\": 1678718527714665700",
+                           "\"sip_timestamp\": 1678718527714666000");
+    struct snapshot_row r = expect_row(b, "AAPL");
+    CHECK_INT(r.v[SNAP_TRADE_TIME].i, INT64_C(1678718527714666)); /* double: ...665984 */
+    CHECK_INT(r.last_updated_us, INT64_C(1678718527714666));
+    free(b);
+    /* The same literal in a string elsewhere must not confuse the number count. */
+    b = text_replace(chain_body, "\"timeframe\": \"REAL-TIME\"",
+                     "\"timeframe\": \"12345678901234567890 -1 \\\" 2\"");
+    char *b2 = text_replace(b, "\"sip_timestamp\": 1678718527714665700",
+                            "\"sip_timestamp\": 1678718527714666000");
+    r = expect_row(b2, "AAPL");
+    CHECK_INT(r.last_updated_us, INT64_C(1678718527714666));
+    free(b);
+    free(b2);
+}
+
+static void test_non_occ_tickers(void)
+{
+    static const struct edit e[] = {
+        {"\"ticker\": \"O:AAPL230616C00150000\"", "\"ticker\": \"AAPL\"",
+         "details.ticker: not an OCC symbol"},
+        {"\"ticker\": \"O:AAPL230616C00150000\"", "\"ticker\": \"O:AAPL231316C00150000\"",
+         "details.ticker: not an OCC symbol"},
+        {"\"ticker\": \"O:AAPL230616C00150000\"", "\"ticker\": \"o:aapl230616c00150000\"",
+         "details.ticker: not an OCC symbol"},
+        {"\"ticker\": \"O:AAPL230616C00150000\"", "\"ticker\": \"\"",
+         "details.ticker: not an OCC symbol"},
+        {"\"ticker\": \"O:AAPL230616C00150000\"", "\"ticker\": \"O:\\u00c4APL230616C00150000\"",
+         "details.ticker: not an OCC symbol"},
+        {"\"ticker\": \"O:AAPL230616C00150000\"", "\"ticker\": \"O:AAPL\\u0000230616C00150000\"",
+         "details.ticker: not an OCC symbol"},
+        {"\"ticker\": \"O:AAPL230616C00150000\"",
+         "\"ticker\": \"O:AAPL230616C00150000O:AAPL230616C00150000O:AAPL230616C00150000\"",
+         "details.ticker: not an OCC symbol"},
+    };
+    run_edits(e, sizeof e / sizeof e[0], "AAPL");
+
+    /* Best-effort ticker in the reject, printable ASCII only. */
+    char *b = text_replace(chain_body, "\"ticker\": \"O:AAPL230616C00150000\"",
+                           "\"ticker\": \"O:\\u00c4APL\"");
+    struct snapshot_page p = {0};
+    char err[256];
+    CHECK_INT(parse_str(&p, b, "AAPL", err, sizeof err), PARSE_OK);
+    CHECK_INT(p.nrejects, 1);
+    if (p.nrejects == 1) {
+        CHECK_STR(p.rejects[0].ticker, "O:??APL"); /* U+00C4 is two bytes */
+        CHECK(strstr(p.rejects[0].raw, "O:\xC3\x84" "APL") != NULL);
+    }
+    snapshot_page_free(&p);
+    free(b);
+}
+
+static void test_details_disagree(void)
+{
+    static const struct edit e[] = {
+        {"\"contract_type\": \"call\"", "\"contract_type\": \"put\"",
+         "details.contract_type: disagrees with ticker"},
+        {"\"contract_type\": \"call\"", "\"contract_type\": \"other\"",
+         "details.contract_type: disagrees with ticker"},
+        {"\"expiration_date\": \"2023-06-16\"", "\"expiration_date\": \"2023-06-17\"",
+         "details.expiration_date: disagrees with ticker"},
+        {"\"expiration_date\": \"2023-06-16\"", "\"expiration_date\": \"2023-02-30\"",
+         "details.expiration_date: not a date"},
+        {"\"strike_price\": 150", "\"strike_price\": 155", "details.strike_price: disagrees with ticker"},
+        {"\"strike_price\": 150", "\"strike_price\": 150.001",
+         "details.strike_price: disagrees with ticker"},
+        {"\"strike_price\": 150", "\"strike_price\": 1e300", "details.strike_price: disagrees with ticker"},
+    };
+    run_edits(e, sizeof e / sizeof e[0], "AAPL");
+    /* Exercise style is not part of the symbol: an unknown word is kept as unknown. */
+    char *b = text_replace(chain_body, "\"exercise_style\": \"american\"",
+                           "\"exercise_style\": \"european\"");
+    struct snapshot_row r = expect_row(b, "AAPL");
+    CHECK_INT(r.contract.exercise_style, 'E');
+    free(b);
+    b = text_replace(chain_body, "\"exercise_style\": \"american\"", "\"exercise_style\": \"asian\"");
+    r = expect_row(b, "AAPL");
+    CHECK_INT(r.contract.exercise_style, '?');
+    free(b);
+}
+
+static void test_underlying_mismatch(void)
+{
+    expect_reject(chain_body, "MSFT", "underlying_asset.ticker: not the requested underlying");
+    /* A requested underlying wins over the OCC root (adjusted contracts). */
+    char *b = text_replace(chain_body, "\"ticker\": \"AAPL\"", "\"ticker\": \"AAPL\", \"z\": 1");
+    struct snapshot_row r = expect_row(b, "AAPL");
+    CHECK_STR(r.contract.underlying, "AAPL");
+    free(b);
+    b = text_replace(chain_body, "\"ticker\": \"AAPL\"", "\"ticker\": \"ABCDEFGHIJKLMNOPQ\"");
+    expect_reject(b, "", "underlying_asset.ticker: too long");
+    free(b);
+}
+
+static void test_result_not_object(void)
+{
+    const char *body = "{\"status\":\"OK\",\"request_id\":\"r1\",\"results\":[5,\"x\",null,[]]}";
+    struct snapshot_page p = {0};
+    char err[256];
+    CHECK_INT(parse_str(&p, body, "AAPL", err, sizeof err), PARSE_OK);
+    CHECK_INT(p.nrows, 0);
+    CHECK_INT(p.nrejects, 4);
+    for (size_t i = 0; i < p.nrejects; i++)
+        CHECK_STR(p.rejects[i].reason, "result: not an object");
+    if (p.nrejects == 4) {
+        CHECK_STR(p.rejects[0].raw, "5");
+        CHECK_STR(p.rejects[1].raw, "\"x\"");
+        CHECK_STR(p.rejects[2].raw, "null");
+        CHECK_STR(p.rejects[3].raw, "[]");
+        CHECK_STR(p.rejects[0].ticker, "");
+    }
+    snapshot_page_free(&p);
+}
+
+static void test_invalid_utf8(void)
+{
+    /* in the contract ticker: byte 0xFF */
+    char *b = text_replace(chain_body, "O:AAPL230616C00150000", "O:AAPL\xFF" "30616C00150000");
+    size_t at = (size_t)(strchr(b, '\xFF') - b);
+    char want[64];
+    snprintf(want, sizeof want, "invalid UTF-8 at byte %zu", at);
+    expect_page_error(b, strlen(b), PARSE_ERR_JSON, want);
+    free(b);
+    /* elsewhere: overlong '/', a UTF-16 surrogate, a cut-short sequence, a stray continuation */
+    static const char *const bad[] = {"\xC0\xAF", "\xED\xA0\x80", "\xE2\x82", "\x80", "\xF4\x90\x80\x80"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char to[32];
+        snprintf(to, sizeof to, "\"timeframe\": \"REAL%sTIME\"", bad[i]);
+        b = text_replace(chain_body, "\"timeframe\": \"REAL-TIME\"", to);
+        at = (size_t)(strstr(b, "REAL") + 4 - b);
+        snprintf(want, sizeof want, "invalid UTF-8 at byte %zu", at);
+        expect_page_error(b, strlen(b), PARSE_ERR_JSON, want);
+        free(b);
+    }
+    /* a raw NUL byte in the body */
+    size_t n = chain_len;
+    char *nul = malloc(n);
+    memcpy(nul, chain_body, n);
+    char *tf = strstr(nul, "REAL-TIME");
+    tf[4] = '\0';
+    snprintf(want, sizeof want, "invalid UTF-8 at byte %zu", (size_t)(tf + 4 - nul));
+    expect_page_error(nul, n, PARSE_ERR_JSON, want);
+    free(nul);
+    /* valid multi-byte text is fine */
+    b = text_replace(chain_body, "\"timeframe\": \"REAL-TIME\"", "\"timeframe\": \"R\xC3\xA9\xE2\x82\xAC\xF0\x9F\x98\x80\"");
+    (void)expect_row(b, "AAPL");
+    free(b);
+}
+
+static void test_truncated_json(void)
+{
+    /* Every cut short of the closing brace must fail cleanly and leave the page as it was. */
+    struct snapshot_page p = {0};
+    char err[256];
+    CHECK_INT(snapshot_page_parse(&p, chain_body, chain_len, "AAPL", err, sizeof err), PARSE_OK);
+    size_t end = chain_len;
+    while (end > 0 && (chain_body[end - 1] == '\n' || chain_body[end - 1] == ' '))
+        end--;
+    int failures = 0;
+    for (size_t cut = 0; cut < end; cut++) {
+        char *copy = malloc(cut ? cut : 1); /* exact size: ASan sees any over-read */
+        memcpy(copy, chain_body, cut);
+        int rc = snapshot_page_parse(&p, copy, cut, "AAPL", err, sizeof err);
+        free(copy);
+        if (rc != PARSE_ERR_JSON || p.nrows != 1 || p.nrejects != 0) {
+            if (failures++ < 5)
+                fprintf(stderr, "  cut at %zu: rc=%d nrows=%zu\n", cut, rc, p.nrows);
+        }
+    }
+    CHECK_INT(failures, 0);
+    CHECK_INT(p.nrows, 1);
+    snapshot_page_free(&p);
+    /* and the single-contract file */
+    struct snapshot_page q = {0};
+    for (size_t cut = 0; cut + 1 < single_len; cut += 7) {
+        int rc = snapshot_page_parse(&q, single_body, cut, "AAPL", err, sizeof err);
+        CHECK_INT(rc, PARSE_ERR_JSON);
+    }
+    snapshot_page_free(&q);
+}
+
+static void test_trailing_data(void)
+{
+    size_t n = strlen(chain_body);
+    char *b = malloc(n + 8);
+    memcpy(b, chain_body, n);
+    memcpy(b + n, " {}", 4);
+    expect_page_error(b, n + 3, PARSE_ERR_JSON, "trailing data");
+    free(b);
+    expect_page_error("", 0, PARSE_ERR_JSON, "empty body");
+    expect_page_error("nope", 4, PARSE_ERR_JSON, "invalid JSON");
+}
+
+static void test_error_envelopes(void)
+{
+    /* Shapes the API sends (status/request_id plus "error" or "message"). */
+    const char *e1 = "{\"status\":\"ERROR\",\"request_id\":\"2f1d3a7c9e\",\"error\":\"Unknown API Key\"}";
+    expect_page_error(e1, strlen(e1), PARSE_ERR_API,
+                      "API error status=ERROR request_id=2f1d3a7c9e: Unknown API Key");
+    const char *e2 = "{\"status\":\"NOT_AUTHORIZED\",\"request_id\":\"abc\",\"message\":\"You are not "
+                     "entitled to this data.\"}";
+    expect_page_error(e2, strlen(e2), PARSE_ERR_API,
+                      "API error status=NOT_AUTHORIZED request_id=abc: You are not entitled to this data.");
+    const char *e3 = "{\"status\":\"OK\",\"request_id\":\"q9\",\"error\":\"internal\",\"results\":[]}";
+    expect_page_error(e3, strlen(e3), PARSE_ERR_API, "request_id=q9: internal");
+    const char *e4 = "{\"status\":\"NOT_FOUND\",\"results\":[]}";
+    expect_page_error(e4, strlen(e4), PARSE_ERR_API, "API error status=NOT_FOUND: (no message)");
+    const char *e5 = "{\"status\":7,\"results\":[]}";
+    expect_page_error(e5, strlen(e5), PARSE_ERR_SHAPE, "status: not a string");
+
+    /* the page still learns the request_id, for the caller's log line */
+    struct snapshot_page p = {0};
+    char err[256];
+    CHECK_INT(parse_str(&p, e2, "AAPL", err, sizeof err), PARSE_ERR_API);
+    CHECK_STR(p.request_id, "abc");
+    CHECK_STR(p.status, "NOT_AUTHORIZED");
+    snapshot_page_free(&p);
+
+    /* DELAYED is a normal page */
+    char *b = text_replace(chain_body, "\"status\": \"OK\"", "\"status\": \"DELAYED\"");
+    (void)expect_row(b, "AAPL");
+    free(b);
+}
+
+static void test_results_wrong_type(void)
+{
+    static const char *const bodies[] = {
+        "{\"status\":\"OK\",\"request_id\":\"rq\"}",
+        "{\"status\":\"OK\",\"request_id\":\"rq\",\"results\":null}",
+        "{\"status\":\"OK\",\"request_id\":\"rq\",\"results\":\"x\"}",
+        "{\"status\":\"OK\",\"request_id\":\"rq\",\"results\":42}",
+    };
+    for (size_t i = 0; i < sizeof bodies / sizeof bodies[0]; i++)
+        expect_page_error(bodies[i], strlen(bodies[i]), PARSE_ERR_SHAPE, "(request_id=rq)");
+    expect_page_error("[1,2]", 5, PARSE_ERR_SHAPE, "not a JSON object");
+    expect_page_error("\"x\"", 3, PARSE_ERR_SHAPE, "not a JSON object");
+
+    /* an empty page is fine */
+    struct snapshot_page p = {0};
+    char err[256];
+    CHECK_INT(parse_str(&p, "{\"status\":\"OK\",\"results\":[]}", "AAPL", err, sizeof err), PARSE_OK);
+    CHECK_INT(p.nrows, 0);
+    CHECK_INT(p.nrejects, 0);
+    snapshot_page_free(&p);
+}
+
+static void test_results_cap(void)
+{
+    size_t n = 50001;
+    char *b = malloc(40 + n * 3);
+    size_t o = (size_t)sprintf(b, "{\"status\":\"OK\",\"results\":[");
+    for (size_t i = 0; i < n; i++)
+        o += (size_t)sprintf(b + o, "%s{}", i ? "," : "");
+    o += (size_t)sprintf(b + o, "]}");
+    expect_page_error(b, o, PARSE_ERR_SHAPE, "more than 50000");
+    free(b);
+}
+
+static void test_next_url(void)
+{
+    struct snapshot_page p = {0};
+    char err[256];
+    char *b = text_replace(chain_body, "\"status\": \"OK\"",
+                           "\"status\": \"OK\", \"next_url\": \"https://api.polygon.io/v3/snapshot/"
+                           "options/AAPL?cursor=YWN0aXZlPXRydWU\"");
+    CHECK_INT(parse_str(&p, b, "AAPL", err, sizeof err), PARSE_OK);
+    CHECK_STR(p.next_url, "https://api.polygon.io/v3/snapshot/options/AAPL?cursor=YWN0aXZlPXRydWU");
+    free(b);
+
+    /* a failing page leaves rows and next_url alone */
+    b = text_replace(chain_body, "\"status\": \"OK\"", "\"status\": \"OK\", \"next_url\": 5");
+    CHECK_INT(parse_str(&p, b, "AAPL", err, sizeof err), PARSE_ERR_SHAPE);
+    CHECK(strstr(err, "next_url: not a string") != NULL);
+    CHECK(strstr(err, "104d9b901d0c9e81d284cb8b41c5cdd3") != NULL);
+    CHECK_INT(p.nrows, 1);
+    CHECK(p.next_url != NULL);
+    free(b);
+
+    /* the last page: next_url absent, null or "" all mean no more pages; rows accumulate */
+    CHECK_INT(snapshot_page_parse(&p, chain_body, chain_len, "AAPL", err, sizeof err), PARSE_OK);
+    CHECK(p.next_url == NULL);
+    CHECK_INT(p.nrows, 2);
+    b = text_replace(chain_body, "\"status\": \"OK\"", "\"status\": \"OK\", \"next_url\": null");
+    CHECK_INT(parse_str(&p, b, "AAPL", err, sizeof err), PARSE_OK);
+    CHECK(p.next_url == NULL);
+    free(b);
+    b = text_replace(chain_body, "\"status\": \"OK\"", "\"status\": \"OK\", \"next_url\": \"\"");
+    CHECK_INT(parse_str(&p, b, "AAPL", err, sizeof err), PARSE_OK);
+    CHECK(p.next_url == NULL);
+    CHECK_INT(p.nrows, 4);
+    free(b);
+
+    /* reset empties and keeps capacity */
+    size_t cap = p.rows_cap;
+    snapshot_page_reset(&p);
+    CHECK_INT(p.nrows, 0);
+    CHECK_INT(p.rows_cap, cap);
+    CHECK_STR(p.request_id, "");
+    snapshot_page_free(&p);
+    CHECK(p.rows == NULL && p.rows_cap == 0);
+}
+
+static void test_mixed_page(void)
+{
+    /* Six results: three good, three bad, in this order. */
+    char *good2 = text_replace(chain_body, "O:AAPL230616C00150000", "O:AAPL230616P00145000");
+    char *good2b = text_replace(good2, "\"contract_type\": \"call\"", "\"contract_type\": \"put\"");
+    char *good2c = text_replace(good2b, "\"strike_price\": 150", "\"strike_price\": 145");
+    cJSON *root = cJSON_Parse(chain_body);
+    cJSON *results = cJSON_GetObjectItemCaseSensitive(root, "results");
+    cJSON *base = cJSON_GetArrayItem(results, 0);
+    cJSON *g2root = cJSON_Parse(good2c);
+    cJSON *g2 = cJSON_Duplicate(cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(g2root, "results"), 0), 1);
+
+    cJSON *bad_delta = cJSON_Duplicate(base, 1);
+    cJSON_ReplaceItemInObject(cJSON_GetObjectItemCaseSensitive(bad_delta, "greeks"), "delta",
+                              cJSON_CreateString("x"));
+    cJSON *no_greeks = cJSON_Duplicate(g2, 1);
+    cJSON_DeleteItemFromObject(no_greeks, "greeks");
+    cJSON *non_occ = cJSON_Duplicate(base, 1);
+    cJSON_ReplaceItemInObject(cJSON_GetObjectItemCaseSensitive(non_occ, "details"), "ticker",
+                              cJSON_CreateString("AAPL"));
+    cJSON *neg = cJSON_Duplicate(base, 1);
+    cJSON_ReplaceItemInObject(cJSON_GetObjectItemCaseSensitive(neg, "last_quote"), "bid_size",
+                              cJSON_CreateNumber(-3));
+    cJSON_AddItemToArray(results, bad_delta); /* 1 */
+    cJSON_AddItemToArray(results, g2);        /* 2 */
+    cJSON_AddItemToArray(results, non_occ);   /* 3 */
+    cJSON_AddItemToArray(results, no_greeks); /* 4 */
+    cJSON_AddItemToArray(results, neg);       /* 5 */
+    char *body = cJSON_PrintUnformatted(root);
+
+    struct snapshot_page p = {0};
+    char err[256];
+    CHECK_INT(parse_str(&p, body, "AAPL", err, sizeof err), PARSE_OK);
+    CHECK_INT(p.nrows, 3);
+    CHECK_INT(p.nrejects, 3);
+    if (p.nrows == 3) {
+        CHECK_STR(p.rows[0].contract.ticker, "O:AAPL230616C00150000");
+        CHECK_STR(p.rows[1].contract.ticker, "O:AAPL230616P00145000");
+        CHECK_INT(p.rows[1].contract.contract_type, 'P');
+        CHECK_DBL(p.rows[1].contract.strike_price, 145.0);
+        CHECK(snapshot_row_has(&p.rows[1], SNAP_DELTA));
+        CHECK_STR(p.rows[2].contract.ticker, "O:AAPL230616P00145000");
+        CHECK(!snapshot_row_has(&p.rows[2], SNAP_DELTA));
+    }
+    if (p.nrejects == 3) {
+        CHECK_STR(p.rejects[0].reason, "greeks.delta: not a number");
+        CHECK_STR(p.rejects[0].ticker, "O:AAPL230616C00150000");
+        CHECK(strstr(p.rejects[0].raw, "\"delta\":\"x\"") != NULL);
+        CHECK_STR(p.rejects[1].reason, "details.ticker: not an OCC symbol");
+        CHECK_STR(p.rejects[1].ticker, "AAPL");
+        CHECK_STR(p.rejects[2].reason, "last_quote.bid_size: negative");
+        CHECK(strstr(p.rejects[2].raw, "\"bid_size\":-3") != NULL);
+        for (size_t i = 0; i < 3; i++) {
+            CHECK(p.rejects[i].raw[0] == '{');
+            CHECK(strchr(p.rejects[i].raw, '\n') == NULL); /* unformatted */
+        }
+    }
+    snapshot_page_free(&p);
+    cJSON_free(body);
+    cJSON_Delete(root);
+    cJSON_Delete(g2root);
+    free(good2);
+    free(good2b);
+    free(good2c);
+}
+
+static void test_reject_raw_sanitize(void)
+{
+    /* What goes to the text column is valid UTF-8 without NUL, whatever came in. */
+    size_t n;
+    char *s = api_text_sanitize("a\xFF" "b\0c\xE2\x82", 7, 1024, &n);
+    CHECK_STR(s, "a\xEF\xBF\xBD" "b\xEF\xBF\xBD" "c\xEF\xBF\xBD\xEF\xBF\xBD");
+    CHECK_INT(n, strlen(s));
+    CHECK_INT(api_utf8_first_invalid(s, n), n);
+    free(s);
+    s = api_text_sanitize("\xC3\xA9\xC3\xA9\xC3\xA9", 6, 5, &n); /* cap cuts at a boundary */
+    CHECK_STR(s, "\xC3\xA9\xC3\xA9");
+    free(s);
+}
+
+static void test_fuzz_byte_flips(void)
+{
+    /* Every byte of the fixture, a few replacement values each: no crash, no leak, a sane result. */
+    static const unsigned char vals[] = {0x00, '"', '{', '}', '[', '9', '-', 0xFF, 0xC3, 'e', ',', '\\'};
+    char *copy = malloc(chain_len);
+    struct snapshot_page p = {0};
+    char err[256];
+    size_t oks = 0, errs = 0;
+    for (size_t i = 0; i < chain_len; i++) {
+        for (size_t v = 0; v < sizeof vals; v++) {
+            memcpy(copy, chain_body, chain_len);
+            copy[i] = (char)vals[v];
+            int rc = snapshot_page_parse(&p, copy, chain_len, "AAPL", err, sizeof err);
+            if (rc == PARSE_OK) {
+                oks++;
+                CHECK(p.nrows + p.nrejects == 1);
+                for (size_t k = 0; k < p.nrejects; k++)
+                    CHECK_INT(api_utf8_first_invalid(p.rejects[k].raw, p.rejects[k].raw_len),
+                              p.rejects[k].raw_len);
+            } else {
+                errs++;
+                CHECK(rc == PARSE_ERR_JSON || rc == PARSE_ERR_SHAPE || rc == PARSE_ERR_API);
+                CHECK(p.nrows + p.nrejects == 0);
+            }
+            snapshot_page_reset(&p);
+        }
+    }
+    CHECK(oks > 0 && errs > 0);
+    snapshot_page_free(&p);
+    free(copy);
+}
+
+int main(void)
+{
+    chain_body = fixture_read(CHAIN_FIXTURE, &chain_len);
+    single_body = fixture_read(SINGLE_FIXTURE, &single_len);
+    RUN(test_chain_fixture);
+    RUN(test_chain_fixture_underlying_from_data);
+    RUN(test_single_contract_fixture);
+    RUN(test_missing_greeks);
+    RUN(test_empty_greeks);
+    RUN(test_missing_iv_and_fmv);
+    RUN(test_explicit_nulls);
+    RUN(test_missing_blocks);
+    RUN(test_details_missing_or_partial);
+    RUN(test_wrong_types);
+    RUN(test_nan_inf);
+    RUN(test_negative_and_fractional);
+    RUN(test_absurd_timestamps);
+    RUN(test_timestamp_exact_digits);
+    RUN(test_non_occ_tickers);
+    RUN(test_details_disagree);
+    RUN(test_underlying_mismatch);
+    RUN(test_result_not_object);
+    RUN(test_invalid_utf8);
+    RUN(test_truncated_json);
+    RUN(test_trailing_data);
+    RUN(test_error_envelopes);
+    RUN(test_results_wrong_type);
+    RUN(test_results_cap);
+    RUN(test_next_url);
+    RUN(test_mixed_page);
+    RUN(test_reject_raw_sanitize);
+    RUN(test_fuzz_byte_flips);
+    free(chain_body);
+    free(single_body);
+    TEST_EXIT();
+}
