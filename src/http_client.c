@@ -1,4 +1,4 @@
-/* http_client.c - GET requests on libcurl multi driven by the libuv loop: wide request pool, token bucket, retries with jitter and a retry budget. */
+/* http_client.c - GETs on libcurl multi driven by the libuv loop, with a wide pool, a token bucket and budgeted retries. */
 #include "optsnap/http_client.h"
 
 #include "optsnap/log.h"
@@ -40,8 +40,6 @@ struct http_request {
     int attempts;
     uint64_t submit_ns;
     uint64_t wake_ns; /* when sleeping before a retry */
-    long last_status;
-    bool last_transport; /* the last failure was a transport error */
     char last_error[HTTP_ERROR_MAX];
 };
 
@@ -61,6 +59,7 @@ struct http_transfer {
     char *body;
     size_t body_len, body_cap;
     bool too_big;
+    size_t content_length; /* from the header, 0 = unknown: sizes the buffer once */
     char retry_after[HTTP_RETRY_AFTER_MAX];
     long ratelimit_remaining; /* -1 = header absent */
     char errbuf[CURL_ERROR_SIZE];
@@ -343,7 +342,9 @@ static size_t on_body(char *data, size_t size, size_t nmemb, void *userp)
         return 0; /* CURLE_WRITE_ERROR ends the transfer */
     }
     if (t->body_len + n + 1 > t->body_cap) {
-        size_t want = t->body_cap ? t->body_cap : 16 * 1024;
+        size_t want = t->body_cap > 16 * 1024 ? t->body_cap : 16 * 1024;
+        if (want < t->content_length + 1)
+            want = t->content_length + 1;
         while (want < t->body_len + n + 1)
             want *= 2;
         if (want > cap + 1)
@@ -386,6 +387,13 @@ static size_t on_header(char *line, size_t size, size_t nmemb, void *userp)
         /* a new response (after a 1xx, say): forget the previous one's headers */
         t->retry_after[0] = '\0';
         t->ratelimit_remaining = -1;
+        t->content_length = 0;
+    } else if (header_is(line, n, "Content-Length", &v, &vl)) {
+        /* a hint only (compressed size under gzip); capped so a lying header costs nothing */
+        size_t len = 0;
+        for (size_t i = 0; i < vl && isdigit((unsigned char)v[i]) && len <= SIZE_MAX / 10 - 10; i++)
+            len = len * 10 + (size_t)(v[i] - '0');
+        t->content_length = len < t->client->settings.max_body_bytes ? len : 0;
     } else if (header_is(line, n, "Retry-After", &v, &vl)) {
         if (vl >= sizeof t->retry_after)
             vl = sizeof t->retry_after - 1;
@@ -680,8 +688,6 @@ static void attempt_finished(struct http_client *c, struct http_transfer *t, CUR
         }
     }
 
-    r->last_status = status;
-    r->last_transport = transport;
     if (too_big) {
         snprintf(r->last_error, sizeof r->last_error, "body larger than %zu bytes",
                  c->settings.max_body_bytes);
@@ -839,6 +845,7 @@ static bool attempt_start(struct http_client *c, struct http_request *r)
     }
     t->req = r;
     t->too_big = false;
+    t->content_length = 0;
     t->body_len = 0;
     t->retry_after[0] = '\0';
     t->ratelimit_remaining = -1;
@@ -929,7 +936,7 @@ int http_client_create(struct http_client **out, uv_loop_t *loop, const struct h
         s->retry_budget_min < 0 || s->max_body_bytes > SIZE_MAX / 2)
         return -EINVAL;
     /* a CR or LF in the key would let it inject headers */
-    if (s->api_key && (strpbrk(s->api_key, "\r\n") || s->api_key[0] == '\0'))
+    if (s->api_key && strpbrk(s->api_key, "\r\n"))
         return -EINVAL;
 
     static bool curl_ready;
@@ -950,7 +957,7 @@ int http_client_create(struct http_client **out, uv_loop_t *loop, const struct h
     c->settings.api_key = NULL; /* only the header copy is kept */
     c->settings.ca_file = c->ca_file;
     c->settings.user_agent = c->user_agent;
-    if (s->api_key && !failed) {
+    if (s->api_key && s->api_key[0] && !failed) {
         size_t n = strlen("Authorization: Bearer ") + strlen(s->api_key) + 1;
         c->api_key_header = malloc(n);
         if (c->api_key_header)

@@ -1,6 +1,7 @@
 /* http_server.c - HTTP/1.1 server on libuv: keep-alive, pipelining, capped buffers, scripted faults. */
 #include "optsnap/http_server.h"
 
+#include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -18,7 +19,12 @@
 /* One timer per connection serves every wait, because the waits never overlap:
  * idle (between requests), delay (before a reply), stall (inside a reply) and
  * write (a client that stops reading must not pin the connection forever). */
-enum conn_timer_mode { TIMER_IDLE, TIMER_DELAY, TIMER_STALL, TIMER_WRITE };
+enum conn_timer_mode { TIMER_IDLE, TIMER_DELAY, TIMER_STALL, TIMER_WRITE, TIMER_LINGER };
+
+/* After the last reply the write side is shut and input is read and dropped
+ * until the peer closes or this passes: closing with unread input would send
+ * RST, and the peer's kernel may then discard the reply it has not read yet. */
+#define HTTP_SERVER_LINGER_MS 2000
 
 struct http_conn {
     struct http_server *server;
@@ -37,6 +43,7 @@ struct http_conn {
     bool peer_eof; /* requests already buffered are still answered */
     bool req_pending; /* req holds a parsed head whose body is still arriving */
     bool continue_sent; /* "100 Continue" answered for the pending request */
+    bool lingering;     /* write side shut; input is discarded until EOF */
 
     char *buf; /* read buffer, capped at max_head + max_body + 1 */
     size_t len;
@@ -175,6 +182,7 @@ static void conn_on_timer(uv_timer_t *t)
     switch (c->timer_mode) {
     case TIMER_IDLE:
     case TIMER_WRITE:
+    case TIMER_LINGER:
         conn_close(c, false);
         break;
     case TIMER_DELAY:
@@ -195,10 +203,21 @@ static void conn_timer_arm(struct http_conn *c, enum conn_timer_mode mode, uint6
     uv_timer_start(&c->timer, conn_on_timer, ms, 0);
 }
 
+static void conn_reading_start(struct http_conn *c);
+
 static void conn_on_shutdown(uv_shutdown_t *req, int status)
 {
-    (void)status;
-    conn_close(req->data, false);
+    struct http_conn *c = req->data;
+    if (c->closing)
+        return;
+    if (status < 0 || c->peer_eof) {
+        conn_close(c, false);
+        return;
+    }
+    c->lingering = true;
+    c->len = 0;
+    conn_reading_start(c);
+    conn_timer_arm(c, TIMER_LINGER, HTTP_SERVER_LINGER_MS);
 }
 
 /* Ends the connection after its last reply: FIN first so the client reads
@@ -245,6 +264,13 @@ static void conn_on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *b)
     struct http_conn *c = stream->data;
     if (c->closing)
         return;
+    if (c->lingering) {
+        if (nread > 0)
+            c->len = 0;
+        else if (nread < 0)
+            conn_close(c, false);
+        return;
+    }
     if (nread > 0) {
         c->len += (size_t)nread;
         if (c->len >= c->cap)
@@ -325,7 +351,8 @@ static void conn_reply_begin(struct http_conn *c, struct http_reply *reply, bool
     char *extra = reply->extra_headers;
     reply->extra_headers = NULL;
     c->body = reply->body;
-    c->body_len = c->body ? reply->body_len : 0;
+    /* uv_buf_t lengths are 32-bit; no reply of ours comes near that. */
+    c->body_len = c->body && reply->body_len <= UINT32_MAX ? reply->body_len : 0;
     c->body_owned = !body_static;
     reply->body = NULL;
     c->busy = true;
@@ -606,6 +633,18 @@ int http_server_start(struct http_server **out, uv_loop_t *loop,
         r = uv_ip4_addr(host, settings->port, (struct sockaddr_in *)&addr);
     if (r != 0)
         return r;
+
+    /* libuv writes with write(2), not send(MSG_NOSIGNAL): without this a
+     * client closing mid-reply kills the process. A handler someone else
+     * installed is left alone. */
+    struct sigaction old_action;
+    if (sigaction(SIGPIPE, NULL, &old_action) == 0 && old_action.sa_handler == SIG_DFL) {
+        struct sigaction ignore;
+        memset(&ignore, 0, sizeof ignore);
+        ignore.sa_handler = SIG_IGN;
+        sigemptyset(&ignore.sa_mask);
+        sigaction(SIGPIPE, &ignore, NULL);
+    }
 
     struct http_server *s = calloc(1, sizeof *s);
     if (s == NULL)

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 #include <uv.h>
 
@@ -872,6 +873,8 @@ static void tick(uv_timer_t *t)
 static void stats_tick(uv_timer_t *t)
 {
     struct ingest *ing = t->data;
+    if (ing->pool == NULL || ing->state == ING_CLOSING)
+        return;
     struct pg_pool_stats ps;
     pg_pool_get_stats(ing->pool, &ps);
     long queued = 0;
@@ -1131,15 +1134,18 @@ int ingest_run(struct settings *s)
 
     uv_run(&loop, UV_RUN_DEFAULT);
     exit_code = ing->forced ? EXIT_RUNTIME : EXIT_OK;
-    stats_tick(&ing->stats_timer);
+    struct rusage ru;
+    long max_rss_kb = getrusage(RUSAGE_SELF, &ru) == 0 ? ru.ru_maxrss : -1;
     log_info("optsnap run stopped", "pages=%llu rows_fetched=%llu rows_written=%llu rows_unchanged=%llu rows_rejected=%llu "
-             "batches=%llu retried=%llu bisected=%llu dropped=%llu sweeps_covered=%llu sweeps_incomplete=%llu overruns=%llu",
+             "batches=%llu retried=%llu bisected=%llu dropped=%llu sweeps_covered=%llu sweeps_incomplete=%llu overruns=%llu "
+             "max_rss_kb=%ld",
              (unsigned long long)ing->c.pages, (unsigned long long)ing->c.rows_fetched,
              (unsigned long long)ing->c.rows_written, (unsigned long long)ing->c.rows_unchanged,
              (unsigned long long)ing->c.rows_rejected, (unsigned long long)ing->c.batches_committed,
              (unsigned long long)ing->c.batches_retried, (unsigned long long)ing->c.batches_bisected,
              (unsigned long long)ing->c.batches_dropped, (unsigned long long)ing->c.sweeps_covered,
-             (unsigned long long)ing->c.sweeps_incomplete, (unsigned long long)ing->c.sweeps_overrun);
+             (unsigned long long)ing->c.sweeps_incomplete, (unsigned long long)ing->c.sweeps_overrun,
+             max_rss_kb);
 out_sessions:
     session_set_free(&ing->sessions);
     snapshot_page_free(&ing->page);

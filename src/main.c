@@ -14,6 +14,7 @@ static const struct command commands[] = {
     {"run", cmd_run, "live ingestion daemon: sweep the universe every cadence into PostgreSQL"},
     {"migrate", cmd_migrate, "apply the embedded schema migrations (idempotent, locked)"},
     {"mock-api", cmd_mock_api, "serve a deterministic simulated options market over HTTP"},
+    {"gaps", cmd_gaps, "list the cadence windows of trading sessions that no sweep covered"},
     {"config", cmd_config, "print the effective configuration and where each value came from"},
 };
 

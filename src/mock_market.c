@@ -1102,8 +1102,22 @@ const char *mm_bad_kind_name(enum mm_bad_kind k)
     case MM_BAD_TICKER: return "ticker-not-occ";
     case MM_BAD_TICKER_TYPE: return "ticker-wrong-type";
     case MM_BAD_NO_DETAILS: return "details-missing";
+    case MM_BAD_NEG_SIZE: return "trade-size-negative";
+    case MM_BAD_INFINITE: return "open-interest-not-finite";
+    case MM_BAD_STRING_NUM: return "fmv-wrong-type";
     default: return "none";
     }
+}
+
+void mm_bad_ticker(const struct mock_market *m, const struct mm_contract *c, enum mm_bad_kind k,
+                   char *out, size_t size)
+{
+    if (k == MM_BAD_TICKER)
+        snprintf(out, size, "O:%s-BAD", m->underlyings[c->uidx].name);
+    else if (k == MM_BAD_TICKER_TYPE || k == MM_BAD_NO_DETAILS)
+        snprintf(out, size, "%s", "");
+    else
+        snprintf(out, size, "%s", c->ticker);
 }
 
 static void buf_date(struct mm_buf *b, int32_t days)
@@ -1196,7 +1210,11 @@ void mm_snapshot_write(struct mm_buf *b, const struct mock_market *m, const stru
         PUTS("},");
     }
     PUTS("\"fmv\":");
+    if (bad == MM_BAD_STRING_NUM)
+        PUTS("\"");
     mm_buf_fixed(b, s->fmv, 4);
+    if (bad == MM_BAD_STRING_NUM)
+        PUTS("\"");
     PUTS(",\"greeks\":{\"delta\":");
     mm_buf_fixed(b, s->delta, 10);
     PUTS(",\"gamma\":");
@@ -1228,13 +1246,16 @@ void mm_snapshot_write(struct mm_buf *b, const struct mock_market *m, const stru
         PUTS(",\"sip_timestamp\":");
         mm_buf_int(b, s->trade.t_ns);
         PUTS(",\"size\":");
-        mm_buf_int(b, s->trade.size);
+        mm_buf_int(b, bad == MM_BAD_NEG_SIZE ? -s->trade.size : s->trade.size);
         PUTS(",\"conditions\":[209],\"exchange\":");
         mm_buf_int(b, s->trade.exchange);
         PUTS(",\"timeframe\":\"REAL-TIME\"}");
     }
     PUTS(",\"open_interest\":");
-    mm_buf_int(b, s->open_interest);
+    if (bad == MM_BAD_INFINITE)
+        PUTS("1e999");
+    else
+        mm_buf_int(b, s->open_interest);
     PUTS(",\"underlying_asset\":{");
     if (s->has_break_even) {
         PUTS("\"change_to_break_even\":");

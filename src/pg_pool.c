@@ -176,8 +176,10 @@ static void conn_fail(struct pg_conn *c, const char *why)
         msg[0] = '\0';
     }
     char q1[300];
-    log_warn("database connection lost", "conn=%d reason=%s error=%s", c->index, why,
-             log_quote(q1, sizeof q1, msg));
+    /* one warning per outage per connection; the retries behind it are debug noise */
+    enum log_level lvl = c->failures == 0 ? LOG_LEVEL_WARN : LOG_LEVEL_DEBUG;
+    log_at(lvl, "database connection lost", "conn=%d reason=%s failures=%d error=%s", c->index, why,
+           c->failures, log_quote(q1, sizeof q1, msg));
     if (c->txn) {
         if (c->result.sqlstate[0] == '\0')
             snprintf(c->result.sqlstate, sizeof c->result.sqlstate, "08006");

@@ -8,6 +8,7 @@ enum exit_code { EXIT_OK = 0, EXIT_RUNTIME = 1, EXIT_USAGE = 2, EXIT_PARTIAL = 3
 int cmd_run(int argc, char **argv);      /* ingest.c */
 int cmd_migrate(int argc, char **argv);  /* migrate.c */
 int cmd_mock_api(int argc, char **argv); /* mock_api.c */
-int cmd_config(int argc, char **argv);   /* settings.c */
+int cmd_config(int argc, char **argv);   /* config_cmd.c */
+int cmd_gaps(int argc, char **argv);     /* gaps.c */
 
 #endif

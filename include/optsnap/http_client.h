@@ -23,7 +23,7 @@ struct http_settings {
     double retry_budget_ratio;  /* retries allowed per original request, e.g. 0.2 */
     int retry_budget_min;       /* retries always allowed per 10 s, e.g. 10 */
     size_t max_body_bytes;      /* a larger body fails the request (no retry) */
-    const char *api_key;        /* sent as "Authorization: Bearer", never logged; may be NULL */
+    const char *api_key;        /* sent as "Authorization: Bearer", never logged; NULL or "" = none */
     const char *ca_file;        /* CA bundle for TLS verification, NULL = system default */
     const char *user_agent;
 };

@@ -19,7 +19,8 @@ struct http_reply {
     char *extra_headers;        /* malloc'd "Name: value\r\n..." or NULL; server frees */
     char *body;                 /* malloc'd or NULL; the server takes ownership and frees */
     size_t body_len;
-    /* Faults, acted out by the server: */
+    /* Faults, acted out by the server. Byte counts are of the serialized
+     * response (head + body); the head still announces the full length. */
     uint32_t delay_ms;          /* wait before sending anything */
     size_t stall_after;         /* when > 0 and < total, send that many bytes ... */
     uint32_t stall_ms;          /* ... then pause this long before the rest */
@@ -46,7 +47,15 @@ struct http_server_settings {
     size_t max_body_bytes;      /* request body cap (Content-Length), default 64 KiB; over it: 413 */
 };
 
-/* Binds and listens. Zero settings fields take their defaults (host
+/* The server answers by itself, then closes: 400 for a malformed head, 431
+ * for one over max_head_bytes (or a path over path_buf), 413 for a body over
+ * max_body_bytes; "100 Continue" for "Expect: 100-continue". HEAD gets GET's
+ * head without the body. Replies on one connection go out one at a time, in
+ * request order (pipelining). Start sets SIGPIPE to SIG_IGN when it is still
+ * SIG_DFL: libuv writes with write(2), and a client that closes mid-reply
+ * would otherwise kill the process.
+ *
+ * Binds and listens. Zero settings fields take their defaults (host
  * 127.0.0.1, max_connections 1024). Returns 0 or a negative uv error code:
  * nothing to close then, but when bind/listen failed the listener's close
  * callback still runs on the next loop turn (run the loop once before

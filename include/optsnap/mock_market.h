@@ -215,9 +215,15 @@ enum mm_bad_kind {
     MM_BAD_TICKER,      /* details.ticker is not an OCC symbol */
     MM_BAD_TICKER_TYPE, /* details.ticker is a number */
     MM_BAD_NO_DETAILS,  /* the details object is missing */
+    MM_BAD_NEG_SIZE,    /* last_trade.size is negative */
+    MM_BAD_INFINITE,    /* open_interest is 1e999 (not finite) */
+    MM_BAD_STRING_NUM,  /* fmv is a string */
     MM_BAD_KIND_COUNT
 };
 const char *mm_bad_kind_name(enum mm_bad_kind k);
+/* The ticker text a bad row carries ("" when none): what a reject can show. */
+void mm_bad_ticker(const struct mock_market *m, const struct mm_contract *c, enum mm_bad_kind k,
+                   char *out, size_t size);
 
 /* Appends the result object of one contract (the JSON the API sends). */
 void mm_snapshot_write(struct mm_buf *b, const struct mock_market *m, const struct mm_snapshot *s,

@@ -8,6 +8,10 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <unistd.h>
@@ -35,7 +39,7 @@ struct srv {
     int conns_open, conns_max, conns_total;
     int active, active_max; /* requests received and not yet answered */
     int requests;
-    int auth_good, auth_bad;
+    int auth_good, auth_bad, auth_missing;
     int gzip_offered;
     struct srv_hits hits[SRV_MAX_ROUTES];
     int nhits;
@@ -235,6 +239,8 @@ static void conn_process(struct srv_conn *c)
         struct srv *s = c->srv;
         const char *auth = strcasestr(c->buf, "\r\nAuthorization: ");
         const char *want = "Bearer " TEST_KEY;
+        if (!auth)
+            s->auth_missing++;
         if (auth && strncmp(auth + 17, want, strlen(want)) == 0 &&
             (auth[17 + strlen(want)] == '\r' || auth[17 + strlen(want)] == '\0'))
             s->auth_good++;
@@ -986,6 +992,200 @@ static void test_create_rejects_bad_settings(void)
     CHECK_INT(uv_loop_close(&loop), 0);
 }
 
+/* No key (NULL or ""): no Authorization header at all. */
+static void test_no_key_no_header(void)
+{
+    struct http_settings s;
+    base_settings(&s);
+    s.api_key = "";
+    struct env e;
+    if (!env_start(&e, &s))
+        return;
+    struct result r = {0};
+    env_get(&e, "/ok/3", &r);
+    env_run_until(&e, &e.done, 1, 5000);
+    CHECK_INT(r.outcome, HTTP_OK);
+    CHECK_INT(e.srv.auth_good, 0);
+    CHECK_INT(e.srv.auth_missing, 1);
+    env_finish(&e);
+    free(r.body);
+}
+
+static pid_t child_start(char *const argv[], int port)
+{
+    pid_t pid = fork();
+    if (pid == 0) {
+        int null = open("/dev/null", O_RDWR);
+        dup2(null, 0);
+        dup2(null, 1);
+        dup2(null, 2);
+        execvp(argv[0], argv);
+        _exit(127);
+    }
+    if (pid < 0)
+        return -1;
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK),
+                            .sin_port = htons((uint16_t)port)};
+    for (int i = 0; i < 100; i++) { /* wait up to ~3 s for it to listen */
+        int s = socket(AF_INET, SOCK_STREAM, 0);
+        int ok = connect(s, (struct sockaddr *)&a, sizeof a) == 0;
+        close(s);
+        if (ok)
+            return pid;
+        if (waitpid(pid, NULL, WNOHANG) == pid)
+            return -1;
+        usleep(30000);
+    }
+    kill(pid, SIGTERM);
+    waitpid(pid, NULL, 0);
+    return -1;
+}
+
+static int free_port(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t al = sizeof a;
+    int port = -1;
+    if (fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof a) == 0 &&
+        getsockname(fd, (struct sockaddr *)&a, &al) == 0)
+        port = ntohs(a.sin_port);
+    if (fd >= 0)
+        close(fd);
+    return port;
+}
+
+/* TLS: an `openssl s_server` with a throwaway self-signed certificate. The
+ * client must refuse it unless ca_file names that certificate. Skipped when
+ * the openssl tool is missing. */
+static pid_t tls_server_start(const char *dir, int *port_out)
+{
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd,
+             "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes "
+             "-subj /CN=localhost -addext subjectAltName=IP:127.0.0.1 -days 1 "
+             "-keyout %s/k.pem -out %s/c.pem >/dev/null 2>&1",
+             dir, dir);
+    if (system(cmd) != 0)
+        return -1;
+    int port = free_port();
+    if (port < 0)
+        return -1;
+    char accept_arg[64], cert[512], key[512];
+    snprintf(accept_arg, sizeof accept_arg, "127.0.0.1:%d", port);
+    snprintf(cert, sizeof cert, "%s/c.pem", dir);
+    snprintf(key, sizeof key, "%s/k.pem", dir);
+    char *argv[] = {"openssl", "s_server", "-accept", accept_arg, "-cert", cert, "-key", key,
+                    "-www", "-quiet", NULL};
+    pid_t pid = child_start(argv, port);
+    if (pid > 0)
+        *port_out = port;
+    return pid;
+}
+
+static const char h2_server_js[] =
+    "const http2=require('http2'),fs=require('fs');"
+    "const [cert,key,port]=process.argv.slice(1);let sessions=0;"
+    "const srv=http2.createSecureServer({cert:fs.readFileSync(cert),key:fs.readFileSync(key)});"
+    "srv.on('session',()=>{sessions++;});"
+    "srv.on('stream',(st,h)=>{setTimeout(()=>{st.respond({':status':200});"
+    "st.end('alpn='+st.session.alpnProtocol+' sessions='+sessions);},50);});"
+    "srv.listen(+port,'127.0.0.1');";
+
+/* HTTP/2 over TLS when the server offers it, all requests multiplexed on one
+ * connection. Needs node (its built-in http2 module); skipped without it. */
+static void h2_check(const char *dir)
+{
+    int port = free_port();
+    char cert[512], key[512], ports[16];
+    snprintf(cert, sizeof cert, "%s/c.pem", dir);
+    snprintf(key, sizeof key, "%s/k.pem", dir);
+    snprintf(ports, sizeof ports, "%d", port);
+    char *argv[] = {"node", "-e", (char *)h2_server_js, cert, key, ports, NULL};
+    pid_t pid = port > 0 ? child_start(argv, port) : -1;
+    if (pid < 0) {
+        printf("  (node unavailable: HTTP/2 check skipped)\n");
+        return;
+    }
+    struct http_settings s;
+    base_settings(&s);
+    s.concurrency = 8;
+    s.ca_file = cert;
+    struct env e;
+    if (env_start(&e, &s)) {
+        enum { N = 16 };
+        struct result r[N];
+        memset(r, 0, sizeof r);
+        char url[128];
+        snprintf(url, sizeof url, "https://127.0.0.1:%d/h2", port);
+        for (int i = 0; i < N; i++)
+            CHECK_INT(http_client_get(e.client, url, on_done, &r[i]), 0);
+        env_run_until(&e, &e.done, N, 8000);
+        int h2_one_conn = 0;
+        for (int i = 0; i < N; i++) {
+            h2_one_conn += r[i].outcome == HTTP_OK && strcmp(r[i].body, "alpn=h2 sessions=1") == 0;
+            if (i == 0 && r[i].body && strcmp(r[i].body, "alpn=h2 sessions=1") != 0)
+                fprintf(stderr, "  h2: outcome %d body \"%s\" error %s\n", r[i].outcome, r[i].body,
+                        r[i].error);
+            free(r[i].body);
+        }
+        CHECK_INT(h2_one_conn, N);
+        env_finish(&e);
+    }
+    kill(pid, SIGTERM);
+    waitpid(pid, NULL, 0);
+}
+
+static void test_tls_verification(void)
+{
+    char dir[] = "/tmp/test_http_tls_XXXXXX";
+    if (!mkdtemp(dir)) {
+        CHECK(!"mkdtemp");
+        return;
+    }
+    int port = 0;
+    pid_t pid = tls_server_start(dir, &port);
+    if (pid < 0) {
+        printf("  (openssl unavailable: TLS test skipped)\n");
+    } else {
+        char url[128], ca[512];
+        snprintf(url, sizeof url, "https://127.0.0.1:%d/", port);
+        snprintf(ca, sizeof ca, "%s/c.pem", dir);
+        for (int trusted = 0; trusted <= 1; trusted++) {
+            struct http_settings s;
+            base_settings(&s);
+            s.ca_file = trusted ? ca : NULL;
+            struct env e;
+            if (!env_start(&e, &s))
+                break;
+            struct result r = {0};
+            g_in_get = true;
+            CHECK_INT(http_client_get(e.client, url, on_done, &r), 0);
+            g_in_get = false;
+            env_run_until(&e, &e.done, 1, 8000);
+            if (trusted) {
+                CHECK_INT(r.outcome, HTTP_OK);
+                CHECK(r.body && strstr(r.body, "s_server") != NULL);
+            } else {
+                /* an untrusted certificate is refused at once, never retried */
+                CHECK_INT(r.outcome, HTTP_FAILED_TRANSPORT);
+                CHECK_INT(r.attempts, 1);
+            }
+            if ((trusted && r.outcome != HTTP_OK) || (!trusted && r.outcome == HTTP_OK))
+                fprintf(stderr, "  tls trusted=%d: %s\n", trusted, r.error);
+            env_finish(&e);
+            free(r.body);
+        }
+        kill(pid, SIGTERM);
+        waitpid(pid, NULL, 0);
+        h2_check(dir);
+    }
+    char cmd[600];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    if (system(cmd) != 0)
+        CHECK(!"cleanup");
+}
+
 /* Run last: everything the client logged at debug level, across all tests. */
 static char g_log_path[] = "/tmp/test_http_client_log_XXXXXX";
 static int g_saved_stderr = -1;
@@ -1023,6 +1223,7 @@ int main(void)
     RUN(test_retry_after_parse);
     RUN(test_create_rejects_bad_settings);
     RUN(test_bodies_byte_exact);
+    RUN(test_no_key_no_header);
     RUN(test_get_from_callback);
     RUN(test_status_handling);
     RUN(test_transport_failures);
@@ -1034,6 +1235,7 @@ int main(void)
     RUN(test_retry_budget);
     RUN(test_close_cancels_everything);
     RUN(test_close_from_callback);
+    RUN(test_tls_verification);
     RUN(test_key_never_logged);
 
     fflush(stderr);

@@ -19,6 +19,17 @@
 
 /* ---------- the server side, on its own loop thread ---------- */
 
+/* malloc for tests: never NULL, so a failure is loud and the compiler knows it. */
+static void *xmalloc(size_t n)
+{
+    void *p = malloc(n ? n : 1);
+    if (p == NULL) {
+        fprintf(stderr, "out of memory\n");
+        exit(1);
+    }
+    return p;
+}
+
 struct harness {
     uv_loop_t loop;
     uv_async_t stop_async;
@@ -38,7 +49,7 @@ static void fill_pattern(char *p, size_t n, size_t seed)
 
 static char *dup_bytes(const char *s, size_t n)
 {
-    char *p = malloc(n ? n : 1);
+    char *p = xmalloc(n ? n : 1);
     memcpy(p, s, n);
     return p;
 }
@@ -82,14 +93,14 @@ static void test_handler(void *user, const struct http_request *req, const char 
         reply->body_len = req->content_length;
         reply->body = dup_bytes(body, req->content_length);
     } else if (strcmp(req->path, "/big") == 0) {
-        reply->body = malloc(n ? n : 1);
+        reply->body = xmalloc(n ? n : 1);
         fill_pattern(reply->body, n, n);
         reply->body_len = n;
     } else if (strcmp(req->path, "/delay") == 0) {
         reply->delay_ms = (uint32_t)n;
         set_body(reply, "{\"delayed\":true}");
     } else if (strcmp(req->path, "/truncate") == 0) {
-        reply->body = malloc(10000);
+        reply->body = xmalloc(10000);
         fill_pattern(reply->body, 10000, 1);
         reply->body_len = 10000;
         reply->truncate_at = 5000;
@@ -100,7 +111,7 @@ static void test_handler(void *user, const struct http_request *req, const char 
         reply->reset = 1;
         reply->delay_ms = 100;
     } else if (strcmp(req->path, "/stall") == 0) {
-        reply->body = malloc(2000);
+        reply->body = xmalloc(2000);
         fill_pattern(reply->body, 2000, 2);
         reply->body_len = 2000;
         reply->stall_after = 100;
@@ -301,7 +312,7 @@ static int response_read(struct client *c, struct response *r)
     }
     size_t avail = c->len - head_len;
     r->body_len = avail < r->content_length ? avail : r->content_length;
-    r->body = malloc(r->body_len + 1);
+    r->body = xmalloc(r->body_len + 1);
     memcpy(r->body, c->data + head_len, r->body_len);
     r->body[r->body_len] = '\0';
     size_t used = head_len + r->body_len;
@@ -323,6 +334,13 @@ static bool client_sees_close(struct client *c)
     size_t before = c->len;
     ssize_t r = client_fill(c);
     return c->len == before && (r == 0 || (r < 0 && c->last_errno == ECONNRESET));
+}
+
+/* True when the server closed in order (FIN, not RST) with no further bytes. */
+static bool client_sees_eof(struct client *c)
+{
+    size_t before = c->len;
+    return client_fill(c) == 0 && c->len == before;
 }
 
 static int simple_get(int port, const char *target, struct response *r)
@@ -370,7 +388,7 @@ static void test_server_basic(void)
 
     CHECK_INT(simple_get(H.port, "/big?n=1000000", &r), 0);
     CHECK_INT(r.body_len, 1000000);
-    char *expect = malloc(1000000);
+    char *expect = xmalloc(1000000);
     fill_pattern(expect, 1000000, 1000000);
     CHECK(memcmp(r.body, expect, 1000000) == 0);
     free(expect);
@@ -472,7 +490,7 @@ static void test_server_post_body(void)
 {
     /* 60 KB: larger than the head buffer, sent in pieces with pauses. */
     size_t n = 60000;
-    char *payload = malloc(n);
+    char *payload = xmalloc(n);
     fill_pattern(payload, n, 9);
     struct client c;
     CHECK(client_open(&c, H.port));
@@ -548,8 +566,10 @@ static void test_server_bad_requests(void)
     /* A head over 16 KiB: 431 and close. */
     CHECK(client_open(&c, H.port));
     size_t n = 20000;
-    char *big = malloc(n + 64);
-    size_t off = (size_t)sprintf(big, "GET / HTTP/1.1\r\nX-Big: ");
+    char *big = xmalloc(n + 64);
+    const char *start = "GET / HTTP/1.1\r\nX-Big: ";
+    size_t off = strlen(start);
+    memcpy(big, start, off);
     memset(big + off, 'x', n);
     off += n;
     off += (size_t)sprintf(big + off, "\r\n\r\n");
@@ -558,6 +578,8 @@ static void test_server_bad_requests(void)
     CHECK_INT(response_read(&c, &r), 0);
     CHECK(strncmp(r.head, "HTTP/1.1 431 Request Header Fields Too Large\r\n", 46) == 0);
     free(r.body);
+    /* The unread rest of the head is drained, so the close is a FIN. */
+    CHECK(client_sees_eof(&c));
     client_close(&c);
 }
 
@@ -583,7 +605,7 @@ static void test_server_truncate(void)
     CHECK_INT(r.status, 200);
     CHECK_INT(r.content_length, 10000);
     CHECK_INT(strlen(r.head) + r.body_len, 5000);
-    char *expect = malloc(10000);
+    char *expect = xmalloc(10000);
     fill_pattern(expect, 10000, 1);
     CHECK(memcmp(r.body, expect, r.body_len) == 0);
     free(expect);
@@ -624,12 +646,29 @@ static void test_server_stall(void)
     double all = now_ms() - t0;
     CHECK_INT(r.body_len, 2000);
     CHECK(all >= 295);
-    char *expect = malloc(2000);
+    char *expect = xmalloc(2000);
     fill_pattern(expect, 2000, 2);
     CHECK(memcmp(r.body, expect, 2000) == 0);
     free(expect);
     free(r.body);
     client_close(&c);
+}
+
+/* A client that resets mid-reply must not take the server down. */
+static void test_server_client_abort(void)
+{
+    struct client c;
+    CHECK(client_open(&c, H.port));
+    client_send_str(c.fd, "GET /big?n=20000000 HTTP/1.1\r\n\r\n");
+    CHECK(client_fill(&c) > 0);
+    struct linger lg = {1, 0};
+    setsockopt(c.fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+    client_close(&c); /* RST with most of the 20 MB unsent */
+    usleep(100000);
+    struct response r;
+    CHECK_INT(simple_get(H.port, "/hello", &r), 0);
+    CHECK_INT(r.status, 200);
+    free(r.body);
 }
 
 static void test_server_close_after(void)
@@ -779,7 +818,7 @@ static void test_server_stop_main(void) { harness_stop(&H, false); }
 
 int main(void)
 {
-    signal(SIGPIPE, SIG_IGN);
+    /* SIGPIPE stays at its default: the server must protect itself. */
     struct http_server_settings s = default_settings();
     if (harness_start(&H, &s) != 0) {
         fprintf(stderr, "cannot start the server\n");
@@ -795,6 +834,7 @@ int main(void)
     RUN(test_server_reset);
     RUN(test_server_stall);
     RUN(test_server_close_after);
+    RUN(test_server_client_abort);
     RUN(test_server_start_errors);
     RUN(test_server_throughput);
     RUN(test_server_idle_and_limits);

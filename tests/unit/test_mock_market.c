@@ -3,6 +3,7 @@
 #include <stdint.h>
 
 #include "optsnap/mock_market.h"
+#include "optsnap/snapshot_parse.h"
 #include "optsnap/timeutil.h"
 #include "test.h"
 
@@ -496,6 +497,138 @@ static void test_contract_parse(void)
     mock_market_free(&m);
 }
 
+/* One chain page as mock-api serves it, with bad rows of the given kind at
+ * every `bad_every`-th row (0 = none). */
+static char *page_json(const struct mock_market *m, const struct mm_contract *list, int n, int64_t t,
+                       enum mm_bad_kind bad, int bad_every, struct mm_snapshot *snaps, size_t *len)
+{
+    struct mm_buf b = {0};
+    mm_buf_puts(&b, "{\"request_id\":\"abc\",\"results\":[");
+    for (int i = 0; i < n; i++) {
+        mm_snapshot_at(m, &list[i], t, &snaps[i]);
+        if (i)
+            mm_buf_puts(&b, ",");
+        enum mm_bad_kind k = bad_every && i % bad_every == 0 ? bad : MM_BAD_NONE;
+        if (k == MM_BAD_NEG_SIZE && !snaps[i].has_trade)
+            k = MM_BAD_INFINITE;
+        mm_snapshot_write(&b, m, &snaps[i], k);
+    }
+    mm_buf_puts(&b, "],\"status\":\"OK\",\"next_url\":\"http://h/v3/snapshot/options/SPY?cursor=x\"}");
+    return mm_buf_take(&b, len);
+}
+
+static void check_f(const struct snapshot_row *r, enum snap_col c, bool present, double v)
+{
+    CHECK_INT(snapshot_row_has(r, c), present);
+    if (present && snapshot_row_has(r, c) && r->v[c].f != v) {
+        fprintf(stderr, "  %s col %s: %.17g != %.17g\n", r->contract.ticker, snap_cols[c].name, r->v[c].f, v);
+        test_current_failed = 1;
+    }
+}
+
+static void check_i(const struct snapshot_row *r, enum snap_col c, bool present, int64_t v)
+{
+    CHECK_INT(snapshot_row_has(r, c), present);
+    if (present && snapshot_row_has(r, c))
+        CHECK_INT(r->v[c].i, v);
+}
+
+static void test_round_trip_parser(void)
+{
+    struct mock_market m;
+    market(&m, 9, "SPY,QQQ", 2000, false);
+    int u = mm_underlying_find(&m, "SPY");
+    static struct mm_contract list[2100];
+    static struct mm_snapshot snaps[2100];
+    int64_t times[3] = {at("2026-11-03T14:45:10Z"), at("2026-11-04T20:59:59Z"), at("2026-11-07T12:00:00Z")};
+    int rows = 0;
+    for (int ti = 0; ti < 3; ti++) {
+        int n = all_contracts(&m, u, times[ti], list, 2100);
+        size_t len;
+        char *body = page_json(&m, list, n, times[ti], MM_BAD_NONE, 0, snaps, &len);
+        struct snapshot_page page = {0};
+        char err[256] = "";
+        int rc = snapshot_page_parse(&page, body, len, "SPY", err, sizeof err);
+        CHECK_INT(rc, PARSE_OK);
+        if (rc != PARSE_OK)
+            fprintf(stderr, "  parse: %s\n", err);
+        CHECK_INT(page.nrows, n);
+        CHECK_INT(page.nrejects, 0);
+        for (size_t i = 0; i < page.nrejects && i < 3; i++)
+            fprintf(stderr, "  reject %s: %s\n", page.rejects[i].ticker, page.rejects[i].reason);
+        CHECK(page.next_url != NULL);
+        for (size_t i = 0; i < page.nrows && i < (size_t)n; i++) {
+            const struct snapshot_row *r = &page.rows[i];
+            const struct mm_snapshot *s = &snaps[i];
+            CHECK_STR(r->contract.ticker, s->c.ticker);
+            CHECK_STR(r->contract.underlying, "SPY");
+            CHECK_INT(r->contract.contract_type, s->c.type);
+            CHECK_INT(r->contract.expiration_days, s->c.exp_days);
+            CHECK_DBL(r->contract.strike_price, (double)s->c.strike_milli / 1000.0);
+            CHECK_INT(r->last_updated_us, s->event_ns / 1000);
+            const struct mm_day *d = &s->day;
+            check_f(r, SNAP_DAY_OPEN, d->has_trades, d->open);
+            check_f(r, SNAP_DAY_HIGH, d->has_trades, d->high);
+            check_f(r, SNAP_DAY_LOW, d->has_trades, d->low);
+            check_f(r, SNAP_DAY_CLOSE, d->has_trades, d->close);
+            check_i(r, SNAP_DAY_VOLUME, d->has_trades, (int64_t)d->volume);
+            check_f(r, SNAP_DAY_VWAP, d->has_trades, d->vwap);
+            check_f(r, SNAP_DAY_CHANGE, d->has_trades && d->has_prev, d->change);
+            check_f(r, SNAP_DAY_CHANGE_PERCENT, d->has_trades && d->has_prev, d->change_percent);
+            check_f(r, SNAP_DAY_PREVIOUS_CLOSE, d->has_prev, d->previous_close);
+            check_i(r, SNAP_DAY_TIME, true, d->last_updated_ns / 1000);
+            check_f(r, SNAP_IMPLIED_VOLATILITY, true, s->iv);
+            check_i(r, SNAP_OPEN_INTEREST, true, s->open_interest);
+            check_f(r, SNAP_DELTA, true, s->delta);
+            check_f(r, SNAP_GAMMA, true, s->gamma);
+            check_f(r, SNAP_THETA, true, s->theta);
+            check_f(r, SNAP_VEGA, true, s->vega);
+            check_f(r, SNAP_BID, s->has_quote, s->quote.bid);
+            check_f(r, SNAP_ASK, s->has_quote, s->quote.ask);
+            check_i(r, SNAP_BID_SIZE, s->has_quote, s->quote.bid_size);
+            check_i(r, SNAP_ASK_SIZE, s->has_quote, s->quote.ask_size);
+            check_i(r, SNAP_QUOTE_TIME, s->has_quote, s->quote.t_ns / 1000);
+            check_f(r, SNAP_TRADE_PRICE, s->has_trade, s->trade.price);
+            check_i(r, SNAP_TRADE_SIZE, s->has_trade, s->trade.size);
+            check_i(r, SNAP_TRADE_EXCHANGE, s->has_trade, s->trade.exchange);
+            check_i(r, SNAP_TRADE_TIME, s->has_trade, s->trade.t_ns / 1000);
+            check_f(r, SNAP_UNDERLYING_PRICE, true, s->underlying_price);
+            check_i(r, SNAP_UNDERLYING_TIME, true, s->underlying_ns / 1000);
+            check_f(r, SNAP_BREAK_EVEN_PRICE, s->has_break_even, s->break_even);
+            check_f(r, SNAP_CHANGE_TO_BREAK_EVEN, s->has_break_even, s->change_to_break_even);
+            check_f(r, SNAP_FMV, true, s->fmv);
+            if (test_current_failed)
+                break;
+            rows++;
+        }
+        snapshot_page_free(&page);
+        free(body);
+    }
+    CHECK(rows > 5000);
+
+    /* Every kind of injected bad row is rejected, and only those rows. */
+    int64_t t = times[0];
+    int n = all_contracts(&m, u, t, list, 2100);
+    for (int k = 1; k < MM_BAD_KIND_COUNT; k++) {
+        size_t len;
+        char *body = page_json(&m, list, 250, t, (enum mm_bad_kind)k, 10, snaps, &len);
+        struct snapshot_page page = {0};
+        char err[256] = "";
+        CHECK_INT(snapshot_page_parse(&page, body, len, "SPY", err, sizeof err), PARSE_OK);
+        CHECK_INT(page.nrejects, 25);
+        CHECK_INT(page.nrows, 225);
+        if (page.nrejects > 0) {
+            char want[OPTSNAP_TICKER_MAX];
+            mm_bad_ticker(&m, &list[0], (enum mm_bad_kind)k, want, sizeof want);
+            CHECK_STR(page.rejects[0].ticker, want);
+        }
+        snapshot_page_free(&page);
+        free(body);
+    }
+    (void)n;
+    mock_market_free(&m);
+}
+
 int main(void)
 {
     RUN(test_universe);
@@ -508,5 +641,6 @@ int main(void)
     RUN(test_json_numbers);
     RUN(test_faults_reproducible);
     RUN(test_contract_parse);
+    RUN(test_round_trip_parser);
     TEST_EXIT();
 }

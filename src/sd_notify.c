@@ -1,0 +1,1 @@
+/* sd_notify.c - placeholder until its module lands. */

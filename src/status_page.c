@@ -1,0 +1,1 @@
+/* status_page.c - placeholder until its module lands. */
