@@ -59,12 +59,15 @@ if [ "$(id -u)" -eq 0 ]; then
     chown postgres: "$PGTMP"
     AS_PG=(runuser -u postgres --)
 fi
+# Runs a PostgreSQL tool from inside the temp dir: the checkout (e.g. under
+# /root) may not be readable by the postgres user, and the tools stat the cwd.
+pg_tool() { (cd "$PGTMP" && "${AS_PG[@]}" "$@"); }
 
 cleanup() {
     local rc=$?
     trap - EXIT INT TERM
     if [ -f "$PGDATA_DIR/postmaster.pid" ]; then
-        "${AS_PG[@]}" "$PGBIN/pg_ctl" -D "$PGDATA_DIR" stop -m immediate >/dev/null 2>&1 || true
+        pg_tool "$PGBIN/pg_ctl" -D "$PGDATA_DIR" stop -m immediate >/dev/null 2>&1 || true
     fi
     rm -rf "$PGTMP"
     exit "$rc"
@@ -78,7 +81,7 @@ free_port() {
 }
 
 say "initdb in $PGTMP"
-"${AS_PG[@]}" "$PGBIN/initdb" -D "$PGDATA_DIR" -U postgres --auth=trust -E UTF8 --locale=C \
+pg_tool "$PGBIN/initdb" -D "$PGDATA_DIR" -U postgres --auth=trust -E UTF8 --locale=C \
     --no-sync >"$PGTMP/initdb.log" 2>&1 || { cat "$PGTMP/initdb.log" >&2; exit 1; }
 
 started=0
@@ -96,7 +99,7 @@ full_page_writes = off
 log_min_messages = warning
 log_min_error_statement = panic
 EOF
-    if "${AS_PG[@]}" "$PGBIN/pg_ctl" -D "$PGDATA_DIR" -l "$PGTMP/postgres.log" -w -t 60 start >/dev/null 2>&1; then
+    if pg_tool "$PGBIN/pg_ctl" -D "$PGDATA_DIR" -l "$PGTMP/postgres.log" -w -t 60 start >/dev/null 2>&1; then
         started=1
         break
     fi

@@ -133,6 +133,30 @@ static bool is_number_char(unsigned char c)
     return (c >= '0' && c <= '9') || c == '-' || c == '+' || c == '.' || c == 'e' || c == 'E';
 }
 
+/* Byte classes for the scan's fast loops. */
+enum { CLS_PLAIN = 0, CLS_QUOTE, CLS_BACKSLASH, CLS_CHECK, CLS_NUMBER };
+
+#define _ CLS_PLAIN
+#define Q CLS_QUOTE
+#define B CLS_BACKSLASH
+#define K CLS_CHECK
+#define N CLS_NUMBER
+static const unsigned char scan_class[256] = {
+    K, _, _, _, _, _, _, _, _, _, _, _, _, _, _, _, _, _, _, _, _, _, _, _, _, _, _, _, _, _, _, _,
+    _, _, Q, _, _, _, _, _, _, _, _, _, _, N, _, _, N, N, N, N, N, N, N, N, N, N, _, _, _, _, _, _,
+    _, _, _, _, _, _, _, _, _, _, _, _, _, _, _, _, _, _, _, _, _, _, _, _, _, _, _, _, B, _, _, _,
+    _, _, _, _, _, _, _, _, _, _, _, _, _, _, _, _, _, _, _, _, _, _, _, _, _, _, _, _, _, _, _, _,
+    K, K, K, K, K, K, K, K, K, K, K, K, K, K, K, K, K, K, K, K, K, K, K, K, K, K, K, K, K, K, K, K,
+    K, K, K, K, K, K, K, K, K, K, K, K, K, K, K, K, K, K, K, K, K, K, K, K, K, K, K, K, K, K, K, K,
+    K, K, K, K, K, K, K, K, K, K, K, K, K, K, K, K, K, K, K, K, K, K, K, K, K, K, K, K, K, K, K, K,
+    K, K, K, K, K, K, K, K, K, K, K, K, K, K, K, K, K, K, K, K, K, K, K, K, K, K, K, K, K, K, K, K,
+};
+#undef _
+#undef Q
+#undef B
+#undef K
+#undef N
+
 /* One pass over the whole body: UTF-8 validity, no NUL, and (when exact is
  * not NULL) the exact value of long integer literals. Numbers are counted the
  * way cJSON finds them: outside strings, a run of number characters starting
@@ -141,37 +165,41 @@ static bool is_number_char(unsigned char c)
 static int body_scan(const char *body, size_t len, struct json_exact_ints *exact, size_t *bad_at)
 {
     const unsigned char *p = (const unsigned char *)body;
-    bool in_string = false, escape = false;
+    bool in_string = false;
     uint64_t ordinal = 0;
     size_t i = 0;
     while (i < len) {
-        unsigned char c = p[i];
-        if (c >= 0x80 || c == 0) {
+        unsigned cls = scan_class[p[i]];
+        if (cls == CLS_CHECK) {
             size_t k = utf8_valid_len(p + i, len - i);
             if (k == 0) {
                 *bad_at = i;
                 return PARSE_ERR_JSON;
             }
-            escape = false;
             i += k;
             continue;
         }
         if (in_string) {
-            if (escape)
-                escape = false;
-            else if (c == '\\')
-                escape = true;
-            else if (c == '"')
+            if (cls == CLS_QUOTE) {
                 in_string = false;
-            i++;
+                i++;
+            } else if (cls == CLS_BACKSLASH) {
+                i++; /* the escaped byte is checked, never a string end */
+                if (i < len && scan_class[p[i]] != CLS_CHECK)
+                    i++;
+            } else {
+                i++;
+                while (i < len && (scan_class[p[i]] == CLS_PLAIN || scan_class[p[i]] == CLS_NUMBER))
+                    i++;
+            }
             continue;
         }
-        if (c == '"') {
+        if (cls == CLS_QUOTE) {
             in_string = true;
             i++;
             continue;
         }
-        if (c != '-' && !(c >= '0' && c <= '9')) {
+        if (cls != CLS_NUMBER) {
             i++;
             continue;
         }
@@ -211,7 +239,8 @@ struct exact_walk {
 static void exact_walk_node(cJSON *node, struct exact_walk *w)
 {
     for (; node != NULL && w->ok; node = node->next) {
-        if (cJSON_IsNumber(node)) {
+        /* type test inline: this runs once per number of every page */
+        if ((node->type & 0xFF) == cJSON_Number) {
             node->valueint = -1;
             if (w->next < w->exact->n && w->exact->items[w->next].ordinal == w->ordinal) {
                 /* The scan and cJSON must agree on which literal this is. */

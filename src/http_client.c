@@ -71,6 +71,7 @@ struct http_socket {
     struct http_socket *prev, *next;
     struct http_client *client;
     curl_socket_t fd;
+    int events; /* what curl last asked us to watch */
     bool closing;
 };
 
@@ -465,6 +466,7 @@ static int on_curl_socket(CURL *easy, curl_socket_t fd, int what, void *userp, v
         events |= UV_READABLE;
     if (what == CURL_POLL_OUT || what == CURL_POLL_INOUT)
         events |= UV_WRITABLE;
+    s->events = events;
     if (uv_poll_start(&s->poll, events, poll_fired) != 0)
         return -1;
     return 0;
@@ -803,6 +805,13 @@ static void poll_fired(uv_poll_t *poll, int status, int events)
         flags |= CURL_CSELECT_ERR;
     /* s may be freed (CURL_POLL_REMOVE) inside this call: use only fd and c after it */
     curl_multi_socket_action(c->multi, fd, flags, &running);
+    if (status < 0 && !c->closing) {
+        /* libuv stops a poll handle that reports an error; if curl keeps the
+         * socket without changing what it waits for, it would never hear of it again */
+        for (struct http_socket *x = c->sockets; x; x = x->next)
+            if (x->fd == fd && !x->closing && !uv_is_active((uv_handle_t *)&x->poll))
+                uv_poll_start(&x->poll, x->events, poll_fired);
+    }
     reap_finished(c);
 }
 

@@ -1,6 +1,7 @@
 /* http_server.c - HTTP/1.1 server on libuv: keep-alive, pipelining, capped buffers, scripted faults. */
 #include "optsnap/http_server.h"
 
+#include <errno.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -8,6 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include "optsnap/log.h"
 
@@ -615,6 +618,24 @@ static void server_on_listener_close(uv_handle_t *h)
     server_maybe_finish(s);
 }
 
+/* A bound, listening, non-blocking TCP socket, or a negative errno (which is
+ * the uv error code on Unix). */
+static int listen_socket_open(const struct sockaddr *addr)
+{
+    int fd = socket(addr->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -errno;
+    int on = 1;
+    socklen_t len = addr->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
+    if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof on) != 0 || bind(fd, addr, len) != 0 ||
+        listen(fd, 511) != 0) {
+        int err = -errno;
+        close(fd);
+        return err;
+    }
+    return fd;
+}
+
 int http_server_start(struct http_server **out, uv_loop_t *loop,
                       const struct http_server_settings *settings, http_handler_fn handler,
                       void *user)
@@ -658,18 +679,29 @@ int http_server_start(struct http_server **out, uv_loop_t *loop,
     s->max_body_bytes = settings->max_body_bytes ? settings->max_body_bytes : HTTP_SERVER_DEFAULT_MAX_BODY;
     s->idle_timeout_ms = settings->idle_timeout_ms ? settings->idle_timeout_ms : HTTP_SERVER_DEFAULT_IDLE_MS;
 
+    /* Bind and listen on a plain socket first: a handle put on the loop could
+     * only be undone by a close callback, and a failed start must leave the
+     * loop as it was (uv_tcp_bind also defers EADDRINUSE to listen). */
+    int fd = listen_socket_open((const struct sockaddr *)&addr);
+    if (fd < 0) {
+        free(s);
+        return fd;
+    }
     r = uv_tcp_init(loop, &s->listener);
     if (r != 0) {
+        close(fd);
         free(s);
         return r;
     }
     s->listener.data = s;
-    r = uv_tcp_bind(&s->listener, (const struct sockaddr *)&addr, 0);
-    if (r == 0)
+    r = uv_tcp_open(&s->listener, fd);
+    if (r != 0)
+        close(fd); /* not adopted by the handle */
+    else
         r = uv_listen((uv_stream_t *)&s->listener, 511, server_on_connection);
     if (r != 0) {
-        /* The handle is already on the loop: it is freed by its close callback
-         * on the next loop turn, with no callback to the caller. */
+        /* Rare (the socket already listens): the handle is on the loop and is
+         * freed by its close callback on the next loop turn. */
         s->stopping = true;
         uv_close((uv_handle_t *)&s->listener, server_on_listener_close);
         return r;

@@ -85,6 +85,7 @@ struct ingest {
     enum ingest_state state;
     bool forced;
     int windows_scheduled;
+    bool last_window_scheduled; /* max_sweeps reached: finish, then drain */
     int32_t maintained_day;   /* market day partitions were last ensured for */
     bool maintenance_pending;
     int64_t sessions_from_us, sessions_to_us; /* range asked for by the refresh in flight */
@@ -104,6 +105,7 @@ static void dispatch_cb(uv_timer_t *t);
 static void dispatch(struct ingest *ing);
 static void maybe_finish_sweep(struct sweep *sw);
 static void check_drained(struct ingest *ing);
+static void begin_drain(struct ingest *ing, const char *why);
 
 static int64_t real_now(void) { return time_now_us(); }
 
@@ -821,8 +823,6 @@ static int startup_checks(struct ingest *ing)
 
 /* ---- the scheduler ---- */
 
-static void begin_drain(struct ingest *ing, const char *why);
-
 static void tick(uv_timer_t *t)
 {
     struct ingest *ing = t->data;
@@ -863,7 +863,9 @@ static void tick(uv_timer_t *t)
         log_warn("calendar not loaded for this window", "window_start_us=%lld", (long long)ws);
     }
     if (ing->s->max_sweeps > 0 && ing->windows_scheduled >= ing->s->max_sweeps) {
-        begin_drain(ing, "max_sweeps reached");
+        /* no new windows; the sweeps of this one run to completion, then drain */
+        ing->last_window_scheduled = true;
+        check_drained(ing);
         return;
     }
     int64_t wait = market_clock_real_until(&ing->clock, ws + cadence, real_now());
@@ -963,6 +965,10 @@ static void close_all(struct ingest *ing)
 
 static void check_drained(struct ingest *ing)
 {
+    if (ing->state == ING_RUNNING && ing->last_window_scheduled && ing->live_sweeps == 0) {
+        begin_drain(ing, "max_sweeps reached");
+        return;
+    }
     if (ing->state != ING_DRAINING)
         return;
     if (ing->fetches_in_flight > 0 || ing->db_in_flight > 0 || ing->wq_head || ing->live_sweeps > 0)

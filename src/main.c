@@ -1,4 +1,5 @@
 /* main.c - subcommand dispatch only. */
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -29,6 +30,8 @@ static void usage(FILE *out)
 
 int main(int argc, char **argv)
 {
+    /* a peer closing mid-write must be an error return, never a dead process */
+    signal(SIGPIPE, SIG_IGN);
     if (argc < 2) {
         usage(stderr);
         return EXIT_USAGE;

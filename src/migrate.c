@@ -14,6 +14,8 @@
  * scoped, so it is released by COMMIT/ROLLBACK and works through a pooler. */
 #define MIGRATE_LOCK_KEY "8030045053519921153"
 
+#define MIGRATE_LOCK_TIMEOUT "30s"
+
 #define MIGRATE_ERR_DB (-1)
 #define MIGRATE_ERR_CHECKSUM (-2)
 
@@ -72,7 +74,12 @@ static int migrate_one(PGconn *conn, const struct migration *m, int *did_apply)
         return MIGRATE_ERR_DB;
     /* The lock comes before CREATE TABLE IF NOT EXISTS: two sessions racing
      * on that DDL would otherwise collide on the catalog's unique index. */
-    if (exec_command(conn, "SELECT pg_advisory_xact_lock(" MIGRATE_LOCK_KEY ")", m->name) < 0 ||
+    if (exec_command(conn, "SELECT pg_advisory_xact_lock(" MIGRATE_LOCK_KEY ")", m->name) < 0)
+        goto fail;
+    /* Set after the advisory wait (a concurrent migrate may take long): a
+     * migration queued behind a long query for a table lock would stall
+     * every writer queued behind it, so give up and let the operator retry. */
+    if (exec_command(conn, "SET LOCAL lock_timeout = '" MIGRATE_LOCK_TIMEOUT "'", m->name) < 0 ||
         exec_command(conn, create_table_sql, m->name) < 0)
         goto fail;
 

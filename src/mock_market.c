@@ -17,6 +17,25 @@
 #define MM_MINUTE_US INT64_C(60000000)
 #define MM_HOUR_US (60 * MM_MINUTE_US)
 
+struct bar_acc {
+    int64_t start_ms;
+    double o, h, l, c, v, pv;
+    int64_t n;
+};
+
+#define MM_MEMO_SLOTS 65536 /* ~7 MiB */
+#define MM_MEMO_MIN_TRADES 48
+
+struct mm_day_memo {
+    uint64_t key;
+    int32_t date;
+    int k; /* trades consumed */
+    struct bar_acc a; /* the open bar */
+    double open, high, low, close, vsum, vwv;
+    int nbars;
+};
+
+
 /* ================= buffer ================= */
 
 void mm_buf_free(struct mm_buf *b)
@@ -358,6 +377,8 @@ int mock_market_init(struct mock_market *m, uint64_t seed, const char *spec, int
     }
     for (size_t i = 0; i < m->nunderlyings; i++)
         underlying_setup(m, &m->underlyings[i]);
+    m->memo = calloc(MM_MEMO_SLOTS, sizeof *m->memo);
+    m->memo_mask = m->memo ? MM_MEMO_SLOTS - 1 : 0;
     qsort(m->underlyings, m->nunderlyings, sizeof *m->underlyings, cmp_underlying);
     if (m->underlyings[m->nunderlyings - 1].strike0_milli +
             m->underlyings[m->nunderlyings - 1].strike_step_milli * m->nstrikes >= INT64_C(99999999)) {
@@ -370,6 +391,8 @@ int mock_market_init(struct mock_market *m, uint64_t seed, const char *spec, int
 
 void mock_market_free(struct mock_market *m)
 {
+    free(m->memo);
+    m->memo = NULL;
     free(m->underlyings);
     m->underlyings = NULL;
     m->nunderlyings = 0;
@@ -816,11 +839,6 @@ bool mm_last_quote(const struct mock_market *m, const struct mm_contract *c, int
 
 /* ================= bars and the day block ================= */
 
-struct bar_acc {
-    int64_t start_ms;
-    double o, h, l, c, v, pv;
-    int64_t n;
-};
 
 static void acc_add(struct bar_acc *a, int64_t start_ms, const struct mm_trade *t)
 {
@@ -889,7 +907,23 @@ void mm_day_block(const struct mock_market *m, const struct mm_contract *c, int6
         return;
     struct bar_acc a = {0};
     double vsum = 0, vwv = 0;
-    for (int i = 0; i < k; i++) {
+    int i0 = 0;
+    struct mm_day_memo *memo = NULL;
+    if (m->memo && n >= MM_MEMO_MIN_TRADES) {
+        memo = &m->memo[c->key & m->memo_mask];
+        if (memo->key == c->key && memo->date == d && memo->k > 0 && memo->k <= k) {
+            i0 = memo->k;
+            a = memo->a;
+            out->open = memo->open;
+            out->high = memo->high;
+            out->low = memo->low;
+            out->close = memo->close;
+            vsum = memo->vsum;
+            vwv = memo->vwv;
+            out->nbars = memo->nbars;
+        }
+    }
+    for (int i = i0; i < k; i++) {
         struct mm_trade t;
         trade_fill(m, c, &sm, i, n, &t);
         int64_t start_ms = floor_div(t.t_ns / 1000, MM_MINUTE_US) * 60000;
@@ -910,6 +944,19 @@ void mm_day_block(const struct mock_market *m, const struct mm_contract *c, int6
             a.n = 0;
         }
         acc_add(&a, start_ms, &t);
+    }
+    if (memo && k > i0) {
+        memo->key = c->key;
+        memo->date = d;
+        memo->k = k;
+        memo->a = a;
+        memo->open = out->open;
+        memo->high = out->high;
+        memo->low = out->low;
+        memo->close = out->close;
+        memo->vsum = vsum;
+        memo->vwv = vwv;
+        memo->nbars = out->nbars;
     }
     struct mm_bar b;
     acc_finish(&a, &b);

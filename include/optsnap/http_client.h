@@ -14,9 +14,10 @@ struct http_client;
 struct http_settings {
     int concurrency;            /* requests in flight, >= 1 */
     double rate;                /* requests per second, 0 = unlimited */
-    int64_t connect_timeout_us;
-    int64_t total_timeout_us;   /* whole transfer, per attempt */
-    int64_t low_speed_time_us;  /* abort when < 1 byte/s for this long, 0 = off */
+    int64_t connect_timeout_us; /* 0 = libcurl's default (300 s) */
+    int64_t total_timeout_us;   /* whole transfer, per attempt, 0 = none */
+    int64_t low_speed_time_us;  /* abort when < 1 byte/s for this long (rounded up to whole
+                                 * seconds, libcurl's unit), 0 = off */
     int max_attempts;           /* per request, including the first, >= 1 */
     int64_t backoff_base_us;    /* first retry waits random(0, base) */
     int64_t backoff_cap_us;     /* no wait exceeds this (Retry-After is capped by it too) */

@@ -56,10 +56,9 @@ struct http_server_settings {
  * would otherwise kill the process.
  *
  * Binds and listens. Zero settings fields take their defaults (host
- * 127.0.0.1, max_connections 1024). Returns 0 or a negative uv error code:
- * nothing to close then, but when bind/listen failed the listener's close
- * callback still runs on the next loop turn (run the loop once before
- * uv_loop_close). */
+ * 127.0.0.1, max_connections 1024). Returns 0 or a negative uv error code
+ * (UV_EADDRINUSE, UV_EINVAL for a bad address, ...): nothing to close then,
+ * the loop is left as it was. */
 int http_server_start(struct http_server **out, uv_loop_t *loop,
                       const struct http_server_settings *settings, http_handler_fn handler,
                       void *user) __attribute__((warn_unused_result));

@@ -80,8 +80,23 @@ void metrics_render_status_page(const struct metrics_snapshot *m, struct bytebuf
 /* HTML-escapes s (& < > " ') into out. */
 void html_escape_append(struct bytebuf *out, const char *s);
 
+/* Escapes a Prometheus label value (backslash, double quote, newline) into out. */
+void metrics_escape_label_append(struct bytebuf *out, const char *s);
+
+/* Formats v the way Prometheus parses it: NaN, +Inf, -Inf, else the shortest
+ * of %.15g / %.17g that reads back exactly. buf is always NUL-terminated. */
+void metrics_format_double(double v, char *buf, size_t size);
+
+/* Status page colours: freshness below FRESH is green, below STALE amber, else red. */
+#define STATUS_FRESH_SECONDS 120.0
+#define STATUS_STALE_SECONDS 600.0
+/* Cap on rects drawn per coverage timeline (after merging adjacent spans of the
+ * same state); the rest is summarised in a note so the page stays bounded. */
+#define STATUS_MAX_RECTS_PER_TIMELINE 2000
+
 /* Bumps the count of sqlstate in m->db_errors (adds the entry if new, drops
- * it when the table is full). */
+ * it when the table is full). NULL or "" (libpq gives no SQLSTATE for a lost
+ * connection) counts as "?????"; longer codes are cut to five characters. */
 void metrics_count_sqlstate(struct metrics_sqlstate *table, size_t *n, const char *sqlstate);
 
 #endif

@@ -71,6 +71,8 @@ struct mm_underlying {
     int64_t strike0_milli, strike_step_milli; /* grid: strike0 + k*step, k < nstrikes */
 };
 
+struct mm_day_memo;
+
 struct mock_market {
     uint64_t seed;
     bool always_open;
@@ -78,6 +80,11 @@ struct mock_market {
     int nstrikes;  /* strikes per expiry and type */
     size_t nunderlyings;
     struct mm_underlying *underlyings; /* malloc'd, sorted by name */
+    /* Memo of busy contracts' running day aggregates (a pure cache: results
+     * never depend on it), so a re-poll costs only the trades since the last
+     * one. Fixed size, owned; NULL disables it. */
+    struct mm_day_memo *memo;
+    size_t memo_mask;
 };
 
 /* spec is a count ("20") or a comma list ("SPY,QQQ"); contracts is the wanted

@@ -10,6 +10,10 @@
  * separated by '\n'). Returns 1 sent, 0 no NOTIFY_SOCKET, negative errno on failure. */
 int sd_notify_send(const char *msg);
 
+/* Sends "STATUS=<formatted text>" (cut at 500 bytes; newlines become spaces so
+ * the text cannot carry another assignment). Returns as sd_notify_send. */
+int sd_notify_statusf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
 /* The watchdog interval in microseconds from $WATCHDOG_USEC (and $WATCHDOG_PID
  * when set must equal getpid()), or 0 when the watchdog is off. */
 int64_t sd_watchdog_interval_us(void);

@@ -781,7 +781,7 @@ static void test_server_start_errors(void)
     s.port = H.port;
     CHECK_INT(http_server_start(&srv, &loop, &s, test_handler, NULL), UV_EADDRINUSE);
     CHECK(srv == NULL);
-    uv_run(&loop, UV_RUN_NOWAIT);
+    /* nothing was left on the loop: it closes without running */
     CHECK_INT(uv_loop_close(&loop), 0);
 }
 

@@ -72,6 +72,7 @@ static void test_universe(void)
 
     market(&m, 1, "SPY,QQQ,SPY", 100, false);
     CHECK_INT(m.nunderlyings, 2);
+    mock_market_free(&m);
     char err[128];
     CHECK(mock_market_init(&m, 1, "SPY,bad!", 100, false, err, sizeof err) != 0);
     CHECK(mock_market_init(&m, 1, "0", 100, false, err, sizeof err) != 0);

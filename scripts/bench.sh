@@ -1,0 +1,125 @@
+#!/usr/bin/env bash
+# scripts/bench.sh - optsnap's performance figures, each against a baseline
+# measured in the same run on the same machine (never a timed test):
+#   (1) physical ceiling: binary COPY of the same rows into empty tables;
+#   (2) the writer alone (rows in memory -> PostgreSQL), first write and re-poll;
+#   (3) the full path, simulator -> optsnap -> PostgreSQL, for a large universe:
+#       first sweep and an unchanged re-poll (the simulator's clock is frozen);
+#   (4) optsnap's peak RSS at two universe sizes.
+# usage: scripts/bench.sh [--contracts-large N] [--writer-rows N]
+#   default large universe: 300 underlyings x 5000 contracts = 1.5M contracts.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+UNDERLYINGS_LARGE=300
+CONTRACTS=5000
+WRITER_ROWS=300000
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --underlyings-large) UNDERLYINGS_LARGE=$2; shift ;;
+        --contracts) CONTRACTS=$2; shift ;;
+        --writer-rows) WRITER_ROWS=$2; shift ;;
+        *) echo "bench.sh: unknown option $1" >&2; exit 2 ;;
+    esac
+    shift
+done
+
+say() { printf '== %s\n' "$*" >&2; }
+
+# ---- build (release) ----
+BUILD=$ROOT/build-bench
+if [ ! -d "$BUILD" ]; then
+    meson setup "$BUILD" --buildtype=release >/dev/null
+fi
+ninja -C "$BUILD" optsnap bench_writer >/dev/null
+BIN=$BUILD/optsnap
+
+# ---- throwaway cluster, sized for 2 cores ----
+PGBIN=/usr/lib/postgresql/15/bin
+TMP=$(mktemp -d /tmp/optsnap-bench.XXXXXX)
+PIDS=()
+cleanup() {
+    for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
+    for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
+    if [ -f "$TMP/data/postmaster.pid" ]; then
+        if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$PGBIN/pg_ctl" -D "$TMP/data" -m immediate stop >/dev/null 2>&1 || true
+        else "$PGBIN/pg_ctl" -D "$TMP/data" -m immediate stop >/dev/null 2>&1 || true; fi
+    fi
+    rm -rf "$TMP"
+}
+trap cleanup EXIT INT TERM
+as_pg() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
+[ "$(id -u)" = 0 ] && chown postgres "$TMP"
+PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+as_pg "$PGBIN/initdb" -D "$TMP/data" -A trust -U postgres >/dev/null
+# fsync stays on: the ceiling and the writer pay the same durability price
+as_pg "$PGBIN/pg_ctl" -D "$TMP/data" -l "$TMP/pg.log" -w \
+    -o "-p $PORT -k $TMP -c listen_addresses=127.0.0.1 -c shared_buffers=1GB -c max_wal_size=8GB -c checkpoint_timeout=30min -c synchronous_commit=on" start >/dev/null
+URL="postgresql://postgres@127.0.0.1:$PORT/postgres"
+say "PostgreSQL 15 on port $PORT, $(nproc) cores"
+
+# ---- (1) + (2) ----
+say "writer vs COPY: $WRITER_ROWS rows"
+psql -X -q "$URL" -c "CREATE DATABASE bench_writer" >/dev/null
+"$BUILD/bench_writer" "postgresql://postgres@127.0.0.1:$PORT/bench_writer" "$WRITER_ROWS" 4 5000 2>/dev/null
+
+# ---- (3) + (4) ----
+sweep() { # sweep LABEL DB UNDERLYINGS: one sweep of the whole universe; prints rows/s and RSS
+    local label=$1 db=$2 n=$3 log=$TMP/$1.log
+    local t0 t1
+    t0=$(date +%s.%N)
+    DATABASE_URL=$db OPTSNAP_API_KEY=bench "$BIN" run --api-url "$SIM_URL" --universe "@$TMP/universe.$n" \
+        --calendar always --cadence 3600s --max-sweeps 1 --listen "" --page-limit 250 \
+        --http-concurrency 16 --db-connections 2 --batch-rows 5000 --queue-max-rows 50000 \
+        --stats-interval 5s >"$log" 2>&1
+    t1=$(date +%s.%N)
+    local line rows written unchanged rss
+    line=$(grep 'msg="optsnap run stopped"' "$log")
+    rows=$(sed -n 's/.* rows_fetched=\([0-9]*\).*/\1/p' <<<"$line")
+    written=$(sed -n 's/.* rows_written=\([0-9]*\).*/\1/p' <<<"$line")
+    unchanged=$(sed -n 's/.* rows_unchanged=\([0-9]*\).*/\1/p' <<<"$line")
+    rss=$(sed -n 's/.* max_rss_kb=\([0-9]*\).*/\1/p' <<<"$line")
+    local secs rps
+    secs=$(python3 -c "print(f'{$t1 - $t0:.2f}')")
+    rps=$(python3 -c "print(f'{$rows / ($t1 - $t0):.0f}')")
+    printf '%-28s rows=%-8s written=%-8s unchanged=%-8s %7ss %9s rows/s  peak_rss=%s MiB\n' \
+        "$label" "$rows" "$written" "$unchanged" "$secs" "$rps" "$((rss / 1024))"
+    echo "$rps" >"$TMP/$label.rps"
+}
+
+SIM_PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+"$BIN" mock-api --port "$SIM_PORT" --seed 1 --underlyings "$UNDERLYINGS_LARGE" --contracts "$CONTRACTS" \
+    --clock 2026-11-02T17:00:00Z --speed 0 --log-level warn >"$TMP/sim.log" 2>&1 &
+PIDS+=($!)
+SIM_URL="http://127.0.0.1:$SIM_PORT"
+for _ in $(seq 100); do curl -fsS "$SIM_URL/_sim/clock" >/dev/null 2>&1 && break; sleep 0.1; done
+# the simulator's synthetic underlyings, in its order
+curl -fsS "$SIM_URL/_sim/stats" >/dev/null
+python3 - "$SIM_URL" "$UNDERLYINGS_LARGE" "$TMP" <<'EOF'
+import json, sys, urllib.request
+sim, n, tmp = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+names = json.load(urllib.request.urlopen(sim + "/_sim/stats")).get("underlyings")
+if not names:
+    sys.exit("bench.sh: the simulator does not list its underlyings in /_sim/stats")
+with open(f"{tmp}/universe.{n}", "w") as f:
+    f.write("\n".join(names[:n]) + "\n")
+with open(f"{tmp}/universe.20", "w") as f:
+    f.write("\n".join(names[:20]) + "\n")
+EOF
+for db in bench_small bench_large; do
+    psql -X -q "$URL" -c "CREATE DATABASE $db" >/dev/null
+    DATABASE_URL="postgresql://postgres@127.0.0.1:$PORT/$db" "$BIN" migrate >/dev/null 2>&1
+done
+SMALL="postgresql://postgres@127.0.0.1:$PORT/bench_small"
+LARGE="postgresql://postgres@127.0.0.1:$PORT/bench_large"
+say "full path: simulator -> optsnap -> PostgreSQL (all on $(nproc) cores)"
+sweep "small-first-sweep" "$SMALL" 20
+sweep "large-first-sweep" "$LARGE" "$UNDERLYINGS_LARGE"
+sweep "large-unchanged-repoll" "$LARGE" "$UNDERLYINGS_LARGE"
+python3 - "$TMP" <<'EOF'
+import sys
+tmp = sys.argv[1]
+first = float(open(f"{tmp}/large-first-sweep.rps").read())
+again = float(open(f"{tmp}/large-unchanged-repoll.rps").read())
+print(f"re-poll / first sweep: {again / first:.2f}x")
+EOF

@@ -1,0 +1,157 @@
+#!/usr/bin/env python3
+"""Compares option_snapshots with the simulator's truth, row by row.
+
+usage: check_truth.py DB_URL SIM_URL [--clock SIM_US@REAL_S --speed X] [--rejects]
+
+1. Every row in option_snapshots equals the simulator's snapshot of that
+   contract at that row's last_updated (every column; floats exactly, since
+   they travel as binary float8 end to end).
+2. Every covered window is complete: each contract listed at the window start
+   has a row whose key lies between its last event at the window's start and
+   at the sweep's commit (ingest_coverage.completed_at mapped to simulated
+   time with --clock/--speed; a sweep that overran its window fetched later
+   state). Without --clock the bound is the window's end.
+3. With --rejects: every bad row the simulator injected is in ingest_rejects.
+Prints one summary line; exits 1 on any mismatch.
+Standard library only (plus the psql client).
+"""
+import json
+import subprocess
+import sys
+import urllib.request
+
+COLUMNS = [
+    # (column, json object or None, json key, kind) - kind: f float, i int, t ns timestamp
+    ("day_open", "day", "open", "f"), ("day_high", "day", "high", "f"), ("day_low", "day", "low", "f"),
+    ("day_close", "day", "close", "f"), ("day_volume", "day", "volume", "i"), ("day_vwap", "day", "vwap", "f"),
+    ("day_change", "day", "change", "f"), ("day_change_percent", "day", "change_percent", "f"),
+    ("day_previous_close", "day", "previous_close", "f"), ("day_time", "day", "last_updated", "t"),
+    ("implied_volatility", None, "implied_volatility", "f"), ("open_interest", None, "open_interest", "i"),
+    ("delta", "greeks", "delta", "f"), ("gamma", "greeks", "gamma", "f"), ("theta", "greeks", "theta", "f"),
+    ("vega", "greeks", "vega", "f"), ("bid", "last_quote", "bid", "f"), ("ask", "last_quote", "ask", "f"),
+    ("bid_size", "last_quote", "bid_size", "i"), ("ask_size", "last_quote", "ask_size", "i"),
+    ("midpoint", "last_quote", "midpoint", "f"), ("quote_time", "last_quote", "last_updated", "t"),
+    ("trade_price", "last_trade", "price", "f"), ("trade_size", "last_trade", "size", "i"),
+    ("trade_exchange", "last_trade", "exchange", "i"), ("trade_time", "last_trade", "sip_timestamp", "t"),
+    ("underlying_price", "underlying_asset", "price", "f"),
+    ("underlying_time", "underlying_asset", "last_updated", "t"),
+    ("change_to_break_even", "underlying_asset", "change_to_break_even", "f"),
+    ("break_even_price", None, "break_even_price", "f"), ("fmv", None, "fmv", "f"),
+]
+
+
+def psql(db, sql):
+    out = subprocess.run(["psql", "-X", "-A", "-t", "-F", "\t", "-v", "ON_ERROR_STOP=1", db, "-c", sql],
+                         check=True, capture_output=True, text=True).stdout
+    return [line.split("\t") for line in out.splitlines() if line]
+
+
+def get(url):
+    with urllib.request.urlopen(url, timeout=30) as r:
+        return json.loads(r.read().decode())
+
+
+def expected_value(result, obj, key, kind):
+    src = result if obj is None else result.get(obj)
+    if not isinstance(src, dict) or src.get(key) is None:
+        return None
+    v = src[key]
+    if kind == "t":
+        return int(v) // 1000
+    if kind == "i":
+        return int(v)
+    return float(v)
+
+
+def arg(name, default=None):
+    return sys.argv[sys.argv.index(name) + 1] if name in sys.argv else default
+
+
+def main():
+    db, sim = sys.argv[1], sys.argv[2].rstrip("/")
+    check_rejects = "--rejects" in sys.argv
+    clock, speed = arg("--clock"), float(arg("--speed", "1"))
+    if clock:
+        sim_anchor_us, real_anchor_s = clock.split("@")
+        sim_anchor_us, real_anchor_s = int(sim_anchor_us), float(real_anchor_s)
+    cols = ", ".join(
+        f"(extract(epoch from {c}) * 1000000)::int8" if k == "t" else c for c, _, _, k in COLUMNS)
+    rows = psql(db, "SELECT ticker, (extract(epoch from last_updated) * 1000000)::int8, source, "
+                    f"{cols} FROM option_snapshots ORDER BY ticker, last_updated")
+    mismatches = 0
+    for r in rows:
+        ticker, key_us, source = r[0], int(r[1]), r[2]
+        truth = get(f"{sim}/_sim/truth/snapshot?ticker={ticker}&at={key_us}")
+        res = truth.get("results", truth)
+        for i, (col, obj, key, kind) in enumerate(COLUMNS):
+            got = r[3 + i]
+            got = None if got == "" else (int(got) if kind in "it" else float(got))
+            want = expected_value(res, obj, key, kind)
+            if got != want:
+                mismatches += 1
+                if mismatches <= 10:
+                    print(f"MISMATCH {ticker} @ {key_us} {col}: db={got!r} truth={want!r}")
+        times = [expected_value(res, o, k, "t") for o, k in
+                 (("day", "last_updated"), ("last_quote", "last_updated"), ("last_trade", "sip_timestamp"))]
+        truth_key = max(t for t in times if t is not None)
+        if truth_key != key_us:
+            mismatches += 1
+            print(f"MISMATCH {ticker}: key {key_us} but truth's last event is {truth_key}")
+
+    windows = psql(db, "SELECT underlying, (extract(epoch from window_start) * 1000000)::int8, "
+                       "(extract(epoch from window_end) * 1000000)::int8, extract(epoch from completed_at) "
+                       "FROM ingest_coverage WHERE source = 'live' ORDER BY 1, 2")
+    have = {}
+    for t, k in ((r[0], int(r[1])) for r in rows):
+        have.setdefault(t, []).append(k)
+    # a contract whose row the simulator replaced by a bad one (now in
+    # ingest_rejects) is not expected in option_snapshots for that sweep
+    replaced = set()
+    if check_rejects:
+        replaced = {item.get("ticker") for item in get(f"{sim}/_sim/injected").get("results", [])}
+    missing = 0
+    checked_pairs = 0
+    for und, ws, we, done in ((w[0], int(w[1]), int(w[2]), float(w[3])) for w in windows):
+        end = we - 1
+        if clock:
+            # + 100 ms of real time: the anchor was read a few ms after the
+            # simulator's clock was; the lower bound, which proves no loss, is exact
+            end = max(end, sim_anchor_us + int((done - real_anchor_s + 0.1) * speed * 1e6))
+        at_start = {c["ticker"]: c for c in get(f"{sim}/_sim/truth/contracts?underlying={und}&at={ws}")["results"]}
+        at_end = {c["ticker"]: c for c in get(f"{sim}/_sim/truth/contracts?underlying={und}&at={end}")["results"]}
+        for ticker, c in at_start.items():
+            if ticker in replaced:
+                continue
+            lo = int(c["last_updated_us"])
+            hi = int(at_end.get(ticker, c)["last_updated_us"])
+            checked_pairs += 1
+            if not any(lo <= k <= hi for k in have.get(ticker, [])):
+                missing += 1
+                if missing <= 10:
+                    print(f"MISSING {und} window {ws}: {ticker} has no row keyed in [{lo}, {hi}]; "
+                          f"its keys: {sorted(have.get(ticker, []))}")
+
+    rejects_missing = 0
+    injected = 0
+    if check_rejects:
+        inj = get(f"{sim}/_sim/injected")
+        got = psql(db, "SELECT coalesce(ticker, ''), reason FROM ingest_rejects")
+        reject_tickers = [g[0] for g in got]
+        for item in inj.get("results", []):
+            injected += 1
+            t = item.get("sent_ticker") or ""
+            if t and t not in reject_tickers:
+                rejects_missing += 1
+                print(f"REJECT MISSING {t}: {item.get('reason')}")
+        if injected and len(got) < injected:
+            rejects_missing += injected - len(got)
+            print(f"REJECTS: {len(got)} in ingest_rejects, {injected} injected")
+
+    print(f"truth check: rows={len(rows)} mismatches={mismatches} windows={len(windows)} "
+          f"contract_windows={checked_pairs} missing={missing} injected_bad_rows={injected} "
+          f"rejects_missing={rejects_missing}")
+    sys.exit(1 if mismatches or missing or rejects_missing or not rows or not windows else 0)
+
+
+if __name__ == "__main__":
+    main()
