@@ -34,28 +34,20 @@ fi
 ninja -C "$BUILD" optsnap bench_writer >/dev/null
 BIN=$BUILD/optsnap
 
-# ---- throwaway cluster, sized for 2 cores ----
-PGBIN=/usr/lib/postgresql/15/bin
-TMP=$(mktemp -d /tmp/optsnap-bench.XXXXXX)
+# ---- throwaway cluster (durable: fsync on, the same price for every figure) ----
+. "$ROOT/scripts/lib/common.sh"
 PIDS=()
 cleanup() {
     for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
     for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
-    if [ -f "$TMP/data/postmaster.pid" ]; then
-        if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$PGBIN/pg_ctl" -D "$TMP/data" -m immediate stop >/dev/null 2>&1 || true
-        else "$PGBIN/pg_ctl" -D "$TMP/data" -m immediate stop >/dev/null 2>&1 || true; fi
-    fi
-    rm -rf "$TMP"
+    optsnap_pg_stop
+    rm -rf "${TMP:-}"
 }
 trap cleanup EXIT INT TERM
-as_pg() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
-[ "$(id -u)" = 0 ] && chown postgres "$TMP"
-PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-as_pg "$PGBIN/initdb" -D "$TMP/data" -A trust -U postgres >/dev/null
-# fsync stays on: the ceiling and the writer pay the same durability price
-as_pg "$PGBIN/pg_ctl" -D "$TMP/data" -l "$TMP/pg.log" -w \
-    -o "-p $PORT -k $TMP -c listen_addresses=127.0.0.1 -c shared_buffers=1GB -c max_wal_size=8GB -c checkpoint_timeout=30min -c synchronous_commit=on" start >/dev/null
-URL="postgresql://postgres@127.0.0.1:$PORT/postgres"
+TMP=$(mktemp -d /tmp/optsnap-bench.XXXXXX)
+optsnap_pg_start durable || { echo "bench.sh: cannot start PostgreSQL" >&2; exit 1; }
+URL=$OPTSNAP_PGURL
+PORT=${URL##*:}; PORT=${PORT%%/*}
 say "PostgreSQL 15 on port $PORT, $(nproc) cores"
 
 # ---- (1) + (2) ----
@@ -66,46 +58,62 @@ psql -X -q "$URL" -c "CREATE DATABASE bench_writer" >/dev/null
 # ---- (3) + (4) ----
 sweep() { # sweep LABEL DB UNDERLYINGS: one sweep of the whole universe; prints rows/s and RSS
     local label=$1 db=$2 n=$3 log=$TMP/$1.log
-    local t0 t1
+    local t0 t1 sim_cpu0 pg_cpu0
+    sim_cpu0=$(proc_cpu "$SIM_PID" self)
+    pg_cpu0=$(proc_cpu "$PG_PID" children)
     t0=$(date +%s.%N)
     DATABASE_URL=$db OPTSNAP_API_KEY=bench "$BIN" run --api-url "$SIM_URL" --universe "@$TMP/universe.$n" \
         --calendar always --cadence 3600s --max-sweeps 1 --listen "" --page-limit 250 \
         --http-concurrency 16 --db-connections 2 --batch-rows 5000 --queue-max-rows 50000 \
         --stats-interval 5s >"$log" 2>&1
     t1=$(date +%s.%N)
+    local sim_cpu pg_cpu
+    sim_cpu=$(python3 -c "print(f'{$(proc_cpu "$SIM_PID" self) - $sim_cpu0:.1f}')")
+    pg_cpu=$(python3 -c "print(f'{$(proc_cpu "$PG_PID" children) - $pg_cpu0:.1f}')")
     local line rows written unchanged rss
     line=$(grep 'msg="optsnap run stopped"' "$log")
     rows=$(sed -n 's/.* rows_fetched=\([0-9]*\).*/\1/p' <<<"$line")
     written=$(sed -n 's/.* rows_written=\([0-9]*\).*/\1/p' <<<"$line")
     unchanged=$(sed -n 's/.* rows_unchanged=\([0-9]*\).*/\1/p' <<<"$line")
     rss=$(sed -n 's/.* max_rss_kb=\([0-9]*\).*/\1/p' <<<"$line")
+    local own_cpu
+    own_cpu=$(sed -n 's/.* cpu_seconds=\([0-9.]*\).*/\1/p' <<<"$line")
     local secs rps
     secs=$(python3 -c "print(f'{$t1 - $t0:.2f}')")
     rps=$(python3 -c "print(f'{$rows / ($t1 - $t0):.0f}')")
-    printf '%-28s rows=%-8s written=%-8s unchanged=%-8s %7ss %9s rows/s  peak_rss=%s MiB\n' \
-        "$label" "$rows" "$written" "$unchanged" "$secs" "$rps" "$((rss / 1024))"
+    printf '%-24s rows=%-8s written=%-8s unchanged=%-8s %7ss %7s rows/s  rss=%s MiB  cpu s: optsnap %s simulator %s postgres %s\n' \
+        "$label" "$rows" "$written" "$unchanged" "$secs" "$rps" "$((rss / 1024))" "$own_cpu" "$sim_cpu" "$pg_cpu"
     echo "$rps" >"$TMP/$label.rps"
 }
 
 SIM_PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-"$BIN" mock-api --port "$SIM_PORT" --seed 1 --underlyings "$UNDERLYINGS_LARGE" --contracts "$CONTRACTS" \
+# synthetic underlyings, the same list for the simulator and for optsnap's universe
+python3 - "$UNDERLYINGS_LARGE" "$TMP" <<'EOF2'
+import itertools, string, sys
+n, tmp = int(sys.argv[1]), sys.argv[2]
+names = ["".join(p) for p in itertools.product(string.ascii_uppercase, repeat=3)][:n]
+open(f"{tmp}/universe.{n}", "w").write("\n".join(names) + "\n")
+open(f"{tmp}/universe.20", "w").write("\n".join(names[:20]) + "\n")
+open(f"{tmp}/universe.csv", "w").write(",".join(names))
+EOF2
+"$BIN" mock-api --port "$SIM_PORT" --seed 1 --underlyings "$(cat "$TMP/universe.csv")" --contracts "$CONTRACTS" \
     --clock 2026-11-02T17:00:00Z --speed 0 --log-level warn >"$TMP/sim.log" 2>&1 &
 PIDS+=($!)
+SIM_PID=$!
 SIM_URL="http://127.0.0.1:$SIM_PORT"
+PG_PID=$(head -1 "$OPTSNAP_PGTMP/data/postmaster.pid")
+# proc_cpu PID self|children: CPU seconds of a process, or of its reaped
+# children (PostgreSQL's backends are reaped by the postmaster when they exit)
+proc_cpu() {
+    python3 - "$1" "$2" <<'EOF3'
+import os, sys
+f = open(f"/proc/{sys.argv[1]}/stat").read().rsplit(")", 1)[1].split()
+hz = os.sysconf("SC_CLK_TCK")
+ut, st, cut, cst = (int(x) for x in f[11:15])
+print((ut + st) / hz if sys.argv[2] == "self" else (cut + cst) / hz)
+EOF3
+}
 for _ in $(seq 100); do curl -fsS "$SIM_URL/_sim/clock" >/dev/null 2>&1 && break; sleep 0.1; done
-# the simulator's synthetic underlyings, in its order
-curl -fsS "$SIM_URL/_sim/stats" >/dev/null
-python3 - "$SIM_URL" "$UNDERLYINGS_LARGE" "$TMP" <<'EOF'
-import json, sys, urllib.request
-sim, n, tmp = sys.argv[1], int(sys.argv[2]), sys.argv[3]
-names = json.load(urllib.request.urlopen(sim + "/_sim/stats")).get("underlyings")
-if not names:
-    sys.exit("bench.sh: the simulator does not list its underlyings in /_sim/stats")
-with open(f"{tmp}/universe.{n}", "w") as f:
-    f.write("\n".join(names[:n]) + "\n")
-with open(f"{tmp}/universe.20", "w") as f:
-    f.write("\n".join(names[:20]) + "\n")
-EOF
 for db in bench_small bench_large; do
     psql -X -q "$URL" -c "CREATE DATABASE $db" >/dev/null
     DATABASE_URL="postgresql://postgres@127.0.0.1:$PORT/$db" "$BIN" migrate >/dev/null 2>&1

@@ -27,90 +27,24 @@ while [ $# -gt 0 ]; do
     shift
 done
 
-say() { printf '== %s\n' "$*" >&2; }
+. "$ROOT/scripts/lib/common.sh"
+say() { optsnap_say "$@"; }
 
-# ---- packages -------------------------------------------------------------
-PACKAGES=(build-essential pkg-config meson ninja-build libuv1-dev libcurl4-openssl-dev
-          libpq-dev libcjson-dev postgresql-15 postgresql-contrib curl python3 pgbouncer wrk)
-missing=()
-for p in "${PACKAGES[@]}"; do
-    dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
-done
-if [ ${#missing[@]} -gt 0 ]; then
-    if [ "$(id -u)" -ne 0 ]; then
-        echo "test.sh: missing packages: ${missing[*]} (run as root to install them)" >&2
-        exit 1
-    fi
-    say "installing: ${missing[*]}"
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get update -q
-    apt-get install -y -q --no-install-recommends "${missing[@]}"
-fi
-
-PGBIN=/usr/lib/postgresql/15/bin
-[ -x "$PGBIN/initdb" ] || { echo "test.sh: $PGBIN/initdb not found" >&2; exit 1; }
-
-# ---- throwaway cluster ------------------------------------------------------
-PGTMP=$(mktemp -d "${TMPDIR:-/tmp}/optsnap-test-pg.XXXXXX")
-PGDATA_DIR="$PGTMP/data"
-AS_PG=()
-if [ "$(id -u)" -eq 0 ]; then
-    # PostgreSQL refuses to run as root.
-    chown postgres: "$PGTMP"
-    AS_PG=(runuser -u postgres --)
-fi
-# Runs a PostgreSQL tool from inside the temp dir: the checkout (e.g. under
-# /root) may not be readable by the postgres user, and the tools stat the cwd.
-pg_tool() { (cd "$PGTMP" && "${AS_PG[@]}" "$@"); }
+optsnap_install_packages || exit 1
 
 cleanup() {
     local rc=$?
     trap - EXIT INT TERM
-    if [ -f "$PGDATA_DIR/postmaster.pid" ]; then
-        pg_tool "$PGBIN/pg_ctl" -D "$PGDATA_DIR" stop -m immediate >/dev/null 2>&1 || true
-    fi
-    rm -rf "$PGTMP"
+    optsnap_pg_stop
     exit "$rc"
 }
 trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-free_port() {
-    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
-}
-
-say "initdb in $PGTMP"
-pg_tool "$PGBIN/initdb" -D "$PGDATA_DIR" -U postgres --auth=trust -E UTF8 --locale=C \
-    --no-sync >"$PGTMP/initdb.log" 2>&1 || { cat "$PGTMP/initdb.log" >&2; exit 1; }
-
-started=0
-for attempt in 1 2 3 4 5; do
-    PORT=$(free_port)
-    cat >>"$PGDATA_DIR/postgresql.conf" <<EOF
-# scripts/test.sh, attempt $attempt
-listen_addresses = '127.0.0.1'
-port = $PORT
-unix_socket_directories = '$PGTMP'
-max_connections = 200
-fsync = off
-synchronous_commit = off
-full_page_writes = off
-log_min_messages = warning
-log_min_error_statement = panic
-EOF
-    if pg_tool "$PGBIN/pg_ctl" -D "$PGDATA_DIR" -l "$PGTMP/postgres.log" -w -t 60 start >/dev/null 2>&1; then
-        started=1
-        break
-    fi
-    say "PostgreSQL did not start on port $PORT (attempt $attempt); retrying"
-done
-if [ "$started" -ne 1 ]; then
-    tail -n 30 "$PGTMP/postgres.log" >&2 || true
-    echo "test.sh: could not start PostgreSQL" >&2
-    exit 1
-fi
-export OPTSNAP_TEST_PGURL="postgresql://postgres@127.0.0.1:$PORT/postgres"
+optsnap_pg_start || { echo "test.sh: could not start PostgreSQL" >&2; exit 1; }
+PGTMP=$OPTSNAP_PGTMP
+export OPTSNAP_TEST_PGURL=$OPTSNAP_PGURL
 export OPTSNAP_TEST_PGTMP="$PGTMP"
 say "PostgreSQL 15 at $OPTSNAP_TEST_PGURL"
 

@@ -79,7 +79,7 @@ struct ingest {
     int db_in_flight;
     int live_sweeps;
 
-    uv_timer_t tick_timer, dispatch_timer, stats_timer, shutdown_timer, run_for_timer;
+    uv_timer_t tick_timer, dispatch_timer, stats_timer, shutdown_timer, run_for_timer, age_timer;
     uv_signal_t sig_term, sig_int, sig_hup;
     int open_handles;
     enum ingest_state state;
@@ -430,10 +430,29 @@ out:
 
 /* Starts fetches while the wide pool has room and the queue has room for a
  * full page per request in flight: a full queue starts nothing new. */
+static void seal_open_batches(struct ingest *ing, int64_t older_than_real_us)
+{
+    bool sealed = false;
+    for (int i = 0; i < ing->nus; i++) {
+        struct sweep *sw = ing->us[i].active;
+        if (sw && sw->cur && sw->cur_opened_real_us <= older_than_real_us) {
+            sweep_seal(sw, false);
+            sealed = true;
+        }
+    }
+    if (sealed)
+        dispatch(ing);
+}
+
 static void pump(struct ingest *ing)
 {
     if (ing->state != ING_RUNNING)
         return;
+    if (ing->ready_head && ing->rows_pending + ing->s->page_limit > ing->s->queue_max_rows) {
+        /* The queue is full. Rows waiting in partly filled batches would wait
+         * for pages that cannot start: write them now, so the queue drains. */
+        seal_open_batches(ing, INT64_MAX);
+    }
     while (ing->ready_head && ing->fetches_in_flight < ing->s->http_concurrency &&
            ing->rows_pending + ing->s->page_limit <= ing->s->queue_max_rows) {
         struct sweep *sw = ready_pop(ing);
@@ -872,6 +891,15 @@ static void tick(uv_timer_t *t)
     uv_timer_start(&ing->tick_timer, tick, wait > 0 ? (uint64_t)(wait / 1000) + 1 : 1, 0);
 }
 
+/* batch_max_age: a partial batch of a slow sweep is written after this long. */
+static void age_tick(uv_timer_t *t)
+{
+    struct ingest *ing = t->data;
+    if (ing->state == ING_CLOSING)
+        return;
+    seal_open_batches(ing, real_now() - ing->s->batch_max_age_us);
+}
+
 static void stats_tick(uv_timer_t *t)
 {
     struct ingest *ing = t->data;
@@ -937,6 +965,7 @@ static void close_all(struct ingest *ing)
     close_handle(ing, (uv_handle_t *)&ing->stats_timer);
     close_handle(ing, (uv_handle_t *)&ing->shutdown_timer);
     close_handle(ing, (uv_handle_t *)&ing->run_for_timer);
+    close_handle(ing, (uv_handle_t *)&ing->age_timer);
     close_handle(ing, (uv_handle_t *)&ing->sig_term);
     close_handle(ing, (uv_handle_t *)&ing->sig_int);
     close_handle(ing, (uv_handle_t *)&ing->sig_hup);
@@ -1118,6 +1147,8 @@ int ingest_run(struct settings *s)
     uv_timer_init(&loop, &ing->stats_timer);
     uv_timer_init(&loop, &ing->shutdown_timer);
     uv_timer_init(&loop, &ing->run_for_timer);
+    uv_timer_init(&loop, &ing->age_timer);
+    ing->age_timer.data = ing;
     ing->tick_timer.data = ing->dispatch_timer.data = ing->stats_timer.data = ing;
     ing->shutdown_timer.data = ing->run_for_timer.data = ing;
     uv_timer_start(&ing->dispatch_timer, dispatch_cb, 0, 0);
@@ -1131,6 +1162,8 @@ int ingest_run(struct settings *s)
     uv_signal_start(&ing->sig_hup, on_signal, SIGHUP);
     uv_timer_start(&ing->stats_timer, stats_tick, (uint64_t)(s->stats_interval_us / 1000),
                    (uint64_t)(s->stats_interval_us / 1000));
+    uint64_t age_ms = (uint64_t)(s->batch_max_age_us / 2000);
+    uv_timer_start(&ing->age_timer, age_tick, age_ms ? age_ms : 1, age_ms ? age_ms : 1);
     if (s->run_for_us > 0)
         uv_timer_start(&ing->run_for_timer, run_for_cb, (uint64_t)(s->run_for_us / 1000), 0);
     uv_timer_start(&ing->tick_timer, tick, 0, 0);
@@ -1141,17 +1174,23 @@ int ingest_run(struct settings *s)
     uv_run(&loop, UV_RUN_DEFAULT);
     exit_code = ing->forced ? EXIT_RUNTIME : EXIT_OK;
     struct rusage ru;
-    long max_rss_kb = getrusage(RUSAGE_SELF, &ru) == 0 ? ru.ru_maxrss : -1;
+    long max_rss_kb = -1;
+    double cpu_s = -1;
+    if (getrusage(RUSAGE_SELF, &ru) == 0) {
+        max_rss_kb = ru.ru_maxrss;
+        cpu_s = (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 + (double)ru.ru_stime.tv_sec +
+                ru.ru_stime.tv_usec / 1e6;
+    }
     log_info("optsnap run stopped", "pages=%llu rows_fetched=%llu rows_written=%llu rows_unchanged=%llu rows_rejected=%llu "
              "batches=%llu retried=%llu bisected=%llu dropped=%llu sweeps_covered=%llu sweeps_incomplete=%llu overruns=%llu "
-             "max_rss_kb=%ld",
+             "max_rss_kb=%ld cpu_seconds=%.2f",
              (unsigned long long)ing->c.pages, (unsigned long long)ing->c.rows_fetched,
              (unsigned long long)ing->c.rows_written, (unsigned long long)ing->c.rows_unchanged,
              (unsigned long long)ing->c.rows_rejected, (unsigned long long)ing->c.batches_committed,
              (unsigned long long)ing->c.batches_retried, (unsigned long long)ing->c.batches_bisected,
              (unsigned long long)ing->c.batches_dropped, (unsigned long long)ing->c.sweeps_covered,
              (unsigned long long)ing->c.sweeps_incomplete, (unsigned long long)ing->c.sweeps_overrun,
-             max_rss_kb);
+             max_rss_kb, cpu_s);
 out_sessions:
     session_set_free(&ing->sessions);
     snapshot_page_free(&ing->page);

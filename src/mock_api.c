@@ -675,7 +675,7 @@ static void handle_aggs(struct sim *s, const struct http_request *req, char *res
     mm_buf_puts(&b, ",\"count\":");
     mm_buf_int(&b, o.count);
     if (o.more) {
-        char host[256], url[700];
+        char host[256], url[4608]; /* room for the longest path segments the parser accepts */
         int64_t nf = desc ? from_ms : o.last_start + 1, nt = desc ? o.last_start - 1 : to_ms;
         snprintf(url, sizeof url, ",\"next_url\":\"http://%s/v2/aggs/ticker/%s/range/%ld/%s/%lld/%lld?sort=%s&limit=%d\"",
                  host_for_links(s, req, host, sizeof host), parts[0], mult, parts[3], (long long)nf,

@@ -152,11 +152,12 @@ static const char STYLE[] =
     ".pill{display:inline-block;padding:2px 10px;border-radius:999px;font-size:12px;font-weight:600}"
     ".pill.ok{background:#e6f4ea;color:#137333}.pill.warn{background:#fef3e0;color:#a35200}"
     ".pill.bad{background:#fce8e6;color:#b3261e}.pill.none{background:#eef0f2;color:#57606a}"
-    ".cards{display:grid;grid-template-columns:repeat(auto-fill,minmax(180px,1fr));gap:12px}"
+    ".cards{display:grid;grid-template-columns:repeat(auto-fill,minmax(200px,1fr));gap:12px}"
     ".card{background:#fff;border:1px solid #e3e6ea;border-radius:10px;padding:12px 14px}"
     ".card .k{color:#57606a;font-size:12px;text-transform:uppercase;letter-spacing:.04em}"
     ".card .v{font-size:22px;font-weight:650;margin-top:2px;font-variant-numeric:tabular-nums}"
     ".card .s{color:#6a737d;font-size:12px;margin-top:2px}"
+    ".card .small{color:#8b949e;font-size:14px;font-weight:500}"
     ".card.warn{border-color:#f4c27a}.card.warn .v{color:#a35200}"
     ".card.bad{border-color:#f1a7a0}.card.bad .v{color:#b3261e}"
     ".meter{height:6px;background:#eef0f2;border-radius:3px;margin-top:8px;overflow:hidden}"
@@ -257,11 +258,11 @@ static void render_cards(const struct metrics_snapshot *m, struct bytebuf *out)
     card_begin(out, qcls, "Queue");
     fmt_count(m->queue_rows > 0 ? (uint64_t)m->queue_rows : 0, a, sizeof a);
     fmt_count(m->queue_max_rows > 0 ? (uint64_t)m->queue_max_rows : 0, b, sizeof b);
-    put_fmt(out, "%s<span class=\"muted\" style=\"font-size:14px\"> / %s rows</span></div>", a, b);
+    put_fmt(out, "%s<span class=\"small\"> / %s</span></div>", a, b);
     put_fmt(out, "<div class=\"meter %s\"><span style=\"width:%.1f%%\"></span></div>", qcls,
             fill * 100);
-    put_fmt(out, "<div class=\"s\">%d batches waiting for a connection</div></div>\n",
-            m->batches_waiting);
+    put_fmt(out, "<div class=\"s\">rows queued · %d batch%s waiting</div></div>\n",
+            m->batches_waiting, m->batches_waiting == 1 ? "" : "es");
 
     card_begin(out, "", "HTTP in flight");
     put_fmt(out, "%d</div><div class=\"s\">%d waiting</div></div>\n", m->http_in_flight,
@@ -271,7 +272,7 @@ static void render_cards(const struct metrics_snapshot *m, struct bytebuf *out)
     if (m->db_down > 0 || !m->db_reachable)
         pcls = "bad";
     card_begin(out, pcls, "DB pool");
-    put_fmt(out, "%d<span class=\"muted\" style=\"font-size:14px\"> / %d busy</span></div>",
+    put_fmt(out, "%d<span class=\"small\"> / %d busy</span></div>",
             m->db_busy, m->db_size);
     put_fmt(out, "<div class=\"s\">%d idle · %d connecting · %d down</div></div>\n", m->db_idle,
             m->db_connecting, m->db_down);
@@ -296,7 +297,7 @@ static void render_cards(const struct metrics_snapshot *m, struct bytebuf *out)
     }
 
     uint64_t http_err = m->http_requests_4xx + m->http_requests_5xx + m->http_transport_errors;
-    card_begin(out, m->http_requests_5xx || m->http_transport_errors ? "warn" : "", "HTTP 2xx");
+    card_begin(out, m->http_requests_5xx || m->http_transport_errors ? "warn" : "", "HTTP OK (2xx)");
     put_count(out, m->http_requests_2xx);
     fmt_count(m->http_requests_429, a, sizeof a);
     fmt_count(http_err, b, sizeof b);
@@ -471,7 +472,9 @@ static void render_timelines(const struct metrics_snapshot *m, struct bytebuf *o
 {
     int64_t from = m->timeline_from_us, to = m->timeline_to_us;
     put_str(out, "<h2>Coverage</h2>\n<div class=\"panel\">\n");
-    if (!m->timelines || !m->underlyings || m->n_underlyings == 0 || to <= from) {
+    /* to - from must not overflow: every x position divides by it */
+    bool sane = to > from && (from >= 0 || to <= INT64_MAX + from);
+    if (!m->timelines || !m->underlyings || m->n_underlyings == 0 || !sane) {
         put_str(out, "<div class=\"muted\">No coverage timeline yet.</div></div>\n");
         return;
     }
@@ -486,7 +489,8 @@ static void render_timelines(const struct metrics_snapshot *m, struct bytebuf *o
             "<span><i style=\"background:#fff;border:1px solid #c9ced6\"></i>no data</span>"
             "<span style=\"margin-left:auto\">%s → %s UTC</span></div>\n",
             a, b);
-    for (size_t i = 0; i < m->n_underlyings; i++) {
+    size_t shown = m->n_underlyings < STATUS_MAX_TIMELINES ? m->n_underlyings : STATUS_MAX_TIMELINES;
+    for (size_t i = 0; i < shown; i++) {
         char name[sizeof m->underlyings[i].name + 1];
         copy_name(name, sizeof name, m->underlyings[i].name, sizeof m->underlyings[i].name);
         const struct coverage_span *spans = m->timelines[i];
@@ -507,12 +511,19 @@ static void render_timelines(const struct metrics_snapshot *m, struct bytebuf *o
         render_spans(out, spans, n, from, to, false, STATUS_MAX_RECTS_PER_TIMELINE / 2, &dropped);
         render_spans(out, spans, n, from, to, true, STATUS_MAX_RECTS_PER_TIMELINE / 2, &dropped);
         render_axis(out, from, to);
+        if (m->now_us > from && m->now_us < to)
+            put_fmt(out, "<line class=\"now\" x1=\"%.2f\" y1=\"-1\" x2=\"%.2f\" y2=\"%d\" "
+                         "stroke=\"#1f2328\" stroke-width=\"1.5\"><title>now</title></line>",
+                    x_of(m->now_us, from, to), x_of(m->now_us, from, to), TIMELINE_BAR_HEIGHT + 1);
         put_str(out, "</svg>");
         if (dropped)
             put_fmt(out, "<div class=\"note\">%zu more spans not drawn; see <code>optsnap gaps</code></div>",
                     dropped);
         put_str(out, "</div></div>\n");
     }
+    if (shown < m->n_underlyings)
+        put_fmt(out, "<div class=\"note\">%zu more underlyings not drawn; see <code>optsnap gaps</code></div>\n",
+                m->n_underlyings - shown);
     put_str(out, "</div>\n");
 }
 

@@ -70,11 +70,14 @@ struct metrics_snapshot {
 };
 
 /* Appends the Prometheus text exposition (format 0.0.4) to out. Metric names
- * are prefixed optsnap_; labels are escaped. */
+ * are prefixed optsnap_; labels are escaped. out belongs to the caller (it
+ * frees it with bytebuf_free); an allocation failure sets out->failed. */
 void metrics_render_prometheus(const struct metrics_snapshot *m, struct bytebuf *out);
 
 /* Appends a complete HTML5 status page (no external resources, inline CSS and
- * SVG) to out. Every string that came from outside is HTML-escaped. */
+ * SVG) to out. Every string that came from outside is HTML-escaped. Ownership
+ * and failure as for metrics_render_prometheus. Coverage spans are expected
+ * oldest first; adjacent spans of one state are drawn as one rect. */
 void metrics_render_status_page(const struct metrics_snapshot *m, struct bytebuf *out);
 
 /* HTML-escapes s (& < > " ') into out. */
@@ -93,6 +96,9 @@ void metrics_format_double(double v, char *buf, size_t size);
 /* Cap on rects drawn per coverage timeline (after merging adjacent spans of the
  * same state); the rest is summarised in a note so the page stays bounded. */
 #define STATUS_MAX_RECTS_PER_TIMELINE 2000
+/* Timelines drawn at most (the first ones in the snapshot's order); the table
+ * still lists every underlying. */
+#define STATUS_MAX_TIMELINES 200
 
 /* Bumps the count of sqlstate in m->db_errors (adds the entry if new, drops
  * it when the table is full). NULL or "" (libpq gives no SQLSTATE for a lost

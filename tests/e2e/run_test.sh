@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # End to end: `optsnap run` against the simulator on one accelerated clock.
-#  1. a few cadences, then every row equals the simulator's truth, every
-#     covered window is complete, unchanged re-polls wrote no row versions;
+#  1. a few cadences under a tight queue (backpressure), then every row equals
+#     the simulator's truth, every covered window is complete, unchanged
+#     re-polls wrote no row versions;
 #  2. bad rows land in ingest_rejects and their batches commit;
 #  3. 429s with Retry-After and 5xx: every window still covered;
 #  4. the database cut off mid-run (connections terminated, then refused):
@@ -67,7 +68,9 @@ echo "== 1. a few cadences against the truth"
 DB1=$(pgtest_createdb optsnap_e2e_run1)
 DATABASE_URL=$DB1 "$BIN" migrate >/dev/null 2>&1 || fail "migrate"
 start_sim sim1
-run_daemon "$DB1" "$TMP/run1.log" --max-sweeps 4
+# queue_max_rows 100: two sweeps with a 50-row page each in partly filled
+# batches fill the queue; they must be written, not waited on
+run_daemon "$DB1" "$TMP/run1.log" --max-sweeps 4 --queue-max-rows 100
 wait_exit "$RUN_PID" 60
 [ "$E2E_STOP_RC" = 0 ] || { tail -20 "$TMP/run1.log"; fail "run exited $E2E_STOP_RC"; }
 grep -q 'msg="optsnap run stopped"' "$TMP/run1.log" || fail "no final line"
