@@ -14,9 +14,12 @@
 #include "optsnap/batch.h"
 #include "optsnap/commands.h"
 #include "optsnap/http_client.h"
+#include "optsnap/http_server.h"
+#include "optsnap/metrics.h"
 #include "optsnap/log.h"
 #include "optsnap/pg_pool.h"
 #include "optsnap/schedule.h"
+#include "optsnap/sd_notify.h"
 #include "optsnap/snapshot_parse.h"
 #include "optsnap/timeutil.h"
 #include "optsnap/writer.h"
@@ -33,6 +36,13 @@ struct underlying_state {
     char name[16];
     struct sweep *active;
     int64_t last_window_us; /* last window a sweep was started for */
+    /* for /metrics and the status page */
+    int64_t newest_us;      /* newest committed last_updated, 0 = none */
+    int64_t last_covered_us, last_covered_real_us;
+    double last_sweep_seconds;
+    uint64_t rows_written, rows_rejected, sweeps_covered, sweeps_incomplete, errors;
+    struct coverage_span *timeline; /* malloc'd, refreshed from ingest_coverage */
+    size_t ntimeline, timeline_cap;
 };
 
 struct sweep {
@@ -95,6 +105,19 @@ struct ingest {
 
     struct snapshot_page page;
     struct ingest_counters c;
+    /* observability */
+    struct http_server *listener;
+    uv_timer_t watchdog_timer, timeline_timer;
+    bool ready_sent, timeline_refreshing;
+    struct metrics_sqlstate sqlstates[METRICS_MAX_SQLSTATES];
+    size_t nsqlstates;
+    double last_sweep_seconds;
+    long uncovered_windows;
+    int64_t timeline_from_us, timeline_to_us, started_us;
+    struct pg_txn timeline_txn;
+    char timeline_params[4][40];
+    const char *timeline_values[4];
+    char *universe_array; /* "{SPY,QQQ}" for = ANY($n) */
     char last_stats[256];
     char api_origin[512];
     size_t api_origin_len;
@@ -265,11 +288,17 @@ static void maybe_finish_sweep(struct sweep *sw)
     double secs = (double)(real_now() - sw->started_real_us) / 1e6;
     if (sw->coverage_written) {
         ing->c.sweeps_covered++;
+        sw->u->sweeps_covered++;
+        sw->u->last_covered_us = sw->window_start_us;
+        sw->u->last_covered_real_us = real_now();
+        sw->u->last_sweep_seconds = secs;
+        ing->last_sweep_seconds = secs;
         log_debug("sweep covered", "underlying=%s window=%s rows=%ld pages=%d seconds=%.3f",
                   sw->u->name, timestamp_format(ws, sizeof ws, sw->window_start_us),
                   sw->rows_fetched, sw->pages, secs);
     } else {
         ing->c.sweeps_incomplete++;
+        sw->u->sweeps_incomplete++;
     }
     sw->u->active = NULL;
     ing->live_sweeps--;
@@ -358,6 +387,7 @@ static void on_page(void *user, const struct http_response *resp)
         }
         if (i < ing->page.nrejects) {
             ing->c.rows_rejected++;
+            sw->u->rows_rejected++;
             char q[160];
             log_info("row rejected", "underlying=%s ticker=%s reason=%s request_id=%s",
                      sw->u->name, ing->page.rejects[i].ticker,
@@ -620,6 +650,10 @@ static void on_txn_done(struct pg_txn *txn, const struct pg_txn_result *r)
             written = 0;
         ing->c.rows_written += (uint64_t)written;
         ing->c.rows_unchanged += (uint64_t)(nrows - written);
+        sw->u->rows_written += (uint64_t)written;
+        for (size_t i = 0; i < b->nrows; i++)
+            if (b->rows[i].last_updated_us > sw->u->newest_us)
+                sw->u->newest_us = b->rows[i].last_updated_us;
         ing->c.batches_committed++;
         if (w->job.has_coverage)
             sw->coverage_written = true;
@@ -637,6 +671,8 @@ static void on_txn_done(struct pg_txn *txn, const struct pg_txn_result *r)
     }
     const char *stmt = writer_job_failed_name(&w->job, r);
     char q[300];
+    metrics_count_sqlstate(ing->sqlstates, &ing->nsqlstates, r->sqlstate);
+    sw->u->errors++;
     if (r->status == PG_TXN_CONN_LOST || pg_sqlstate_is_transient(r->sqlstate)) {
         b->attempts++;
         int64_t wait = backoff_us(b->attempts, ing->s->retry_max_backoff_us);
@@ -703,9 +739,12 @@ done:
     check_drained(ing);
 }
 
+static void notify_ready_once(struct ingest *ing);
+
 static void on_pool_notify(void *user)
 {
     struct ingest *ing = user;
+    notify_ready_once(ing);
     dispatch(ing);
 }
 
@@ -917,11 +956,362 @@ static void stats_tick(uv_timer_t *t)
              ps.busy, ps.idle, ps.connecting, ps.down, queued, ing->rows_pending,
              ing->fetches_in_flight, ing->live_sweeps);
     if (strcmp(line, ing->last_stats) != 0) {
+        sd_notify_statusf("db busy %d/%d, queue %ld rows, %d requests in flight, %llu rows written",
+                          ps.busy, ing->s->db_connections, ing->rows_pending, ing->fetches_in_flight,
+                          (unsigned long long)ing->c.rows_written);
         log_info("pool", "%s rows_written=%llu rows_unchanged=%llu rejected=%llu", line,
                  (unsigned long long)ing->c.rows_written, (unsigned long long)ing->c.rows_unchanged,
                  (unsigned long long)ing->c.rows_rejected);
         memcpy(ing->last_stats, line, sizeof line);
     }
+}
+
+
+/* ---- observability: /metrics, /healthz, /readyz, the status page, systemd notify ---- */
+
+#define TIMELINE_SPAN_US (24 * 3600 * USEC_PER_SEC)
+
+static void fill_metrics(struct ingest *ing, struct metrics_snapshot *m, struct metrics_underlying *mu,
+                         const struct coverage_span **tl, size_t *tln)
+{
+    memset(m, 0, sizeof *m);
+    int64_t now = market_clock_now(&ing->clock, real_now());
+    m->now_us = now;
+    m->started_us = ing->started_us;
+    m->version = "0.1.0";
+    struct http_client_stats hs;
+    http_client_get_stats(ing->http, &hs);
+    m->http_requests_2xx = hs.status_2xx;
+    m->http_requests_4xx = hs.status_4xx;
+    m->http_requests_429 = hs.status_429;
+    m->http_requests_5xx = hs.status_5xx;
+    m->http_transport_errors = hs.transport_errors;
+    m->http_retries = hs.retries;
+    m->http_retry_budget_exhausted = hs.retry_budget_exhausted;
+    m->http_bytes = hs.bytes;
+    for (int i = 0; i < HTTP_LATENCY_BUCKETS && i < METRICS_LATENCY_BUCKETS - 1; i++)
+        m->http_latency_buckets[i] = hs.latency_buckets[i];
+    m->http_latency_buckets[METRICS_LATENCY_BUCKETS - 1] = hs.latency_count;
+    m->http_latency_sum_s = hs.latency_sum_s;
+    m->http_latency_count = hs.latency_count;
+    m->http_in_flight = (int)http_client_in_flight(ing->http);
+    m->http_waiting = (int)http_client_waiting(ing->http);
+    m->rows_fetched = ing->c.rows_fetched;
+    m->rows_written = ing->c.rows_written;
+    m->rows_unchanged = ing->c.rows_unchanged;
+    m->rows_rejected = ing->c.rows_rejected;
+    m->batches_committed = ing->c.batches_committed;
+    m->batches_retried = ing->c.batches_retried;
+    m->batches_bisected = ing->c.batches_bisected;
+    m->batches_dropped = ing->c.batches_dropped;
+    struct pg_pool_stats ps;
+    pg_pool_get_stats(ing->pool, &ps);
+    m->db_busy = ps.busy;
+    m->db_idle = ps.idle;
+    m->db_connecting = ps.connecting;
+    m->db_down = ps.down;
+    m->db_size = ing->s->db_connections;
+    m->db_reconnects = ps.reconnects;
+    memcpy(m->db_errors, ing->sqlstates, sizeof m->db_errors);
+    m->n_db_errors = ing->nsqlstates;
+    m->queue_rows = ing->rows_pending;
+    m->queue_max_rows = ing->s->queue_max_rows;
+    int waiting = 0;
+    for (struct batch *b = ing->wq_head; b; b = b->next)
+        waiting++;
+    m->batches_waiting = waiting;
+    m->sweeps_started = ing->c.sweeps_started;
+    m->sweeps_covered = ing->c.sweeps_covered;
+    m->sweeps_incomplete = ing->c.sweeps_incomplete;
+    m->sweeps_overrun = ing->c.sweeps_overrun;
+    m->last_sweep_seconds = ing->last_sweep_seconds;
+    m->uncovered_windows = ing->uncovered_windows;
+    m->db_reachable = ps.busy + ps.idle > 0;
+    for (int i = 0; i < ing->nus; i++) {
+        const struct underlying_state *u = &ing->us[i];
+        struct metrics_underlying *x = &mu[i];
+        memset(x, 0, sizeof *x);
+        memcpy(x->name, u->name, sizeof x->name);
+        x->freshness_s = u->newest_us ? (double)(now - u->newest_us) / 1e6 : -1;
+        x->last_sweep_start_us = u->last_covered_us;
+        x->last_sweep_seconds = u->last_sweep_seconds;
+        x->rows_written = u->rows_written;
+        x->rows_rejected = u->rows_rejected;
+        x->sweeps_covered = u->sweeps_covered;
+        x->sweeps_incomplete = u->sweeps_incomplete;
+        x->errors = u->errors;
+        tl[i] = u->timeline;
+        tln[i] = u->ntimeline;
+    }
+    m->underlyings = mu;
+    m->n_underlyings = (size_t)ing->nus;
+    m->timelines = tl;
+    m->timeline_lengths = tln;
+    m->timeline_from_us = ing->timeline_from_us;
+    m->timeline_to_us = ing->timeline_to_us;
+}
+
+/* Ready: a database connection is up, and the last covered sweep is younger
+ * than three windows (or no window was expected lately: market closed). */
+static bool is_ready(struct ingest *ing, char *why, size_t size)
+{
+    struct pg_pool_stats ps;
+    pg_pool_get_stats(ing->pool, &ps);
+    if (ps.busy + ps.idle == 0) {
+        snprintf(why, size, "database unreachable\n");
+        return false;
+    }
+    int64_t now = market_clock_now(&ing->clock, real_now());
+    int64_t cadence = ing->s->cadence_us;
+    int64_t bound_real = 3 * (int64_t)((double)cadence / ing->clock.speed) + 10 * USEC_PER_SEC;
+    bool expected = session_set_expects(&ing->sessions, window_start_of(now, cadence) - 2 * cadence, cadence) == 1;
+    if (!expected || real_now() - ing->started_us < bound_real)
+        return true;
+    for (int i = 0; i < ing->nus; i++) {
+        if (real_now() - ing->us[i].last_covered_real_us > bound_real) {
+            snprintf(why, size, "underlying %s: no covered sweep in the last %lld s\n", ing->us[i].name,
+                     (long long)(bound_real / USEC_PER_SEC));
+            return false;
+        }
+    }
+    return true;
+}
+
+static void on_listener_request(void *user, const struct http_request *req, const char *body,
+                                struct http_reply *reply)
+{
+    (void)body;
+    struct ingest *ing = user;
+    struct bytebuf out = {0};
+    reply->status = 200;
+    if (strcmp(req->method, "GET") != 0 && strcmp(req->method, "HEAD") != 0) {
+        reply->status = 405;
+        reply->content_type = "text/plain; charset=utf-8";
+        bytebuf_append(&out, "method not allowed\n", 19);
+    } else if (strcmp(req->path, "/healthz") == 0) {
+        reply->content_type = "text/plain; charset=utf-8";
+        bytebuf_append(&out, "ok\n", 3);
+    } else if (strcmp(req->path, "/readyz") == 0) {
+        char why[200];
+        reply->content_type = "text/plain; charset=utf-8";
+        if (is_ready(ing, why, sizeof why)) {
+            bytebuf_append(&out, "ready\n", 6);
+        } else {
+            reply->status = 503;
+            bytebuf_append(&out, why, strlen(why));
+        }
+    } else if (strcmp(req->path, "/metrics") == 0 || strcmp(req->path, "/") == 0) {
+        struct metrics_snapshot m;
+        struct metrics_underlying *mu = calloc((size_t)ing->nus, sizeof *mu);
+        const struct coverage_span **tl = calloc((size_t)ing->nus, sizeof *tl);
+        size_t *tln = calloc((size_t)ing->nus, sizeof *tln);
+        if (mu && tl && tln) {
+            fill_metrics(ing, &m, mu, tl, tln);
+            if (req->path[1] == '\0') {
+                reply->content_type = "text/html; charset=utf-8";
+                metrics_render_status_page(&m, &out);
+            } else {
+                reply->content_type = "text/plain; version=0.0.4; charset=utf-8";
+                metrics_render_prometheus(&m, &out);
+            }
+        } else {
+            reply->status = 500;
+        }
+        free(mu);
+        free((void *)tl);
+        free(tln);
+    } else {
+        reply->status = 404;
+        reply->content_type = "text/plain; charset=utf-8";
+        bytebuf_append(&out, "not found\n", 10);
+    }
+    if (out.failed) {
+        bytebuf_free(&out);
+        reply->status = 500;
+    }
+    reply->body = out.data; /* the server frees it */
+    reply->body_len = out.len;
+}
+
+/* Rebuilds each underlying's timeline from the covered islands the query
+ * returned (sorted by underlying, then start): windows between islands are
+ * missing inside sessions and closed outside them. */
+static void timeline_add(struct underlying_state *u, int64_t a, int64_t b, enum coverage_state st)
+{
+    if (b <= a)
+        return;
+    if (u->ntimeline > 0 && u->timeline[u->ntimeline - 1].state == st &&
+        u->timeline[u->ntimeline - 1].end_us == a) {
+        u->timeline[u->ntimeline - 1].end_us = b;
+        return;
+    }
+    if (u->ntimeline == u->timeline_cap) {
+        size_t nc = u->timeline_cap ? u->timeline_cap * 2 : 64;
+        if (nc > STATUS_MAX_RECTS_PER_TIMELINE * 2)
+            return;
+        struct coverage_span *na = realloc(u->timeline, nc * sizeof *na);
+        if (na == NULL)
+            return;
+        u->timeline = na;
+        u->timeline_cap = nc;
+    }
+    u->timeline[u->ntimeline++] = (struct coverage_span){a, b, st};
+}
+
+static long timeline_fill_gap(struct ingest *ing, struct underlying_state *u, int64_t a, int64_t b, int64_t now)
+{
+    int64_t cadence = ing->s->cadence_us;
+    long missing = 0;
+    for (int64_t w = window_start_of(a, cadence); w < b; w += cadence) {
+        int64_t lo = w < a ? a : w, hi = w + cadence > b ? b : w + cadence;
+        bool open = session_set_expects(&ing->sessions, w, cadence) == 1;
+        bool past = w + cadence <= now - cadence; /* the window in progress is not missing yet */
+        timeline_add(u, lo, hi, open && past ? COVERAGE_MISSING : COVERAGE_CLOSED);
+        if (open && past && lo == w)
+            missing++;
+    }
+    return missing;
+}
+
+static void on_timeline_rows(void *user, const void *pgresult)
+{
+    struct ingest *ing = user;
+    const PGresult *res = pgresult;
+    int64_t from = ing->timeline_from_us, to = ing->timeline_to_us;
+    int64_t now = market_clock_now(&ing->clock, real_now());
+    int n = PQntuples(res), row = 0;
+    long missing = 0;
+    for (int i = 0; i < ing->nus; i++) {
+        struct underlying_state *u = &ing->us[i];
+        u->ntimeline = 0;
+        int64_t at = from;
+        while (row < n && strcmp(PQgetvalue(res, row, 0), u->name) < 0)
+            row++;
+        while (row < n && strcmp(PQgetvalue(res, row, 0), u->name) == 0) {
+            bool live = strcmp(PQgetvalue(res, row, 1), "live") == 0;
+            int64_t a = strtoll(PQgetvalue(res, row, 2), NULL, 10);
+            int64_t b = strtoll(PQgetvalue(res, row, 3), NULL, 10);
+            if (a > at)
+                missing += timeline_fill_gap(ing, u, at, a, now);
+            timeline_add(u, a < at ? at : a, b, live ? COVERAGE_LIVE : COVERAGE_BACKFILL);
+            if (b > at)
+                at = b;
+            row++;
+        }
+        if (at < to)
+            missing += timeline_fill_gap(ing, u, at, to, now);
+    }
+    ing->uncovered_windows = missing;
+}
+
+static const char sql_timeline[] =
+    "SELECT underlying, source, (extract(epoch FROM min(window_start)) * 1000000)::int8, "
+    "(extract(epoch FROM max(window_end)) * 1000000)::int8 FROM ("
+    "SELECT underlying, source, window_start, window_end, "
+    "(extract(epoch FROM window_start) * 1000000)::int8 / $3::int8 "
+    "- row_number() OVER (PARTITION BY underlying, source ORDER BY window_start) AS island "
+    "FROM ingest_coverage WHERE underlying = ANY($4::text[]) "
+    "AND window_start >= $1::timestamptz AND window_start < $2::timestamptz) AS w "
+    "GROUP BY underlying, source, island ORDER BY underlying COLLATE \"C\", 3";
+
+static void on_timeline_done(struct pg_txn *txn, const struct pg_txn_result *r)
+{
+    struct ingest *ing = txn->user;
+    ing->db_in_flight--;
+    ing->timeline_refreshing = false;
+    if (r->status != PG_TXN_OK)
+        log_warn("coverage timeline refresh failed", "sqlstate=%s", r->sqlstate);
+    check_drained(ing);
+}
+
+static void timeline_tick(uv_timer_t *t)
+{
+    struct ingest *ing = t->data;
+    if (ing->state != ING_RUNNING || ing->timeline_refreshing || ing->universe_array == NULL ||
+        !pg_pool_has_idle(ing->pool))
+        return;
+    int64_t now = market_clock_now(&ing->clock, real_now());
+    int64_t cadence = ing->s->cadence_us;
+    ing->timeline_to_us = window_start_of(now, cadence) + cadence;
+    ing->timeline_from_us = ing->timeline_to_us - TIMELINE_SPAN_US;
+    timestamp_format(ing->timeline_params[0], sizeof ing->timeline_params[0], ing->timeline_from_us);
+    timestamp_format(ing->timeline_params[1], sizeof ing->timeline_params[1], ing->timeline_to_us);
+    snprintf(ing->timeline_params[2], sizeof ing->timeline_params[2], "%lld", (long long)cadence);
+    for (int i = 0; i < 3; i++)
+        ing->timeline_values[i] = ing->timeline_params[i];
+    ing->timeline_values[3] = ing->universe_array;
+    memset(&ing->timeline_txn, 0, sizeof ing->timeline_txn);
+    ing->timeline_txn.stmts[0] = (struct pg_stmt){.name = "coverage_timeline", .sql = sql_timeline,
+                                                  .nparams = 4, .values = ing->timeline_values,
+                                                  .on_tuples = on_timeline_rows};
+    ing->timeline_txn.nstmts = 1;
+    ing->timeline_txn.done = on_timeline_done;
+    ing->timeline_txn.user = ing;
+    if (pg_pool_submit(ing->pool, &ing->timeline_txn) == 0) {
+        ing->timeline_refreshing = true;
+        ing->db_in_flight++;
+    }
+}
+
+static void watchdog_tick(uv_timer_t *t)
+{
+    (void)t;
+    /* from the loop itself: a stuck loop stops the pings and systemd restarts us */
+    if (sd_notify_send("WATCHDOG=1") < 0)
+        log_debug("watchdog notification failed", "%s", "");
+}
+
+static void notify_ready_once(struct ingest *ing)
+{
+    if (ing->ready_sent || !pg_pool_ever_connected(ing->pool))
+        return;
+    ing->ready_sent = true;
+    if (sd_notify_send("READY=1\nSTATUS=connected to the database; sweeping") < 0)
+        log_warn("systemd notification failed", "%s", "");
+}
+
+static int listener_start(struct ingest *ing)
+{
+    const char *spec = ing->s->listen;
+    if (spec[0] == '\0')
+        return 0;
+    char host[128];
+    const char *colon = strrchr(spec, ':');
+    if (colon == NULL || (size_t)(colon - spec) >= sizeof host) {
+        log_error("bad listen address: expected host:port", "listen=%s", spec);
+        return -1;
+    }
+    size_t hl = (size_t)(colon - spec);
+    if (hl >= 2 && spec[0] == '[' && spec[hl - 1] == ']') { /* [::1]:9187 */
+        spec++;
+        hl -= 2;
+    }
+    memcpy(host, spec, hl);
+    host[hl] = '\0';
+    char *end;
+    long port = strtol(colon + 1, &end, 10);
+    if (*end || port < 0 || port > 65535) {
+        log_error("bad listen port", "listen=%s", ing->s->listen);
+        return -1;
+    }
+    struct http_server_settings hs = {.host = host, .port = (int)port,
+                                      .max_connections = 64};
+    int rc = http_server_start(&ing->listener, ing->loop, &hs, on_listener_request, ing);
+    if (rc) {
+        log_error("cannot listen", "listen=%s error=%s", ing->s->listen, uv_strerror(rc));
+        ing->listener = NULL;
+        return -1;
+    }
+    log_info("listening", "addr=%s:%d paths=\"/metrics /healthz /readyz /\"", host,
+             http_server_port(ing->listener));
+    return 0;
+}
+
+static void listener_closed(void *user)
+{
+    struct ingest *ing = user;
+    ing->listener = NULL;
+    ing->open_handles--;
 }
 
 /* ---- shutdown ---- */
@@ -966,6 +1356,12 @@ static void close_all(struct ingest *ing)
     close_handle(ing, (uv_handle_t *)&ing->shutdown_timer);
     close_handle(ing, (uv_handle_t *)&ing->run_for_timer);
     close_handle(ing, (uv_handle_t *)&ing->age_timer);
+    close_handle(ing, (uv_handle_t *)&ing->watchdog_timer);
+    close_handle(ing, (uv_handle_t *)&ing->timeline_timer);
+    if (ing->listener) {
+        ing->open_handles++;
+        http_server_stop(ing->listener, listener_closed, ing);
+    }
     close_handle(ing, (uv_handle_t *)&ing->sig_term);
     close_handle(ing, (uv_handle_t *)&ing->sig_int);
     close_handle(ing, (uv_handle_t *)&ing->sig_hup);
@@ -1022,6 +1418,7 @@ static void begin_drain(struct ingest *ing, const char *why)
     if (ing->state != ING_RUNNING)
         return;
     ing->state = ING_DRAINING;
+    sd_notify_send("STOPPING=1\nSTATUS=draining: no new requests, committing what is queued");
     log_info("stopping: no new requests, draining what is in flight and queued", "reason=%s", why);
     uv_timer_stop(&ing->tick_timer);
     /* sweeps waiting for their next page end here, uncovered */
@@ -1071,6 +1468,7 @@ int ingest_run(struct settings *s)
     if (ing == NULL)
         return EXIT_RUNTIME;
     int exit_code = EXIT_RUNTIME;
+    bool listen_failed = false;
     uv_loop_t loop;
     if (uv_loop_init(&loop)) {
         free(ing);
@@ -1098,6 +1496,24 @@ int ingest_run(struct settings *s)
     }
     ing->nus = nu;
     free(u);
+    ing->started_us = real_now();
+    ing->uncovered_windows = -1;
+    /* "{SPY,QQQ}": names are [A-Z0-9.] (settings_load_universe checks), so the
+     * array literal needs no quoting; it is bound as a parameter, never spliced */
+    ing->universe_array = malloc((size_t)nu * 17 + 3);
+    if (ing->universe_array) {
+        size_t o = 0;
+        ing->universe_array[o++] = '{';
+        for (int i = 0; i < nu; i++) {
+            size_t l = strlen(ing->us[i].name);
+            if (i)
+                ing->universe_array[o++] = ',';
+            memcpy(ing->universe_array + o, ing->us[i].name, l);
+            o += l;
+        }
+        ing->universe_array[o++] = '}';
+        ing->universe_array[o] = '\0';
+    }
     if (market_clock_parse(&ing->clock, s->clock, s->clock_speed, real_now())) {
         log_error("bad clock", "clock=%s", s->clock);
         exit_code = EXIT_USAGE;
@@ -1148,7 +1564,9 @@ int ingest_run(struct settings *s)
     uv_timer_init(&loop, &ing->shutdown_timer);
     uv_timer_init(&loop, &ing->run_for_timer);
     uv_timer_init(&loop, &ing->age_timer);
-    ing->age_timer.data = ing;
+    uv_timer_init(&loop, &ing->watchdog_timer);
+    uv_timer_init(&loop, &ing->timeline_timer);
+    ing->age_timer.data = ing->watchdog_timer.data = ing->timeline_timer.data = ing;
     ing->tick_timer.data = ing->dispatch_timer.data = ing->stats_timer.data = ing;
     ing->shutdown_timer.data = ing->run_for_timer.data = ing;
     uv_timer_start(&ing->dispatch_timer, dispatch_cb, 0, 0);
@@ -1167,12 +1585,23 @@ int ingest_run(struct settings *s)
     if (s->run_for_us > 0)
         uv_timer_start(&ing->run_for_timer, run_for_cb, (uint64_t)(s->run_for_us / 1000), 0);
     uv_timer_start(&ing->tick_timer, tick, 0, 0);
+    uv_timer_start(&ing->timeline_timer, timeline_tick, 2000, 30000);
+    int64_t wd = sd_watchdog_interval_us();
+    if (wd > 0)
+        uv_timer_start(&ing->watchdog_timer, watchdog_tick, 0, (uint64_t)(wd / 2000) ? (uint64_t)(wd / 2000) : 1);
+    if (listener_start(ing)) {
+        listen_failed = true;
+        ing->forced = true;
+        close_all(ing);
+    }
     log_info("optsnap run started", "universe=%d cadence_ms=%lld calendar=%s http_concurrency=%d db_connections=%d queue_max_rows=%d",
              ing->nus, (long long)(s->cadence_us / 1000), s->calendar, s->http_concurrency,
              s->db_connections, s->queue_max_rows);
 
     uv_run(&loop, UV_RUN_DEFAULT);
     exit_code = ing->forced ? EXIT_RUNTIME : EXIT_OK;
+    if (listen_failed)
+        exit_code = EXIT_RUNTIME;
     struct rusage ru;
     long max_rss_kb = -1;
     double cpu_s = -1;
@@ -1193,6 +1622,9 @@ int ingest_run(struct settings *s)
              max_rss_kb, cpu_s);
 out_sessions:
     session_set_free(&ing->sessions);
+    for (int i = 0; i < ing->nus; i++)
+        free(ing->us[i].timeline);
+    free(ing->universe_array);
     snapshot_page_free(&ing->page);
 out_loop:
     free(ing->us);
