@@ -530,7 +530,9 @@ static bool submit_batch(struct ingest *ing, struct batch *b)
     struct db_work *w = calloc(1, sizeof *w);
     if (w == NULL)
         return false;
-    struct coverage_mark cov = {sw->window_start_us, sw->window_end_us, sw->rows_fetched};
+    struct coverage_mark cov = {.window_start_us = sw->window_start_us,
+                                .window_end_us = sw->window_end_us,
+                                .rows = sw->rows_fetched};
     bool with_cov = b->final && !sw->failed && sw->fetch_done && sw->outstanding == 1;
     if (writer_job_build(&w->job, b, sw->u->name, ROW_SOURCE_LIVE, with_cov ? &cov : NULL)) {
         free(w);

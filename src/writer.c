@@ -77,10 +77,17 @@ const char writer_sql_coverage[] =
     "rows = EXCLUDED.rows, completed_at = now(), "
     "source = CASE WHEN ingest_coverage.source = 'live' THEN 'live' ELSE EXCLUDED.source END";
 
+const char writer_sql_coverage_range[] =
+    "INSERT INTO ingest_coverage (underlying, window_start, window_end, source, rows) "
+    "SELECT $1::text, w.window_start, w.window_end, $4::text, $5::int4 "
+    "FROM optsnap_expected_windows($6::text, ($7::text || ' microseconds')::interval, "
+    "$2::timestamptz, $3::timestamptz) AS w "
+    "ON CONFLICT (underlying, window_start) DO NOTHING";
+
 static const char *const stmt_names[] = {
     [WSTMT_OPTIONS] = "insert_options",     [WSTMT_LAST_SEEN] = "touch_options",
     [WSTMT_SNAPSHOTS] = "upsert_snapshots", [WSTMT_REJECTS] = "insert_rejects",
-    [WSTMT_COVERAGE] = "mark_coverage",
+    [WSTMT_COVERAGE] = "mark_coverage",       [WSTMT_COVERAGE_RANGE] = "mark_coverage_range",
 };
 
 static const unsigned int col_array_oid[] = {
@@ -268,7 +275,14 @@ static void build_rejects(struct writer_job *j, const struct batch *b, const cha
 static void build_coverage(struct writer_job *j, const char *underlying, enum row_source source,
                            const struct coverage_mark *cov)
 {
-    int s = add_stmt(j, WSTMT_COVERAGE, writer_sql_coverage, 5);
+    int s = cov->calendar ? add_stmt(j, WSTMT_COVERAGE_RANGE, writer_sql_coverage_range, 7)
+                          : add_stmt(j, WSTMT_COVERAGE, writer_sql_coverage, 5);
+    if (cov->calendar) {
+        char cad[24];
+        snprintf(cad, sizeof cad, "%lld", (long long)cov->cadence_us);
+        param_text(j, s, 5, 5, cov->calendar);
+        param_text(j, s, 6, 6, cad);
+    }
     char ts[40], n[24];
     param_text(j, s, 0, 0, underlying);
     param_text(j, s, 1, 1, timestamp_format(ts, sizeof ts, cov->window_start_us));

@@ -22,9 +22,14 @@ struct coverage_mark {
     int64_t window_start_us;
     int64_t window_end_us;
     long rows; /* rows fetched in the window's sweep */
+    /* Backfill: when calendar is set, every expected window of that calendar
+     * and cadence inside [window_start_us, window_end_us) is marked (source
+     * backfill never replaces a live mark), instead of the one window. */
+    const char *calendar;
+    int64_t cadence_us;
 };
 
-enum writer_stmt_kind { WSTMT_OPTIONS, WSTMT_LAST_SEEN, WSTMT_SNAPSHOTS, WSTMT_REJECTS, WSTMT_COVERAGE };
+enum writer_stmt_kind { WSTMT_OPTIONS, WSTMT_LAST_SEEN, WSTMT_SNAPSHOTS, WSTMT_REJECTS, WSTMT_COVERAGE, WSTMT_COVERAGE_RANGE };
 
 struct writer_stmt_params {
     unsigned int types[WRITER_MAX_PARAMS];
@@ -68,5 +73,6 @@ extern const char writer_sql_last_seen[];
 extern const char writer_sql_snapshots[];
 extern const char writer_sql_rejects[];
 extern const char writer_sql_coverage[];
+extern const char writer_sql_coverage_range[];
 
 #endif

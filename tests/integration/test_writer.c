@@ -200,7 +200,7 @@ static void test_rejects_coverage_and_missing_partition(void)
     rj.raw_len = strlen(rj.raw);
     CHECK(batch_add_reject(b, &rj) == 0);
     snprintf(b->request_id, sizeof b->request_id, "req-123");
-    struct coverage_mark cov;
+    struct coverage_mark cov = {0};
     CHECK(timestamp_parse("2031-07-04T15:00:00Z", &cov.window_start_us) == 0);
     cov.window_end_us = cov.window_start_us + 60 * USEC_PER_SEC;
     cov.rows = 2;
@@ -223,7 +223,8 @@ static void test_data_error_is_atomic(void)
     };
     rows[1].contract.ticker[2] = (char)0xff; /* not UTF-8: the server refuses it, 22021 */
     struct batch *b = batch_of(rows, 2);
-    struct coverage_mark cov = {rows[0].last_updated_us, rows[0].last_updated_us + 60000000, 2};
+    struct coverage_mark cov = {.window_start_us = rows[0].last_updated_us,
+                                .window_end_us = rows[0].last_updated_us + 60000000, .rows = 2};
     struct pg_txn_result r = run_batch(b, "AAPL", ROW_SOURCE_LIVE, &cov, NULL);
     CHECK_INT(r.status, PG_TXN_SQL_ERROR);
     CHECK(strncmp(r.sqlstate, "22", 2) == 0);
@@ -320,6 +321,23 @@ static void test_concurrent_batches(void)
     CHECK(pgtest_scalar(db, "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'optsnap-writer-test'") <= 4);
 }
 
+static void test_coverage_range_for_backfill(void)
+{
+    /* a live mark already holds 2031-07-04 15:00; backfill marks 15:00..15:10 */
+    struct batch *b = batch_new();
+    struct coverage_mark cov = {.calendar = "always", .cadence_us = 60 * USEC_PER_SEC};
+    CHECK(timestamp_parse("2031-07-04T15:00:00Z", &cov.window_start_us) == 0);
+    cov.window_end_us = cov.window_start_us + 10 * 60 * USEC_PER_SEC;
+    struct pg_txn_result r = run_batch(b, "AAPL", ROW_SOURCE_BACKFILL, &cov, NULL);
+    CHECK_INT(r.status, PG_TXN_OK);
+    CHECK_INT(pgtest_scalar(db, "SELECT count(*) FROM ingest_coverage WHERE underlying = 'AAPL' "
+                                "AND window_start >= '2031-07-04T15:00:00Z' AND window_start < '2031-07-04T15:10:00Z'"), 10);
+    CHECK_INT(pgtest_scalar(db, "SELECT count(*) FROM ingest_coverage WHERE underlying = 'AAPL' AND source = 'backfill' "
+                                "AND window_start >= '2031-07-04T15:00:00Z' AND window_start < '2031-07-04T15:10:00Z'"), 9);
+    CHECK_INT(pgtest_scalar(db, "SELECT count(*) FROM ingest_coverage WHERE window_start = '2031-07-04T15:00:00Z' AND source = 'live'"), 1);
+    batch_free(b);
+}
+
 int main(void)
 {
     int rc = pgtest_fresh_db("optsnap_itest_writer", conninfo, sizeof conninfo);
@@ -337,6 +355,7 @@ int main(void)
     RUN(test_unchanged_repoll_writes_nothing);
     RUN(test_backfill_never_overwrites_live);
     RUN(test_rejects_coverage_and_missing_partition);
+    RUN(test_coverage_range_for_backfill);
     RUN(test_data_error_is_atomic);
     RUN(test_statement_timeout);
     RUN(test_concurrent_batches);
