@@ -36,6 +36,7 @@ struct underlying_state {
     char name[16];
     struct sweep *active;
     int64_t last_window_us; /* last window a sweep was started for */
+    bool retired;           /* dropped from the universe by a reload: no new sweeps */
     /* for /metrics and the status page */
     int64_t newest_us;      /* newest committed last_updated, 0 = none */
     int64_t last_covered_us, last_covered_real_us;
@@ -79,8 +80,8 @@ struct ingest {
     bool sessions_refreshing;
     struct http_client *http;
     struct pg_pool *pool;
-    struct underlying_state *us;
-    int nus;
+    struct underlying_state **us; /* each malloc'd: sweeps point at them across reloads */
+    int nus, us_cap;
 
     struct sweep *ready_head, *ready_tail; /* sweeps waiting to fetch their next page */
     struct batch *wq_head, *wq_tail;       /* sealed batches waiting for a connection */
@@ -118,6 +119,8 @@ struct ingest {
     char timeline_params[4][40];
     const char *timeline_values[4];
     char *universe_array; /* "{SPY,QQQ}" for = ANY($n) */
+    int argc;             /* the command line, for SIGHUP's re-read */
+    char **argv;
     char last_stats[256];
     char api_origin[512];
     size_t api_origin_len;
@@ -464,7 +467,7 @@ static void seal_open_batches(struct ingest *ing, int64_t older_than_real_us)
 {
     bool sealed = false;
     for (int i = 0; i < ing->nus; i++) {
-        struct sweep *sw = ing->us[i].active;
+        struct sweep *sw = ing->us[i]->active;
         if (sw && sw->cur && sw->cur_opened_real_us <= older_than_real_us) {
             sweep_seal(sw, false);
             sealed = true;
@@ -881,6 +884,135 @@ static int startup_checks(struct ingest *ing)
     return 0;
 }
 
+
+/* ---- the universe: sorted by name (the timeline walk relies on it), changed by SIGHUP ---- */
+
+static int cmp_underlying(const void *a, const void *b)
+{
+    const struct underlying_state *x = *(const struct underlying_state *const *)a;
+    const struct underlying_state *y = *(const struct underlying_state *const *)b;
+    return strcmp(x->name, y->name);
+}
+
+/* Makes the universe `u[0..n)`: new names are added, names no longer listed are
+ * retired (their running sweep finishes; no new one starts). Returns 0 or -1. */
+static int universe_apply(struct ingest *ing, const struct universe_entry *u, int n)
+{
+    for (int i = 0; i < ing->nus; i++)
+        ing->us[i]->retired = true;
+    for (int k = 0; k < n; k++) {
+        struct underlying_state *found = NULL;
+        for (int i = 0; i < ing->nus && !found; i++)
+            if (strcmp(ing->us[i]->name, u[k].underlying) == 0)
+                found = ing->us[i];
+        if (found) {
+            found->retired = false;
+            continue;
+        }
+        if (ing->nus == ing->us_cap) {
+            int nc = ing->us_cap ? ing->us_cap * 2 : 16;
+            struct underlying_state **na = realloc(ing->us, (size_t)nc * sizeof *na);
+            if (na == NULL)
+                return -1;
+            ing->us = na;
+            ing->us_cap = nc;
+        }
+        struct underlying_state *x = calloc(1, sizeof *x);
+        if (x == NULL)
+            return -1;
+        memcpy(x->name, u[k].underlying, sizeof x->name);
+        x->last_window_us = INT64_MIN;
+        ing->us[ing->nus++] = x;
+    }
+    qsort(ing->us, (size_t)ing->nus, sizeof *ing->us, cmp_underlying);
+    /* "{SPY,QQQ}" for = ANY($n): names are [A-Z0-9.] (settings_load_universe
+     * checks), so the literal needs no quoting; it is bound, never spliced */
+    char *arr = malloc((size_t)ing->nus * 17 + 3);
+    if (arr == NULL)
+        return -1;
+    size_t o = 0;
+    arr[o++] = '{';
+    for (int i = 0, first = 1; i < ing->nus; i++) {
+        if (ing->us[i]->retired)
+            continue;
+        if (!first)
+            arr[o++] = ',';
+        first = 0;
+        size_t l = strlen(ing->us[i]->name);
+        memcpy(arr + o, ing->us[i]->name, l);
+        o += l;
+    }
+    arr[o++] = '}';
+    arr[o] = '\0';
+    free(ing->universe_array);
+    ing->universe_array = arr;
+    return 0;
+}
+
+/* SIGHUP: re-read the configuration the way start-up did; apply the reloadable
+ * settings and the universe; keep everything as it was when the new one is bad. */
+static void reload(struct ingest *ing)
+{
+    struct settings *fresh = malloc(sizeof *fresh);
+    char err[512];
+    int rest[64], nrest;
+    if (fresh == NULL)
+        return;
+    if (settings_load_all(fresh, ing->argc, ing->argv, environ, rest, 64, &nrest, err, sizeof err)) {
+        log_error("configuration reload rejected: keeping the running configuration", "error=%s", err);
+        enum log_level lvl;
+        if (log_level_parse(ing->s->log_level, &lvl) == 0)
+            log_set_level(lvl);
+        free(fresh);
+        return;
+    }
+    struct universe_entry *u = NULL;
+    int n = settings_load_universe(fresh, &u, err, sizeof err);
+    if (n < 0) {
+        log_error("configuration reload rejected: keeping the running configuration", "error=%s", err);
+        free(fresh);
+        return;
+    }
+    int changed = 0;
+    for (size_t i = 0; i < settings_count; i++) {
+        const struct setting_desc *d = &settings_table[i];
+        char before[SETTING_STR_MAX], after[SETTING_STR_MAX];
+        settings_format_value(ing->s, i, before, sizeof before);
+        settings_format_value(fresh, i, after, sizeof after);
+        if (strcmp(before, after) == 0)
+            continue;
+        if (!d->reloadable) {
+            log_warn("setting changed but needs a restart to take effect", "setting=%s", d->name);
+            continue;
+        }
+        size_t size = d->type == SETTING_STRING || d->type == SETTING_ENUM ? d->size
+                      : d->type == SETTING_INT                          ? sizeof(int)
+                      : d->type == SETTING_DOUBLE                       ? sizeof(double)
+                                                                        : sizeof(int64_t);
+        memcpy((char *)ing->s + d->offset, (char *)fresh + d->offset, size);
+        ing->s->source[i] = fresh->source[i];
+        changed++;
+        log_info("setting reloaded", "setting=%s", d->name);
+    }
+    if (universe_apply(ing, u, n))
+        log_error("out of memory", "where=reload");
+    free(u);
+    pg_pool_set_statement_timeout(ing->pool, ing->s->statement_timeout_us);
+    bool always = strcmp(ing->s->calendar, "always") == 0;
+    if (always != ing->sessions.always_open) {
+        ing->sessions.always_open = always;
+        session_set_clear(&ing->sessions);
+        ing->maintenance_pending = true;
+    }
+    int active = 0;
+    for (int i = 0; i < ing->nus; i++)
+        active += !ing->us[i]->retired;
+    log_info("configuration reloaded", "settings_changed=%d universe=%d", changed, active);
+    sd_notify_statusf("configuration reloaded: %d underlyings", active);
+    free(fresh);
+    dispatch(ing);
+}
+
 /* ---- the scheduler ---- */
 
 static void tick(uv_timer_t *t)
@@ -904,8 +1036,8 @@ static void tick(uv_timer_t *t)
     if (expects == 1) {
         ing->windows_scheduled++;
         for (int i = 0; i < ing->nus; i++) {
-            struct underlying_state *u = &ing->us[i];
-            if (u->last_window_us == ws)
+            struct underlying_state *u = ing->us[i];
+            if (u->last_window_us == ws || u->retired)
                 continue;
             if (u->active) {
                 char a[40], b[40];
@@ -1030,7 +1162,7 @@ static void fill_metrics(struct ingest *ing, struct metrics_snapshot *m, struct 
     m->uncovered_windows = ing->uncovered_windows;
     m->db_reachable = ps.busy + ps.idle > 0;
     for (int i = 0; i < ing->nus; i++) {
-        const struct underlying_state *u = &ing->us[i];
+        const struct underlying_state *u = ing->us[i];
         struct metrics_underlying *x = &mu[i];
         memset(x, 0, sizeof *x);
         memcpy(x->name, u->name, sizeof x->name);
@@ -1070,8 +1202,8 @@ static bool is_ready(struct ingest *ing, char *why, size_t size)
     if (!expected || real_now() - ing->started_us < bound_real)
         return true;
     for (int i = 0; i < ing->nus; i++) {
-        if (real_now() - ing->us[i].last_covered_real_us > bound_real) {
-            snprintf(why, size, "underlying %s: no covered sweep in the last %lld s\n", ing->us[i].name,
+        if (real_now() - ing->us[i]->last_covered_real_us > bound_real) {
+            snprintf(why, size, "underlying %s: no covered sweep in the last %lld s\n", ing->us[i]->name,
                      (long long)(bound_real / USEC_PER_SEC));
             return false;
         }
@@ -1184,7 +1316,7 @@ static void on_timeline_rows(void *user, const void *pgresult)
     int n = PQntuples(res), row = 0;
     long missing = 0;
     for (int i = 0; i < ing->nus; i++) {
-        struct underlying_state *u = &ing->us[i];
+        struct underlying_state *u = ing->us[i];
         u->ntimeline = 0;
         int64_t at = from;
         while (row < n && strcmp(PQgetvalue(res, row, 0), u->name) < 0)
@@ -1381,9 +1513,9 @@ static void close_all(struct ingest *ing)
     while (ing->ready_head)
         ready_pop(ing);
     for (int i = 0; i < ing->nus; i++) {
-        struct sweep *sw = ing->us[i].active;
+        struct sweep *sw = ing->us[i]->active;
         if (sw) {
-            ing->us[i].active = NULL;
+            ing->us[i]->active = NULL;
             if (!sw->fetch_in_flight) /* else freed by its cancelled request's callback */
                 sweep_free(sw);
         }
@@ -1440,7 +1572,8 @@ static void on_signal(uv_signal_t *h, int signum)
 {
     struct ingest *ing = h->data;
     if (signum == SIGHUP) {
-        log_info("SIGHUP: configuration reload arrives with the operations work; ignored", "%s", "");
+        if (ing->state == ING_RUNNING)
+            reload(ing);
         return;
     }
     if (ing->state == ING_RUNNING)
@@ -1464,7 +1597,7 @@ static int api_origin_set(struct ingest *ing)
     return 0;
 }
 
-int ingest_run(struct settings *s)
+int ingest_run(struct settings *s, int argc, char **argv)
 {
     struct ingest *ing = calloc(1, sizeof *ing);
     if (ing == NULL)
@@ -1478,6 +1611,8 @@ int ingest_run(struct settings *s)
     }
     ing->loop = &loop;
     ing->s = s;
+    ing->argc = argc;
+    ing->argv = argv;
     srand((unsigned)(time_now_us() ^ (int64_t)getpid()));
     char err[512];
     struct universe_entry *u = NULL;
@@ -1487,35 +1622,13 @@ int ingest_run(struct settings *s)
         exit_code = EXIT_USAGE;
         goto out_loop;
     }
-    ing->us = calloc((size_t)nu, sizeof *ing->us);
-    if (ing->us == NULL) {
+    if (universe_apply(ing, u, nu)) {
         free(u);
         goto out_loop;
     }
-    for (int i = 0; i < nu; i++) {
-        memcpy(ing->us[i].name, u[i].underlying, sizeof ing->us[i].name);
-        ing->us[i].last_window_us = INT64_MIN;
-    }
-    ing->nus = nu;
     free(u);
     ing->started_us = real_now();
     ing->uncovered_windows = -1;
-    /* "{SPY,QQQ}": names are [A-Z0-9.] (settings_load_universe checks), so the
-     * array literal needs no quoting; it is bound as a parameter, never spliced */
-    ing->universe_array = malloc((size_t)nu * 17 + 3);
-    if (ing->universe_array) {
-        size_t o = 0;
-        ing->universe_array[o++] = '{';
-        for (int i = 0; i < nu; i++) {
-            size_t l = strlen(ing->us[i].name);
-            if (i)
-                ing->universe_array[o++] = ',';
-            memcpy(ing->universe_array + o, ing->us[i].name, l);
-            o += l;
-        }
-        ing->universe_array[o++] = '}';
-        ing->universe_array[o] = '\0';
-    }
     if (market_clock_parse(&ing->clock, s->clock, s->clock_speed, real_now())) {
         log_error("bad clock", "clock=%s", s->clock);
         exit_code = EXIT_USAGE;
@@ -1625,10 +1738,12 @@ int ingest_run(struct settings *s)
 out_sessions:
     session_set_free(&ing->sessions);
     for (int i = 0; i < ing->nus; i++)
-        free(ing->us[i].timeline);
+        free(ing->us[i]->timeline);
     free(ing->universe_array);
     snapshot_page_free(&ing->page);
 out_loop:
+    for (int i = 0; i < ing->nus; i++)
+        free(ing->us[i]);
     free(ing->us);
     if (uv_loop_close(&loop) != 0) {
         log_error("event loop did not close cleanly: a handle leaked", "%s", "");
@@ -1669,7 +1784,7 @@ int cmd_run(int argc, char **argv)
         fprintf(stderr, "optsnap run: unknown option '%s' (see optsnap run --help)\n", argv[rest[0]]);
         return EXIT_USAGE;
     }
-    int rc = ingest_run(&s);
+    int rc = ingest_run(&s, argc, argv);
     settings_free(&s);
     return rc;
 }

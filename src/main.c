@@ -16,6 +16,8 @@ static const struct command commands[] = {
     {"migrate", cmd_migrate, "apply the embedded schema migrations (idempotent, locked)"},
     {"mock-api", cmd_mock_api, "serve a deterministic simulated options market over HTTP"},
     {"gaps", cmd_gaps, "list the cadence windows of trading sessions that no sweep covered"},
+    {"backfill", cmd_backfill, "fill a time range from the aggregates endpoint (source backfill)"},
+    {"repair", cmd_repair, "find the gaps of the last --lookback and backfill them (cron)"},
     {"config", cmd_config, "print the effective configuration and where each value came from"},
 };
 

@@ -433,6 +433,12 @@ bool pg_pool_has_idle(const struct pg_pool *p)
 
 bool pg_pool_ever_connected(const struct pg_pool *p) { return p->ever_connected; }
 
+void pg_pool_set_statement_timeout(struct pg_pool *p, int64_t statement_timeout_us)
+{
+    snprintf(p->timeout_ms, sizeof p->timeout_ms, "%lld",
+             (long long)(statement_timeout_us > 0 ? statement_timeout_us / 1000 : 0));
+}
+
 void pg_pool_get_stats(const struct pg_pool *p, struct pg_pool_stats *out)
 {
     *out = p->stats;

@@ -10,5 +10,7 @@ int cmd_migrate(int argc, char **argv);  /* migrate.c */
 int cmd_mock_api(int argc, char **argv); /* mock_api.c */
 int cmd_config(int argc, char **argv);   /* config_cmd.c */
 int cmd_gaps(int argc, char **argv);     /* gaps.c */
+int cmd_backfill(int argc, char **argv); /* backfill.c */
+int cmd_repair(int argc, char **argv);   /* backfill.c */
 
 #endif

@@ -15,8 +15,10 @@ struct ingest_counters {
     uint64_t parse_errors, db_errors;
 };
 
-/* Runs until signalled (or run_for / max_sweeps). Returns an exit code:
- * 0 drained and closed cleanly, 1 runtime failure or forced stop. */
-int ingest_run(struct settings *s);
+/* Runs until signalled (or run_for / max_sweeps). argc/argv are the command
+ * line the settings came from: SIGHUP re-reads them with the config file and
+ * the environment. Returns an exit code: 0 drained and closed cleanly, 1
+ * runtime failure or forced stop. */
+int ingest_run(struct settings *s, int argc, char **argv);
 
 #endif

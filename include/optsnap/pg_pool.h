@@ -78,6 +78,9 @@ int pg_pool_create(struct pg_pool **out, uv_loop_t *loop, const struct pg_pool_s
  * (txn->done is then never called). */
 int pg_pool_submit(struct pg_pool *p, struct pg_txn *txn) __attribute__((warn_unused_result));
 
+/* Applies to transactions submitted from now on (configuration reload). */
+void pg_pool_set_statement_timeout(struct pg_pool *p, int64_t statement_timeout_us);
+
 bool pg_pool_has_idle(const struct pg_pool *p);
 void pg_pool_get_stats(const struct pg_pool *p, struct pg_pool_stats *out);
 /* True once at least one connection has ever been established. */
