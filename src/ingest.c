@@ -1111,7 +1111,7 @@ static void fill_metrics(struct ingest *ing, struct metrics_snapshot *m, struct 
     memset(m, 0, sizeof *m);
     int64_t now = market_clock_now(&ing->clock, real_now());
     m->now_us = now;
-    m->started_us = ing->started_us;
+    m->started_us = market_clock_now(&ing->clock, ing->started_us); /* same clock as now_us */
     m->version = "0.1.0";
     struct http_client_stats hs;
     http_client_get_stats(ing->http, &hs);
@@ -1700,7 +1700,8 @@ int ingest_run(struct settings *s, int argc, char **argv)
     if (s->run_for_us > 0)
         uv_timer_start(&ing->run_for_timer, run_for_cb, (uint64_t)(s->run_for_us / 1000), 0);
     uv_timer_start(&ing->tick_timer, tick, 0, 0);
-    uv_timer_start(&ing->timeline_timer, timeline_tick, 2000, 30000);
+    uint64_t tl_ms = (uint64_t)(3 * s->stats_interval_us / 1000);
+    uv_timer_start(&ing->timeline_timer, timeline_tick, tl_ms < 2000 ? tl_ms : 2000, tl_ms);
     int64_t wd = sd_watchdog_interval_us();
     if (wd > 0)
         uv_timer_start(&ing->watchdog_timer, watchdog_tick, 0, (uint64_t)(wd / 2000) ? (uint64_t)(wd / 2000) : 1);

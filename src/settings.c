@@ -63,7 +63,7 @@ const struct setting_desc settings_table[] = {
     {"ca_file", SETTING_STRING, "", false, false, NULL, 0, 0, STR(ca_file),
      "CA bundle to verify the API's TLS certificate; empty = system default"},
     {"stats_interval", SETTING_DURATION, "10s", true, false, NULL, 100000, 3600000000LL,
-     NUM(stats_interval_us), "how often pool statistics are checked (logged when changed)"},
+     NUM(stats_interval_us), "how often pool statistics are checked (logged when changed); the status page's timeline refreshes every 3"},
     {"run_for", SETTING_DURATION, "0", false, false, NULL, 0, 9000000000000000000LL,
      NUM(run_for_us), "stop by itself after this long (0 = run until signalled); for tests and demos"},
     {"max_sweeps", SETTING_INT, "0", false, false, NULL, 0, 1000000000, NUM(max_sweeps),

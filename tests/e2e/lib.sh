@@ -34,6 +34,8 @@ e2e_tmpdir() {
 
 # pgtest_createdb NAME: drops and creates database NAME on the test cluster
 # and echoes its URL. NAME must be [a-z0-9_]+ (it becomes an identifier).
+# With OPTSNAP_TEST_POOLER_URL set (scripts/test.sh --pooler) the URL points
+# at the transaction pooler; the DROP/CREATE still go straight to PostgreSQL.
 pgtest_createdb() {
     local name=$1
     skip_unless_pg
@@ -45,8 +47,9 @@ pgtest_createdb() {
         -c "DROP DATABASE IF EXISTS \"$name\" WITH (FORCE)" \
         -c "CREATE DATABASE \"$name\"" >/dev/null
     # The base URL is postgresql://user@host:port/dbname[?params].
-    local base=${OPTSNAP_TEST_PGURL%%\?*} query=""
-    [[ "$OPTSNAP_TEST_PGURL" == *\?* ]] && query="?${OPTSNAP_TEST_PGURL#*\?}"
+    local url=${OPTSNAP_TEST_POOLER_URL:-$OPTSNAP_TEST_PGURL}
+    local base=${url%%\?*} query=""
+    [[ "$url" == *\?* ]] && query="?${url#*\?}"
     echo "${base%/*}/$name$query"
 }
 
@@ -129,6 +132,9 @@ e2e_cleanup() {
     fi
 }
 trap e2e_cleanup EXIT
+# a signal (meson's timeout, Ctrl-C) must also run the cleanup
+trap 'exit 143' TERM
+trap 'exit 130' INT
 
 # fail MSG: prints and exits 1 (cleanup runs from the EXIT trap).
 fail() {
