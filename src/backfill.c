@@ -13,6 +13,8 @@
 #include <uv.h>
 
 #include "optsnap/aggs_parse.h"
+#include "optsnap/api_origin.h"
+#include "optsnap/backoff.h"
 #include "optsnap/batch.h"
 #include "optsnap/commands.h"
 #include "optsnap/gaps.h"
@@ -121,8 +123,7 @@ struct backfill {
     struct aggs_page apage;
     struct contracts_page cpage;
     char holder[200];
-    char api_origin[512];
-    size_t api_origin_len;
+    struct api_origin origin;
     int64_t started_real_us, last_progress_log_us;
     int finished, done, covered, failed, skipped;
     long rows_written, rows_built;
@@ -136,11 +137,6 @@ static void unit_maybe_finish(struct bf_unit *un);
 
 static int64_t real_now(void) { return time_now_us(); }
 
-static int64_t backoff_us(int attempt)
-{
-    int64_t ceil = 200000LL << (attempt < 5 ? attempt : 5);
-    return (int64_t)((double)rand() / RAND_MAX * (double)ceil);
-}
 
 static const char *fmt_time(char *buf, size_t size, int64_t us)
 {
@@ -660,7 +656,7 @@ static void list_next(struct bf_unit *un)
     f->kind = FETCH_LIST;
     char url[1024], day[16];
     snprintf(url, sizeof url, "%s/v3/reference/options/contracts?underlying_ticker=%s&as_of=%s%s&limit=%d",
-             bf->api_origin, un->u->name, date_format(day, sizeof day, un->seg[un->list_step / 2].date),
+             bf->origin.base, un->u->name, date_format(day, sizeof day, un->seg[un->list_step / 2].date),
              un->list_step % 2 ? "&expired=true" : "", REF_LIMIT);
     if (fetch_get(f, url) != 0) {
         free(f);
@@ -676,7 +672,7 @@ static void bars_url(struct backfill *bf, const struct bf_unit *un, size_t ci, i
     const struct bf_segment *sg = &un->seg[si];
     if (!prev) {
         date_format(d1, sizeof d1, sg->date);
-        snprintf(url, size, "%s/v2/aggs/ticker/%s/range/%d/minute/%s/%s?sort=asc&limit=%d", bf->api_origin,
+        snprintf(url, size, "%s/v2/aggs/ticker/%s/range/%d/minute/%s/%s?sort=asc&limit=%d", bf->origin.base,
                  un->contracts[ci].ticker, (int)(bf->resolution_us / USEC_PER_MIN), d1, d1, AGGS_LIMIT);
         return;
     }
@@ -685,7 +681,7 @@ static void bars_url(struct backfill *bf, const struct bf_unit *un, size_t ci, i
     int back = strcmp(bf->s->calendar, "always") == 0 ? 30 : 42;
     date_format(d1, sizeof d1, sg->date - back);
     date_format(d2, sizeof d2, sg->date - 1);
-    snprintf(url, size, "%s/v2/aggs/ticker/%s/range/1/day/%s/%s?sort=desc&limit=1", bf->api_origin,
+    snprintf(url, size, "%s/v2/aggs/ticker/%s/range/1/day/%s/%s?sort=desc&limit=1", bf->origin.base,
              un->contracts[ci].ticker, d1, d2);
 }
 
@@ -831,11 +827,6 @@ static bool fetch_has_rows(const struct bf_unit *un, const struct bf_fetch *f)
     return false;
 }
 
-static bool same_origin(const struct backfill *bf, const char *url)
-{
-    return strncmp(url, bf->api_origin, bf->api_origin_len) == 0 &&
-           (url[bf->api_origin_len] == '/' || url[bf->api_origin_len] == '\0');
-}
 
 /* Follows next_url when there is one. Returns 1 when a next page was
  * requested, 0 when there is none, -1 on failure (unit failed). */
@@ -844,7 +835,7 @@ static int follow_next(struct bf_fetch *f, const char *next)
     struct bf_unit *un = f->unit;
     if (next == NULL || next[0] == '\0')
         return 0;
-    if (!same_origin(un->bf, next)) {
+    if (!api_origin_owns(&un->bf->origin, next)) {
         unit_fail(un, "next_url points away from api_url (not followed: the key would go with it)");
         return -1;
     }
@@ -1097,7 +1088,7 @@ static void on_txn_done(struct pg_txn *txn, const struct pg_txn_result *r)
         const char *stmt = writer_job_failed_name(&w->job, r);
         bool transient = r->status == PG_TXN_CONN_LOST || pg_sqlstate_is_transient(r->sqlstate);
         if (transient && ++b->attempts < MAX_TXN_ATTEMPTS) {
-            int64_t wait = backoff_us(b->attempts);
+            int64_t wait = backoff_full_jitter_us(b->attempts, 200000, 6400000);
             b->not_before_us = real_now() + wait;
             log_warn("batch will be retried", "underlying=%s statement=%s sqlstate=%s attempt=%d wait_ms=%lld error=%s",
                      un->u->name, stmt, r->sqlstate, b->attempts, (long long)(wait / 1000),
@@ -1223,18 +1214,6 @@ static void on_signal(uv_signal_t *h, int signum)
     close_all(bf);
 }
 
-static int api_origin_set(struct backfill *bf)
-{
-    size_t n = strlen(bf->s->api_url);
-    while (n > 0 && bf->s->api_url[n - 1] == '/')
-        n--;
-    if (n == 0 || n >= sizeof bf->api_origin)
-        return -1;
-    memcpy(bf->api_origin, bf->s->api_url, n);
-    bf->api_origin[n] = '\0';
-    bf->api_origin_len = n;
-    return 0;
-}
 
 static void report_units(struct backfill *bf)
 {
@@ -1276,7 +1255,7 @@ int backfill_execute(struct settings *s, const struct backfill_request *reqs, si
         snprintf(host, sizeof host, "localhost");
     host[sizeof host - 1] = '\0';
     snprintf(bf->holder, sizeof bf->holder, "backfill:%s:%ld", host, (long)getpid());
-    if (api_origin_set(bf)) {
+    if (api_origin_init(&bf->origin, bf->s->api_url)) {
         log_error("bad api_url", "api_url=%s", s->api_url);
         free(bf);
         return -1;

@@ -11,6 +11,8 @@
 #include <unistd.h>
 #include <uv.h>
 
+#include "optsnap/api_origin.h"
+#include "optsnap/backoff.h"
 #include "optsnap/batch.h"
 #include "optsnap/commands.h"
 #include "optsnap/http_client.h"
@@ -122,8 +124,7 @@ struct ingest {
     int argc;             /* the command line, for SIGHUP's re-read */
     char **argv;
     char last_stats[256];
-    char api_origin[512];
-    size_t api_origin_len;
+    struct api_origin origin;
 };
 
 static void pump(struct ingest *ing);
@@ -143,15 +144,6 @@ static uint64_t hash_str(const char *s)
         h *= 1099511628211ULL;
     }
     return h;
-}
-
-/* Full jitter over a capped exponential: random(0, min(cap, base * 2^attempt)). */
-static int64_t backoff_us(int attempt, int64_t cap_us)
-{
-    int64_t ceil = 200000LL << (attempt < 12 ? attempt : 12);
-    if (ceil > cap_us)
-        ceil = cap_us;
-    return (int64_t)((double)rand() / RAND_MAX * (double)ceil);
 }
 
 /* ---- the ready queue: sweeps that want their next page fetched ---- */
@@ -309,11 +301,6 @@ static void maybe_finish_sweep(struct sweep *sw)
     check_drained(ing);
 }
 
-static bool same_origin(const struct ingest *ing, const char *url)
-{
-    return strncmp(url, ing->api_origin, ing->api_origin_len) == 0 &&
-           (url[ing->api_origin_len] == '/' || url[ing->api_origin_len] == '\0');
-}
 
 static void on_page(void *user, const struct http_response *resp)
 {
@@ -411,7 +398,7 @@ static void on_page(void *user, const struct http_response *resp)
         sweep_fetch_over(sw);
         goto out;
     }
-    if (!same_origin(ing, next)) {
+    if (!api_origin_owns(&ing->origin, next)) {
         char q[200];
         log_error("next_url points away from api_url: not followed (the key would go with it)",
                   "underlying=%s next_url=%s", sw->u->name, log_quote(q, sizeof q, next));
@@ -504,7 +491,7 @@ static void sweep_start(struct ingest *ing, struct underlying_state *u, int64_t 
 {
     struct sweep *sw = calloc(1, sizeof *sw);
     char url[1024];
-    snprintf(url, sizeof url, "%s/v3/snapshot/options/%s?limit=%d", ing->api_origin, u->name,
+    snprintf(url, sizeof url, "%s/v3/snapshot/options/%s?limit=%d", ing->origin.base, u->name,
              ing->s->page_limit);
     if (sw == NULL || (sw->url = strdup(url)) == NULL) {
         free(sw);
@@ -680,7 +667,7 @@ static void on_txn_done(struct pg_txn *txn, const struct pg_txn_result *r)
     sw->u->errors++;
     if (r->status == PG_TXN_CONN_LOST || pg_sqlstate_is_transient(r->sqlstate)) {
         b->attempts++;
-        int64_t wait = backoff_us(b->attempts, ing->s->retry_max_backoff_us);
+        int64_t wait = backoff_full_jitter_us(b->attempts, 200000, ing->s->retry_max_backoff_us);
         b->not_before_us = real_now() + wait;
         ing->c.batches_retried++;
         log_warn("batch will be retried", "underlying=%s statement=%s sqlstate=%s attempt=%d wait_ms=%lld error=%s",
@@ -1584,18 +1571,6 @@ static void on_signal(uv_signal_t *h, int signum)
 
 static void run_for_cb(uv_timer_t *t) { begin_drain(t->data, "run_for elapsed"); }
 
-static int api_origin_set(struct ingest *ing)
-{
-    size_t n = strlen(ing->s->api_url);
-    while (n > 0 && ing->s->api_url[n - 1] == '/')
-        n--;
-    if (n >= sizeof ing->api_origin)
-        return -1;
-    memcpy(ing->api_origin, ing->s->api_url, n);
-    ing->api_origin[n] = '\0';
-    ing->api_origin_len = n;
-    return 0;
-}
 
 int ingest_run(struct settings *s, int argc, char **argv)
 {
@@ -1634,7 +1609,7 @@ int ingest_run(struct settings *s, int argc, char **argv)
         exit_code = EXIT_USAGE;
         goto out_loop;
     }
-    if (api_origin_set(ing)) {
+    if (api_origin_init(&ing->origin, s->api_url)) {
         exit_code = EXIT_USAGE;
         goto out_loop;
     }

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "optsnap/backoff.h"
 #include "optsnap/log.h"
 
 enum conn_state { CONN_DOWN, CONN_CONNECTING, CONN_IDLE, CONN_BUSY, CONN_CLOSED };
@@ -152,11 +153,11 @@ static void schedule_reconnect(struct pg_conn *c)
 {
     c->state = CONN_DOWN;
     c->failures++;
-    /* full jitter over an exponential ceiling, 100 ms .. 10 s */
-    uint64_t ceil_ms = 100u << (c->failures < 7 ? c->failures : 7);
-    if (ceil_ms > 10000)
-        ceil_ms = 10000;
-    uint64_t wait = c->failures == 1 && c->ever_ok ? 0 : (uint64_t)rand() % (ceil_ms + 1);
+    /* the first retry after a working connection is immediate; then full
+     * jitter over an exponential ceiling, 100 ms .. 10 s */
+    uint64_t wait = c->failures == 1 && c->ever_ok
+                        ? 0
+                        : (uint64_t)(backoff_full_jitter_us(c->failures, 100000, 10000000) / 1000);
     uv_timer_start(&c->timer, timer_fire, wait, 0);
 }
 
