@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# deploy/: the systemd units verify (with ExecStart pointed at the built
+# binary), the alert rules pass promtool's checks and unit tests, the Grafana
+# dashboard is valid JSON, and every optsnap_* metric that deploy/ uses is one
+# the daemon emits.
+set -euo pipefail
+. "$(dirname "$0")/lib.sh"
+skip_unless_cmd systemd-analyze promtool python3
+ROOT=${OPTSNAP_SOURCE_ROOT:?}
+BIN=${OPTSNAP_BIN:?}
+e2e_tmpdir >/dev/null
+for f in "$ROOT"/deploy/*.service "$ROOT"/deploy/*.timer; do
+    sed "s|/usr/bin/optsnap|$BIN|g" "$f" >"$E2E_TMP/$(basename "$f")"
+done
+out=$(cd "$E2E_TMP" && systemd-analyze verify --man=no ./*.service ./*.timer 2>&1) || { echo "$out"; fail "systemd-analyze verify"; }
+# verify prints problems without failing for some of them: nothing may be printed about our units
+if grep -E "optsnap[^ ]*\.(service|timer)" <<<"$out" | grep -v "^$" >/dev/null; then echo "$out"; fail "systemd-analyze complains"; fi
+grep -q '^Type=notify' "$ROOT/deploy/optsnap.service" || fail "optsnap.service is not Type=notify"
+grep -q '^WatchdogSec=' "$ROOT/deploy/optsnap.service" || fail "no WatchdogSec"
+grep -q '^LoadCredential=api_key' "$ROOT/deploy/optsnap.service" || fail "no LoadCredential for the key"
+promtool check rules "$ROOT/deploy/prometheus/optsnap-alerts.yml" >/dev/null || fail "promtool check rules"
+(cd "$ROOT/deploy/prometheus" && promtool test rules optsnap-alerts.test.yml >/dev/null) || fail "promtool test rules"
+python3 -c 'import json,sys; json.load(open(sys.argv[1]))' "$ROOT/deploy/grafana/optsnap-dashboard.json" || fail "dashboard JSON"
+missing=0
+for m in $(grep -ohE 'optsnap_[a-z_]+' "$ROOT/deploy/prometheus/optsnap-alerts.yml" "$ROOT/deploy/grafana/optsnap-dashboard.json" | sort -u); do
+    base=${m%_bucket}; base=${base%_sum}; base=${base%_count}
+    grep -q "\"$base\"\|\"$m\"\|$base" "$ROOT/src/metrics.c" || { echo "deploy uses $m, which optsnap does not emit"; missing=1; }
+done
+[ "$missing" = 0 ] || fail "unknown metrics in deploy/"
+for cmd in repair gaps run migrate; do
+    grep -rq "optsnap $cmd" "$ROOT/deploy" "$ROOT/man/optsnap.1" || true
+    "$BIN" "$cmd" --help >/dev/null || fail "deploy/ or the man page refer to 'optsnap $cmd', which does not answer --help"
+done
+echo "deploy e2e: ok"
