@@ -475,7 +475,13 @@ static void handle_chain(struct sim *s, const struct http_request *req, const ch
         count = mm_chain_page(&s->market, &q, now, page, &more, &next);
     int bad_at = -1;
     enum mm_bad_kind bad_kind = MM_BAD_NONE;
-    if ((mask & (1u << MM_FAULT_BAD_ROW)) && count > 0) {
+    /* A bad row is injected (and recorded, for tests to find in ingest_rejects)
+     * only in a body that reaches the client intact: not in one this same
+     * request will replace (429, 5xx), corrupt or cut (malformed, truncate,
+     * reset). A stalled or slow body still arrives whole. */
+    const uint32_t body_lost = (1u << MM_FAULT_RESET) | (1u << MM_FAULT_429) | (1u << MM_FAULT_5XX) |
+                               (1u << MM_FAULT_MALFORMED) | (1u << MM_FAULT_TRUNCATE);
+    if ((mask & (1u << MM_FAULT_BAD_ROW)) && !(mask & body_lost) && count > 0) {
         double p = mm_fault_param(s->seed, n, MM_FAULT_BAD_ROW);
         bad_at = (int)(p * count);
         bad_kind = (enum mm_bad_kind)(1 + (int)(mm_fault_param(s->seed, n + (1ull << 40), MM_FAULT_BAD_ROW) *

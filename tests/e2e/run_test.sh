@@ -117,8 +117,17 @@ start_sim sim4
 run_daemon "$DB4" "$TMP/run4.log"
 sleep 3
 psql -X -q "$DB4" -c "ALTER DATABASE optsnap_e2e_run4 CONNECTION LIMIT 0" \
-    -c "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'optsnap'" >/dev/null
+    -c "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'optsnap' AND datname = 'optsnap_e2e_run4'" >/dev/null
+# Behind a transaction pooler (scripts/test.sh --pooler) killed idle server
+# backends are the pooler's business: it drops them and the daemon's client
+# connections never notice. The outage the daemon sees there is the pooler
+# dropping every client connection and holding new ones back: KILL, which
+# leaves the database paused until RESUME (pgbouncer's admin console).
+POOLER_ADMIN=""
+[ -n "${OPTSNAP_TEST_POOLER_URL:-}" ] && POOLER_ADMIN="${OPTSNAP_TEST_POOLER_URL%/*}/pgbouncer"
+[ -z "$POOLER_ADMIN" ] || psql -X -q "$POOLER_ADMIN" -c "KILL optsnap_e2e_run4" >/dev/null
 sleep 4
+[ -z "$POOLER_ADMIN" ] || psql -X -q "$POOLER_ADMIN" -c "RESUME optsnap_e2e_run4" >/dev/null
 psql -X -q "$DB4" -c "ALTER DATABASE optsnap_e2e_run4 CONNECTION LIMIT -1" >/dev/null
 sleep 5
 e2e_stop "$RUN_PID" TERM 60

@@ -56,10 +56,16 @@ int pgtest_fresh_db(const char *name, char *conninfo, size_t size)
     if (rc < 0)
         return -1;
 
-    /* Keep every parameter of the base URL, override dbname. */
-    PQconninfoOption *opts = PQconninfoParse(base, NULL);
+    /* The code under test connects through the transaction pooler when one
+     * is configured (scripts/test.sh --pooler); CREATE/DROP DATABASE above
+     * went straight to PostgreSQL. Keep every parameter of that URL, override
+     * dbname. */
+    const char *target = getenv("OPTSNAP_TEST_POOLER_URL");
+    if (target == NULL || target[0] == '\0')
+        target = base;
+    PQconninfoOption *opts = PQconninfoParse(target, NULL);
     if (opts == NULL) {
-        fprintf(stderr, "pgtest: cannot parse OPTSNAP_TEST_PGURL\n");
+        fprintf(stderr, "pgtest: cannot parse %s\n", target == base ? "OPTSNAP_TEST_PGURL" : "OPTSNAP_TEST_POOLER_URL");
         return -1;
     }
     size_t used = 0;

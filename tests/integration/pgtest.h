@@ -12,7 +12,8 @@
 #define PGTEST_SKIP 77
 
 /* Drops and recreates database `name` on the cluster named by
- * OPTSNAP_TEST_PGURL and writes a conninfo for it into conninfo[size].
+ * OPTSNAP_TEST_PGURL and writes a conninfo for it into conninfo[size]:
+ * through OPTSNAP_TEST_POOLER_URL's host and port when that is set.
  * Returns 0 ok, -1 error, PGTEST_SKIP when OPTSNAP_TEST_PGURL is unset (a
  * note is printed; the caller should exit 77). */
 int pgtest_fresh_db(const char *name, char *conninfo, size_t size);
