@@ -26,6 +26,7 @@
 #include "optsnap/schedule.h"
 #include "optsnap/snapshot_parse.h" /* enum parse_result */
 #include "optsnap/timeutil.h"
+#include "optsnap/write_queue.h"
 #include "optsnap/writer.h"
 
 extern char **environ;
@@ -35,6 +36,7 @@ extern char **environ;
 #define MAX_SEGMENTS 8            /* local days one unit touches (a session spans <= 2) */
 #define UNIT_MAX_SEALED 4         /* batches of one unit queued or in the database */
 #define MAX_TXN_ATTEMPTS 8
+#define MAX_PARSE_RETRIES 3
 #define MAX_CONTRACTS 200000      /* per unit: beyond it the unit fails, never silently cut */
 #define MAX_BARS 200000           /* per contract and day */
 #define MAX_PAGES 1000            /* per listing or bar fetch: a loop guard */
@@ -72,8 +74,8 @@ struct bf_unit {
     size_t next_work;       /* next (contract, segment) pair: ci * nseg + si */
     int fetches_in_flight;
     struct batch *cur;
-    int outstanding;        /* sealed batches queued or in the database */
-    bool failed, fetch_done, coverage_written;
+    struct write_group g;   /* its batches and its coverage mark, in the write queue */
+    bool fetch_done;
     long rows_built, rows_written;
     int64_t started_real_us;
 };
@@ -89,6 +91,8 @@ enum fetch_kind { FETCH_LIST, FETCH_BARS, FETCH_PREV };
 
 struct bf_fetch {
     struct bf_unit *unit;
+    char url[1024];          /* the request in flight, fetched again when its page is malformed */
+    int parse_retries;
     enum fetch_kind kind;
     size_t ci;
     int si;
@@ -97,11 +101,6 @@ struct bf_fetch {
     size_t nbars, bars_cap;
 };
 
-struct bf_work {
-    struct writer_job job;
-    struct batch *batch;
-    struct backfill *bf;
-};
 
 struct backfill {
     uv_loop_t *loop;
@@ -114,12 +113,12 @@ struct backfill {
     size_t nus;
     struct bf_unit *units;
     size_t nunits, units_cap, next_unit;
-    int units_active, units_max, fetches_in_flight, db_in_flight;
-    struct batch *wq_head, *wq_tail;
-    uv_timer_t progress_timer, renew_timer, dispatch_timer;
+    int units_active, units_max, fetches_in_flight;
+    struct write_queue *wq;
+    uv_timer_t progress_timer, renew_timer;
     uv_signal_t sig_int, sig_term;
     int open_handles;
-    bool closing, interrupted, tty, dispatching, redispatch;
+    bool closing, interrupted, tty;
     struct aggs_page apage;
     struct contracts_page cpage;
     char holder[200];
@@ -130,10 +129,9 @@ struct backfill {
 };
 
 static void pump(struct backfill *bf);
-static void dispatch(struct backfill *bf);
 static void schedule(struct backfill *bf);
 static void check_finished(struct backfill *bf);
-static void unit_maybe_finish(struct bf_unit *un);
+static void pump_unit(struct bf_unit *un);
 
 static int64_t real_now(void) { return time_now_us(); }
 
@@ -350,73 +348,34 @@ static void renew_tick(uv_timer_t *t)
 
 static void unit_fail(struct bf_unit *un, const char *why)
 {
-    if (!un->failed) {
+    if (!un->g.failed) {
         char q[200], a[40];
         snprintf(un->reason, sizeof un->reason, "%s", why);
         log_warn("unit failed: its windows stay uncovered", "underlying=%s from=%s reason=%s",
                  un->u->name, fmt_time(a, sizeof a, un->from_us), log_quote(q, sizeof q, why));
     }
-    un->failed = true;
+    un->g.failed = true;
     un->next_work = un->ncontracts * (size_t)un->nseg; /* no new fetches */
 }
 
-static void wq_push(struct backfill *bf, struct batch *b, bool head)
-{
-    if (head) {
-        b->next = bf->wq_head;
-        bf->wq_head = b;
-        if (bf->wq_tail == NULL)
-            bf->wq_tail = b;
-        return;
-    }
-    b->next = NULL;
-    if (bf->wq_tail)
-        bf->wq_tail->next = b;
-    else
-        bf->wq_head = b;
-    bf->wq_tail = b;
-}
-
-static void wq_remove(struct backfill *bf, struct batch *prev, struct batch *b)
-{
-    if (prev)
-        prev->next = b->next;
-    else
-        bf->wq_head = b->next;
-    if (bf->wq_tail == b)
-        bf->wq_tail = prev;
-    b->next = NULL;
-}
-
-/* Seals the open batch into the write queue; a final seal of a healthy unit
- * always enqueues (an empty final batch carries only the coverage mark). */
+/* Hands the open batch to the write queue; the final seal closes the unit's
+ * group, so its coverage mark follows once every batch has committed. */
 static void unit_seal(struct bf_unit *un, bool final)
 {
     struct batch *b = un->cur;
-    bool mark = final && !un->failed && !un->u->lost;
-    if (b == NULL && mark) {
-        b = batch_new();
-        if (b == NULL) {
-            unit_fail(un, "out of memory");
-            return;
-        }
-        b->owner = un;
-    }
-    if (b == NULL)
-        return;
     un->cur = NULL;
-    if (b->nrows == 0 && !mark) {
-        batch_free(b);
-        return;
+    if (b != NULL) {
+        if (b->nrows == 0 && b->nrejects == 0)
+            batch_free(b);
+        else
+            write_queue_add(un->bf->wq, &un->g, b);
     }
-    if (batch_sort_dedupe(b) < 0) {
-        batch_free(b);
-        unit_fail(un, "out of memory");
-        return;
+    if (final) {
+        if (un->u->lost)
+            un->g.failed = true; /* no mark without the lease */
+        un->g.cov.rows = un->rows_built;
+        write_queue_close_group(un->bf->wq, &un->g); /* may settle and finish the unit */
     }
-    b->final = mark;
-    un->outstanding++;
-    wq_push(un->bf, b, false);
 }
 
 static int contract_cmp(const void *a, const void *b)
@@ -608,6 +567,11 @@ static void unit_start(struct bf_unit *un)
         unit_finish(un, OUTCOME_FAILED);
         return;
     }
+    snprintf(un->g.underlying, sizeof un->g.underlying, "%s", u->name);
+    un->g.source = ROW_SOURCE_BACKFILL;
+    un->g.owner = un;
+    un->g.cov = (struct coverage_mark){.window_start_us = un->from_us, .window_end_us = un->to_us,
+                                       .calendar = bf->s->calendar, .cadence_us = bf->s->cadence_us};
     bf->units_active++;
     un->state = UNIT_LISTING;
     un->list_step = 0;
@@ -619,7 +583,9 @@ static void on_http(void *user, const struct http_response *resp);
 static int fetch_get(struct bf_fetch *f, const char *url)
 {
     struct backfill *bf = f->unit->bf;
-    if (http_client_get(bf->http, url, on_http, f) != 0)
+    if (url != f->url)
+        snprintf(f->url, sizeof f->url, "%s", url);
+    if (http_client_get(bf->http, f->url, on_http, f) != 0)
         return -1;
     f->unit->fetches_in_flight++;
     bf->fetches_in_flight++;
@@ -630,8 +596,8 @@ static int fetch_get(struct bf_fetch *f, const char *url)
 static void list_next(struct bf_unit *un)
 {
     struct backfill *bf = un->bf;
-    if (un->failed || un->list_step >= un->nseg * 2) {
-        if (!un->failed) {
+    if (un->g.failed || un->list_step >= un->nseg * 2) {
+        if (!un->g.failed) {
             qsort(un->contracts, un->ncontracts, sizeof *un->contracts, contract_cmp);
             size_t m = 0;
             for (size_t i = 0; i < un->ncontracts; i++)
@@ -641,9 +607,8 @@ static void list_next(struct bf_unit *un)
             log_debug("unit listed", "underlying=%s contracts=%zu", un->u->name, m);
         }
         un->state = UNIT_FETCHING;
-        un->next_work = un->failed ? un->ncontracts * (size_t)un->nseg : 0;
-        pump(bf);
-        unit_maybe_finish(un);
+        un->next_work = un->g.failed ? un->ncontracts * (size_t)un->nseg : 0;
+        pump(bf); /* a unit with nothing to fetch is sealed and closed there */
         return;
     }
     struct bf_fetch *f = calloc(1, sizeof *f);
@@ -690,8 +655,8 @@ static void pump_unit(struct bf_unit *un)
 {
     struct backfill *bf = un->bf;
     size_t total = un->ncontracts * (size_t)un->nseg;
-    while (un->state == UNIT_FETCHING && !un->failed && un->next_work < total &&
-           un->fetches_in_flight < bf->s->backfill_http_concurrency && un->outstanding < UNIT_MAX_SEALED &&
+    while (un->state == UNIT_FETCHING && !un->g.failed && un->next_work < total &&
+           un->fetches_in_flight < bf->s->backfill_http_concurrency && un->g.outstanding < UNIT_MAX_SEALED &&
            !bf->closing) {
         struct bf_fetch *f = calloc(1, sizeof *f);
         if (f == NULL) {
@@ -722,7 +687,7 @@ static void pump(struct backfill *bf)
     for (size_t i = 0; i < bf->nunits; i++)
         if (bf->units[i].state == UNIT_FETCHING)
             pump_unit(&bf->units[i]);
-    dispatch(bf);
+    write_queue_dispatch(bf->wq);
 }
 
 static void schedule(struct backfill *bf)
@@ -734,22 +699,49 @@ static void schedule(struct backfill *bf)
     check_finished(bf);
 }
 
-static void unit_maybe_finish(struct bf_unit *un)
+/* The write queue's word that a unit's rows and mark are all done with. */
+static void on_group_settled(void *user, struct write_group *g)
 {
-    if (un->state != UNIT_FETCHING || !un->fetch_done || un->fetches_in_flight > 0 || un->outstanding > 0)
-        return;
-    if (!un->failed && !un->coverage_written && !un->u->lost && !un->bf->closing) {
-        /* the coverage batch was lost to a retry split: mark with an empty one */
-        unit_seal(un, true);
-        if (un->outstanding > 0) {
-            dispatch(un->bf);
-            return;
-        }
-    }
-    if (un->u->lost && !un->failed)
+    struct backfill *bf = user;
+    struct bf_unit *un = g->owner;
+    un->rows_written = g->rows_written;
+    bf->rows_written += g->rows_written;
+    if (un->u->lost && !un->g.failed)
         unit_fail(un, "lease lost");
-    unit_finish(un, un->coverage_written && !un->failed ? OUTCOME_DONE : OUTCOME_FAILED);
-    schedule(un->bf);
+    unit_finish(un, un->g.coverage_written && !un->g.failed ? OUTCOME_DONE : OUTCOME_FAILED);
+    schedule(bf);
+}
+
+static void on_write_report(void *user, struct write_group *g, const struct write_report *r)
+{
+    (void)user;
+    char q[300];
+    switch (r->event) {
+    case WRITE_RETRYING:
+        log_warn("batch will be retried", "underlying=%s statement=%s sqlstate=%s attempt=%d wait_ms=%lld error=%s",
+                 g->underlying, r->statement, r->sqlstate, r->attempt, (long long)(r->wait_us / 1000),
+                 log_quote(q, sizeof q, r->message));
+        break;
+    case WRITE_BISECTED:
+    case WRITE_ROW_REFUSED:
+        log_warn("data error in a backfill batch", "underlying=%s statement=%s sqlstate=%s rows=%ld error=%s",
+                 g->underlying, r->statement, r->sqlstate, r->rows, log_quote(q, sizeof q, r->message));
+        break;
+    case WRITE_REJECTS_DROPPED:
+    case WRITE_DROPPED: {
+        char why[160];
+        snprintf(why, sizeof why, "database error %s in %s", r->sqlstate[0] ? r->sqlstate : "(connection)",
+                 r->statement);
+        log_error("backfill batch failed", "underlying=%s statement=%s sqlstate=%s rows=%ld error=%s",
+                  g->underlying, r->statement, r->sqlstate, r->rows, log_quote(q, sizeof q, r->message));
+        struct bf_unit *un = g->owner;
+        if (!un->reason[0])
+            snprintf(un->reason, sizeof un->reason, "%s", why);
+        break;
+    }
+    default:
+        break;
+    }
 }
 
 /* ---- turning bars into rows ---- */
@@ -875,11 +867,19 @@ static void on_http(void *user, const struct http_response *resp)
         unit_fail(un, why);
         goto done;
     }
-    if (un->failed)
+    if (un->g.failed)
         goto done;
     if (f->kind == FETCH_LIST) {
         contracts_page_reset(&bf->cpage);
-        if (contracts_page_parse(&bf->cpage, resp->body, resp->body_len, err, sizeof err) != PARSE_OK) {
+        int prc = contracts_page_parse(&bf->cpage, resp->body, resp->body_len, err, sizeof err);
+        if (prc == PARSE_ERR_JSON && f->parse_retries < MAX_PARSE_RETRIES) {
+            f->parse_retries++;
+            log_warn("bad contracts page, fetching it again", "underlying=%s try=%d error=%s", un->u->name,
+                     f->parse_retries, log_quote(q, sizeof q, err));
+            if (fetch_get(f, f->url) == 0)
+                return;
+        }
+        if (prc != PARSE_OK) {
             log_error("bad contracts page", "underlying=%s error=%s", un->u->name, log_quote(q, sizeof q, err));
             unit_fail(un, "bad contracts page");
             goto done;
@@ -904,7 +904,15 @@ static void on_http(void *user, const struct http_response *resp)
         goto done;
     }
     aggs_page_reset(&bf->apage);
-    if (aggs_page_parse(&bf->apage, resp->body, resp->body_len, err, sizeof err) != PARSE_OK) {
+    int arc = aggs_page_parse(&bf->apage, resp->body, resp->body_len, err, sizeof err);
+    if (arc == PARSE_ERR_JSON && f->parse_retries < MAX_PARSE_RETRIES) {
+        f->parse_retries++;
+        log_warn("bad aggregates page, fetching it again", "underlying=%s try=%d error=%s", un->u->name,
+                 f->parse_retries, log_quote(q, sizeof q, err));
+        if (fetch_get(f, f->url) == 0)
+            return;
+    }
+    if (arc != PARSE_OK) {
         log_error("bad aggregates page", "underlying=%s error=%s", un->u->name, log_quote(q, sizeof q, err));
         unit_fail(un, "bad aggregates page");
         goto done;
@@ -959,164 +967,26 @@ static void on_http(void *user, const struct http_response *resp)
     }
 done:
     if (f->kind == FETCH_LIST) {
-        /* a failed listing ends the unit through list_next (it sees un->failed) */
+        /* a failed listing ends the unit through list_next (it sees un->g.failed) */
         fetch_free(f);
         list_next(un);
         return;
     }
     fetch_free(f);
     pump_unit(un);
-    dispatch(bf);
-    unit_maybe_finish(un);
+    write_queue_dispatch(bf->wq);
 }
 
-/* ---- writing ---- */
-
-static void on_txn_done(struct pg_txn *txn, const struct pg_txn_result *r);
-
-static bool submit_batch(struct backfill *bf, struct batch *b)
-{
-    struct bf_unit *un = b->owner;
-    struct bf_work *w = calloc(1, sizeof *w);
-    if (w == NULL)
-        return false;
-    struct coverage_mark cov = {.window_start_us = un->from_us, .window_end_us = un->to_us,
-                                .rows = un->rows_built, .calendar = bf->s->calendar,
-                                .cadence_us = bf->s->cadence_us};
-    bool with_cov = b->final && !un->failed && !un->u->lost && un->fetch_done && un->outstanding == 1;
-    if (writer_job_build(&w->job, b, un->u->name, ROW_SOURCE_BACKFILL, with_cov ? &cov : NULL)) {
-        free(w);
-        return false;
-    }
-    if (w->job.txn.nstmts == 0) {
-        writer_job_free(&w->job);
-        free(w);
-        un->outstanding--;
-        batch_free(b);
-        unit_maybe_finish(un);
-        return true;
-    }
-    w->batch = b;
-    w->bf = bf;
-    w->job.txn.done = on_txn_done;
-    w->job.txn.user = w;
-    if (pg_pool_submit(bf->pool, &w->job.txn)) {
-        writer_job_free(&w->job);
-        free(w);
-        return false;
-    }
-    bf->db_in_flight++;
-    return true;
-}
-
-static void dispatch_cb(uv_timer_t *t) { dispatch(t->data); }
-
-/* Not re-entrant: a unit finishing inside submit_batch may schedule the next
- * unit, which dispatches; that call only asks this loop to run again. */
-static void dispatch_once(struct backfill *bf);
-
-static void dispatch(struct backfill *bf)
-{
-    if (bf->closing)
-        return;
-    if (bf->dispatching) {
-        bf->redispatch = true;
-        return;
-    }
-    bf->dispatching = true;
-    do {
-        bf->redispatch = false;
-        dispatch_once(bf);
-    } while (bf->redispatch && !bf->closing);
-    bf->dispatching = false;
-}
-
-static void dispatch_once(struct backfill *bf)
-{
-    int64_t now = real_now(), earliest = 0;
-    struct batch *prev = NULL, *b = bf->wq_head;
-    while (b && pg_pool_has_idle(bf->pool)) {
-        struct batch *next = b->next;
-        struct bf_unit *un = b->owner;
-        if (b->not_before_us > now) {
-            if (earliest == 0 || b->not_before_us < earliest)
-                earliest = b->not_before_us;
-            prev = b;
-        } else if (b->final && !un->failed && un->outstanding > 1) {
-            prev = b; /* the coverage mark commits only after the unit's other batches */
-        } else {
-            wq_remove(bf, prev, b);
-            if (!submit_batch(bf, b)) {
-                wq_push(bf, b, true);
-                b->not_before_us = now + 100000;
-                earliest = b->not_before_us;
-                break;
-            }
-        }
-        b = next;
-    }
-    if (earliest) {
-        uint64_t ms = (uint64_t)((earliest - now) / 1000) + 1;
-        if (!uv_is_active((uv_handle_t *)&bf->dispatch_timer) || uv_timer_get_due_in(&bf->dispatch_timer) > ms)
-            uv_timer_start(&bf->dispatch_timer, dispatch_cb, ms, 0);
-    }
-}
-
-static void on_txn_done(struct pg_txn *txn, const struct pg_txn_result *r)
-{
-    struct bf_work *w = txn->user;
-    struct backfill *bf = w->bf;
-    struct batch *b = w->batch;
-    struct bf_unit *un = b->owner;
-    bf->db_in_flight--;
-    if (r->status == PG_TXN_OK) {
-        long written = writer_job_rows_written(&w->job, r);
-        if (written > 0) {
-            un->rows_written += written;
-            bf->rows_written += written;
-        }
-        if (w->job.has_coverage)
-            un->coverage_written = true;
-        un->outstanding--;
-        batch_free(b);
-    } else if (r->status == PG_TXN_CANCELLED || bf->closing) {
-        un->outstanding--;
-        unit_fail(un, "cancelled");
-        batch_free(b);
-    } else {
-        char q[300];
-        const char *stmt = writer_job_failed_name(&w->job, r);
-        bool transient = r->status == PG_TXN_CONN_LOST || pg_sqlstate_is_transient(r->sqlstate);
-        if (transient && ++b->attempts < MAX_TXN_ATTEMPTS) {
-            int64_t wait = backoff_full_jitter_us(b->attempts, 200000, 6400000);
-            b->not_before_us = real_now() + wait;
-            log_warn("batch will be retried", "underlying=%s statement=%s sqlstate=%s attempt=%d wait_ms=%lld error=%s",
-                     un->u->name, stmt, r->sqlstate, b->attempts, (long long)(wait / 1000),
-                     log_quote(q, sizeof q, r->message));
-            wq_push(bf, b, true);
-        } else {
-            char why[160];
-            snprintf(why, sizeof why, "database error %s in %s", r->sqlstate[0] ? r->sqlstate : "(connection)", stmt);
-            log_error("backfill batch failed", "underlying=%s statement=%s sqlstate=%s rows=%zu error=%s",
-                      un->u->name, stmt, r->sqlstate, b->nrows, log_quote(q, sizeof q, r->message));
-            unit_fail(un, why);
-            un->outstanding--;
-            batch_free(b);
-        }
-    }
-    writer_job_free(&w->job);
-    free(w);
-    if (bf->closing)
-        return;
-    pump_unit(un);
-    unit_maybe_finish(un);
-    pump(bf);
-}
+/* ---- writing: the write queue does it ---- */
 
 static void on_pool_notify(void *user)
 {
     struct backfill *bf = user;
-    dispatch(bf);
+    if (bf->closing)
+        return;
+    write_queue_dispatch(bf->wq);
+    pump(bf); /* batches committed: units waiting on UNIT_MAX_SEALED go on */
+    check_finished(bf);
 }
 
 /* ---- progress, shutdown ---- */
@@ -1168,6 +1038,13 @@ static void pool_closed(void *user)
     bf->open_handles--;
 }
 
+static void wq_closed(void *user)
+{
+    struct backfill *bf = user;
+    bf->wq = NULL;
+    bf->open_handles--;
+}
+
 static void close_handle(struct backfill *bf, uv_handle_t *h)
 {
     if (uv_is_closing(h))
@@ -1184,24 +1061,21 @@ static void close_all(struct backfill *bf)
     bf->closing = true;
     close_handle(bf, (uv_handle_t *)&bf->progress_timer);
     close_handle(bf, (uv_handle_t *)&bf->renew_timer);
-    close_handle(bf, (uv_handle_t *)&bf->dispatch_timer);
     close_handle(bf, (uv_handle_t *)&bf->sig_int);
     close_handle(bf, (uv_handle_t *)&bf->sig_term);
-    bf->open_handles += 2;
+    bf->open_handles += 3;
     http_client_close(bf->http, http_closed, bf);
+    /* queued batches are dropped (their units stay uncovered); the pool then
+     * cancels what is in flight while the units still exist */
+    write_queue_close(bf->wq, wq_closed, bf);
     pg_pool_close(bf->pool, pool_closed, bf);
-    while (bf->wq_head) {
-        struct batch *b = bf->wq_head;
-        wq_remove(bf, NULL, b);
-        batch_free(b);
-    }
 }
 
 static void check_finished(struct backfill *bf)
 {
     if (bf->closing || bf->next_unit < bf->nunits || bf->units_active > 0)
         return;
-    if (bf->fetches_in_flight > 0 || bf->db_in_flight > 0 || bf->wq_head)
+    if (bf->fetches_in_flight > 0 || !write_queue_idle(bf->wq))
         return;
     close_all(bf);
 }
@@ -1306,12 +1180,21 @@ int backfill_execute(struct settings *s, const struct backfill_request *reqs, si
         uv_run(&loop, UV_RUN_DEFAULT);
         goto out_loop;
     }
+    struct write_queue_settings wqs = {.retry_cap_us = 6400000, .max_attempts = MAX_TXN_ATTEMPTS};
+    struct write_queue_hooks wqh = {.report = on_write_report, .group_settled = on_group_settled};
+    if (write_queue_create(&bf->wq, &loop, bf->pool, &wqs, &wqh, bf)) {
+        log_error("out of memory", "where=write queue");
+        bf->open_handles += 2;
+        http_client_close(bf->http, http_closed, bf);
+        pg_pool_close(bf->pool, pool_closed, bf);
+        uv_run(&loop, UV_RUN_DEFAULT);
+        goto out_loop;
+    }
     uv_timer_init(&loop, &bf->progress_timer);
     uv_timer_init(&loop, &bf->renew_timer);
-    uv_timer_init(&loop, &bf->dispatch_timer);
     uv_signal_init(&loop, &bf->sig_int);
     uv_signal_init(&loop, &bf->sig_term);
-    bf->progress_timer.data = bf->renew_timer.data = bf->dispatch_timer.data = bf;
+    bf->progress_timer.data = bf->renew_timer.data = bf;
     bf->sig_int.data = bf->sig_term.data = bf;
     uv_timer_start(&bf->progress_timer, progress_tick, bf->tty ? 250 : 1000, bf->tty ? 250 : 1000);
     uv_timer_start(&bf->renew_timer, renew_tick, LEASE_RENEW_MS, LEASE_RENEW_MS);

@@ -24,6 +24,7 @@
 #include "optsnap/sd_notify.h"
 #include "optsnap/snapshot_parse.h"
 #include "optsnap/timeutil.h"
+#include "optsnap/write_queue.h"
 #include "optsnap/writer.h"
 
 extern char **environ;
@@ -53,11 +54,11 @@ struct sweep {
     struct underlying_state *u;
     int64_t window_start_us, window_end_us;
     char *url;               /* next page to fetch, malloc'd */
-    bool fetch_in_flight, fetch_done, failed, coverage_written;
+    bool fetch_in_flight, fetch_done;
+    struct write_group g;    /* its batches and its coverage mark, in the write queue */
     int parse_retries;
     long rows_fetched;
     int pages;
-    int outstanding;         /* sealed batches not yet finished */
     struct batch *cur;       /* the open batch */
     int64_t cur_opened_real_us;
     uint64_t *cursors;       /* hashes of next_urls seen: a repeat means a loop */
@@ -86,13 +87,13 @@ struct ingest {
     int nus, us_cap;
 
     struct sweep *ready_head, *ready_tail; /* sweeps waiting to fetch their next page */
-    struct batch *wq_head, *wq_tail;       /* sealed batches waiting for a connection */
-    long rows_pending;                     /* rows in open, queued and in-database batches */
+    struct write_queue *wq;                /* sealed batches -> the pool */
+    long rows_open;                        /* rows in open batches and reserved by requests in flight */
     int fetches_in_flight;
-    int db_in_flight;
+    int db_in_flight;                      /* maintenance and timeline transactions */
     int live_sweeps;
 
-    uv_timer_t tick_timer, dispatch_timer, stats_timer, shutdown_timer, run_for_timer, age_timer;
+    uv_timer_t tick_timer, stats_timer, shutdown_timer, run_for_timer, age_timer;
     uv_signal_t sig_term, sig_int, sig_hup;
     int open_handles;
     enum ingest_state state;
@@ -128,9 +129,7 @@ struct ingest {
 };
 
 static void pump(struct ingest *ing);
-static void dispatch_cb(uv_timer_t *t);
 static void dispatch(struct ingest *ing);
-static void maybe_finish_sweep(struct sweep *sw);
 static void check_drained(struct ingest *ing);
 static void begin_drain(struct ingest *ing, const char *why);
 
@@ -170,36 +169,8 @@ static struct sweep *ready_pop(struct ingest *ing)
     return sw;
 }
 
-/* ---- the write queue ---- */
-
-static void wq_push_tail(struct ingest *ing, struct batch *b)
-{
-    b->next = NULL;
-    if (ing->wq_tail)
-        ing->wq_tail->next = b;
-    else
-        ing->wq_head = b;
-    ing->wq_tail = b;
-}
-
-static void wq_push_head(struct ingest *ing, struct batch *b)
-{
-    b->next = ing->wq_head;
-    ing->wq_head = b;
-    if (ing->wq_tail == NULL)
-        ing->wq_tail = b;
-}
-
-static void wq_remove(struct ingest *ing, struct batch *prev, struct batch *b)
-{
-    if (prev)
-        prev->next = b->next;
-    else
-        ing->wq_head = b->next;
-    if (ing->wq_tail == b)
-        ing->wq_tail = prev;
-    b->next = NULL;
-}
+/* Rows parsed and not yet committed: what queue_max_rows bounds. */
+static long rows_pending(const struct ingest *ing) { return ing->rows_open + write_queue_rows(ing->wq); }
 
 /* ---- sweeps ---- */
 
@@ -213,75 +184,54 @@ static void sweep_free(struct sweep *sw)
 
 /* Seals the open batch into the write queue. A final seal always enqueues
  * (an empty final batch carries only the coverage mark). */
+/* Hands the open batch to the write queue; the final seal closes the sweep's
+ * group, so its coverage mark follows once every batch has committed. */
 static void sweep_seal(struct sweep *sw, bool final)
 {
     struct ingest *ing = sw->ing;
     struct batch *b = sw->cur;
-    if (b == NULL && final && !sw->failed) {
-        b = batch_new();
-        if (b == NULL) {
-            log_error("out of memory", "where=seal underlying=%s", sw->u->name);
-            sw->failed = true;
-            return;
-        }
-        b->owner = sw;
-    }
-    if (b == NULL)
-        return;
     sw->cur = NULL;
-    if (b->nrows == 0 && b->nrejects == 0 && !(final && !sw->failed)) {
-        batch_free(b);
-        return;
+    if (b != NULL) {
+        ing->rows_open -= (long)b->nrows;
+        if (b->nrows == 0 && b->nrejects == 0)
+            batch_free(b);
+        else
+            ing->c.rows_deduped += (uint64_t)write_queue_add(ing->wq, &sw->g, b);
     }
-    long before = (long)b->nrows;
-    long dropped = batch_sort_dedupe(b);
-    if (dropped < 0) {
-        log_error("out of memory", "where=dedupe underlying=%s", sw->u->name);
-        dropped = 0;
+    if (final) {
+        sw->g.cov.rows = sw->rows_fetched;
+        write_queue_close_group(ing->wq, &sw->g); /* may settle and free the sweep */
     }
-    ing->c.rows_deduped += (uint64_t)dropped;
-    ing->rows_pending -= before - (long)b->nrows;
-    b->final = final && !sw->failed;
-    sw->outstanding++;
-    wq_push_tail(ing, b);
 }
 
 static void sweep_fail(struct sweep *sw, const char *why)
 {
-    if (!sw->failed) {
+    if (!sw->g.failed) {
         char q[200], ws[40];
         log_warn("sweep incomplete: window stays uncovered", "underlying=%s window=%s reason=%s",
                  sw->u->name, timestamp_format(ws, sizeof ws, sw->window_start_us),
                  log_quote(q, sizeof q, why));
     }
-    sw->failed = true;
+    sw->g.failed = true;
 }
 
+/* No more pages: the sweep is settled by the write queue (on_group_settled). */
 static void sweep_fetch_over(struct sweep *sw)
 {
     sw->fetch_done = true;
     free(sw->url);
     sw->url = NULL;
     sweep_seal(sw, true);
-    maybe_finish_sweep(sw);
 }
 
-static void maybe_finish_sweep(struct sweep *sw)
+/* The write queue's word that a sweep's rows and mark are all done with. */
+static void on_group_settled(void *user, struct write_group *g)
 {
-    struct ingest *ing = sw->ing;
-    if (!sw->fetch_done || sw->fetch_in_flight || sw->outstanding > 0)
-        return;
-    if (!sw->failed && !sw->coverage_written && ing->state != ING_CLOSING) {
-        /* its coverage-carrying batch was split or lost: mark with an empty one */
-        sweep_seal(sw, true);
-        if (sw->outstanding > 0) {
-            dispatch(ing);
-            return;
-        }
-    }
+    struct ingest *ing = user;
+    struct sweep *sw = g->owner;
     char ws[40];
     double secs = (double)(real_now() - sw->started_real_us) / 1e6;
-    if (sw->coverage_written) {
+    if (g->coverage_written) {
         ing->c.sweeps_covered++;
         sw->u->sweeps_covered++;
         sw->u->last_covered_us = sw->window_start_us;
@@ -301,14 +251,13 @@ static void maybe_finish_sweep(struct sweep *sw)
     check_drained(ing);
 }
 
-
 static void on_page(void *user, const struct http_response *resp)
 {
     struct sweep *sw = user;
     struct ingest *ing = sw->ing;
     sw->fetch_in_flight = false;
     ing->fetches_in_flight--;
-    ing->rows_pending -= ing->s->page_limit; /* the reservation made in pump() */
+    ing->rows_open -= ing->s->page_limit; /* the reservation made in pump() */
 
     if (ing->state == ING_CLOSING) {
         /* close_all() leaves this sweep for its request's cancellation to free */
@@ -372,7 +321,7 @@ static void on_page(void *user, const struct http_response *resp)
                 break;
             }
             sw->rows_fetched++;
-            ing->rows_pending++;
+            ing->rows_open++;
             ing->c.rows_fetched++;
         }
         if (i < ing->page.nrejects) {
@@ -394,7 +343,7 @@ static void on_page(void *user, const struct http_response *resp)
         snprintf(sw->cur->request_id, sizeof sw->cur->request_id, "%s", ing->page.request_id);
 
     const char *next = ing->page.next_url;
-    if (next == NULL || sw->failed) {
+    if (next == NULL || sw->g.failed) {
         sweep_fetch_over(sw);
         goto out;
     }
@@ -468,13 +417,13 @@ static void pump(struct ingest *ing)
 {
     if (ing->state != ING_RUNNING)
         return;
-    if (ing->ready_head && ing->rows_pending + ing->s->page_limit > ing->s->queue_max_rows) {
+    if (ing->ready_head && rows_pending(ing) + ing->s->page_limit > ing->s->queue_max_rows) {
         /* The queue is full. Rows waiting in partly filled batches would wait
          * for pages that cannot start: write them now, so the queue drains. */
         seal_open_batches(ing, INT64_MAX);
     }
     while (ing->ready_head && ing->fetches_in_flight < ing->s->http_concurrency &&
-           ing->rows_pending + ing->s->page_limit <= ing->s->queue_max_rows) {
+           rows_pending(ing) + ing->s->page_limit <= ing->s->queue_max_rows) {
         struct sweep *sw = ready_pop(ing);
         if (http_client_get(ing->http, sw->url, on_page, sw)) {
             sweep_fail(sw, "cannot start request");
@@ -483,7 +432,7 @@ static void pump(struct ingest *ing)
         }
         sw->fetch_in_flight = true;
         ing->fetches_in_flight++;
-        ing->rows_pending += ing->s->page_limit;
+        ing->rows_open += ing->s->page_limit;
     }
 }
 
@@ -503,6 +452,11 @@ static void sweep_start(struct ingest *ing, struct underlying_state *u, int64_t 
     sw->window_start_us = ws;
     sw->window_end_us = ws + ing->s->cadence_us;
     sw->started_real_us = real_now();
+    snprintf(sw->g.underlying, sizeof sw->g.underlying, "%s", u->name);
+    sw->g.source = ROW_SOURCE_LIVE;
+    sw->g.owner = sw;
+    sw->g.cov.window_start_us = sw->window_start_us;
+    sw->g.cov.window_end_us = sw->window_end_us;
     u->active = sw;
     u->last_window_us = ws;
     ing->live_sweeps++;
@@ -510,54 +464,63 @@ static void sweep_start(struct ingest *ing, struct underlying_state *u, int64_t 
     ready_push(ing, sw);
 }
 
-/* ---- writing ---- */
+/* ---- writing: the write queue does it; this reports and counts ---- */
 
-static void on_txn_done(struct pg_txn *txn, const struct pg_txn_result *r);
-
-static bool submit_batch(struct ingest *ing, struct batch *b)
+static void on_write_report(void *user, struct write_group *g, const struct write_report *r)
 {
-    struct sweep *sw = b->owner;
-    struct db_work *w = calloc(1, sizeof *w);
-    if (w == NULL)
-        return false;
-    struct coverage_mark cov = {.window_start_us = sw->window_start_us,
-                                .window_end_us = sw->window_end_us,
-                                .rows = sw->rows_fetched};
-    bool with_cov = b->final && !sw->failed && sw->fetch_done && sw->outstanding == 1;
-    if (writer_job_build(&w->job, b, sw->u->name, ROW_SOURCE_LIVE, with_cov ? &cov : NULL)) {
-        free(w);
-        return false;
-    }
-    if (w->job.txn.nstmts == 0) { /* an empty final batch of a failed sweep */
-        writer_job_free(&w->job);
-        free(w);
-        sw->outstanding--;
-        batch_free(b);
-        maybe_finish_sweep(sw);
-        return true;
-    }
-    w->batch = b;
-    w->ing = ing;
-    w->job.txn.done = on_txn_done;
-    w->job.txn.user = w;
-    if (pg_pool_submit(ing->pool, &w->job.txn)) {
-        writer_job_free(&w->job);
-        free(w);
-        return false;
-    }
-    ing->db_in_flight++;
-    return true;
-}
-
-static void arm_dispatch_timer(struct ingest *ing, int64_t wait_us)
-{
-    if (ing->state == ING_CLOSING)
+    struct ingest *ing = user;
+    struct sweep *sw = g->owner;
+    char q[300];
+    switch (r->event) {
+    case WRITE_COMMITTED:
+        ing->c.rows_written += (uint64_t)r->written;
+        ing->c.rows_unchanged += (uint64_t)(r->rows - r->written);
+        ing->c.batches_committed++;
+        sw->u->rows_written += (uint64_t)r->written;
+        for (size_t i = 0; i < r->batch->nrows; i++)
+            if (r->batch->rows[i].last_updated_us > sw->u->newest_us)
+                sw->u->newest_us = r->batch->rows[i].last_updated_us;
         return;
-    uint64_t ms = wait_us <= 0 ? 1 : (uint64_t)(wait_us / 1000) + 1;
-    if (uv_is_active((uv_handle_t *)&ing->dispatch_timer) &&
-        uv_timer_get_due_in(&ing->dispatch_timer) <= ms)
+    case WRITE_CANCELLED:
         return;
-    uv_timer_start(&ing->dispatch_timer, dispatch_cb, ms, 0);
+    default:
+        break;
+    }
+    metrics_count_sqlstate(ing->sqlstates, &ing->nsqlstates, r->sqlstate);
+    sw->u->errors++;
+    log_quote(q, sizeof q, r->message);
+    switch (r->event) {
+    case WRITE_RETRYING:
+        ing->c.batches_retried++;
+        log_warn("batch will be retried", "underlying=%s statement=%s sqlstate=%s attempt=%d wait_ms=%lld error=%s",
+                 g->underlying, r->statement, r->sqlstate, r->attempt, (long long)(r->wait_us / 1000), q);
+        break;
+    case WRITE_BISECTED:
+        ing->c.db_errors++;
+        ing->c.batches_bisected++;
+        log_info("data error: bisecting the batch", "underlying=%s statement=%s sqlstate=%s rows=%ld",
+                 g->underlying, r->statement, r->sqlstate, r->rows);
+        break;
+    case WRITE_ROW_REFUSED:
+        ing->c.db_errors++;
+        ing->c.rows_rejected++;
+        log_warn("row refused by the database: kept as a reject", "underlying=%s ticker=%s sqlstate=%s error=%s",
+                 g->underlying, r->batch->nrows ? r->batch->rows[0].contract.ticker : "", r->sqlstate, q);
+        break;
+    case WRITE_REJECTS_DROPPED:
+        ing->c.db_errors++;
+        log_error("rejects refused by the database: dropped, window stays uncovered",
+                  "underlying=%s sqlstate=%s error=%s", g->underlying, r->sqlstate, q);
+        break;
+    case WRITE_DROPPED:
+        ing->c.db_errors++;
+        ing->c.batches_dropped++;
+        log_error("batch failed: window stays uncovered", "underlying=%s statement=%s sqlstate=%s rows=%ld error=%s",
+                  g->underlying, r->statement, r->sqlstate, r->rows, q);
+        break;
+    default:
+        break;
+    }
 }
 
 static void maintenance_submit(struct ingest *ing);
@@ -568,176 +531,20 @@ static void dispatch(struct ingest *ing)
         return;
     if (ing->maintenance_pending)
         maintenance_submit(ing);
-    int64_t now = real_now(), earliest = 0;
-    struct batch *prev = NULL, *b = ing->wq_head;
-    while (b && pg_pool_has_idle(ing->pool)) {
-        struct batch *next = b->next;
-        struct sweep *sw = b->owner;
-        if (b->not_before_us > now) {
-            if (earliest == 0 || b->not_before_us < earliest)
-                earliest = b->not_before_us;
-            prev = b;
-        } else if (b->final && !sw->failed && sw->outstanding > 1) {
-            prev = b; /* the coverage mark commits only after the sweep's other batches */
-        } else {
-            wq_remove(ing, prev, b);
-            if (!submit_batch(ing, b)) {
-                wq_push_head(ing, b);
-                b->not_before_us = now + 100000;
-                earliest = b->not_before_us;
-                break;
-            }
-        }
-        b = next;
-    }
-    if (earliest)
-        arm_dispatch_timer(ing, earliest - now);
-}
-
-static void dispatch_cb(uv_timer_t *t) { dispatch(t->data); }
-
-/* A row the database refused on its own becomes a reject, with the refusal as reason. */
-static void row_to_reject(struct batch *b, const struct pg_txn_result *r)
-{
-    struct snapshot_row *row = &b->rows[0];
-    struct row_reject rj;
-    memset(&rj, 0, sizeof rj);
-    snprintf(rj.ticker, sizeof rj.ticker, "%s", row->contract.ticker);
-    snprintf(rj.reason, sizeof rj.reason, "database %s: %.100s", r->sqlstate, r->message);
-    char raw[4096], ts[40];
-    int n = snprintf(raw, sizeof raw, "{\"ticker\":\"%s\",\"last_updated\":\"%s\"", row->contract.ticker,
-                     timestamp_format(ts, sizeof ts, row->last_updated_us));
-    for (int c = 0; c < SNAP_NCOLS && n > 0 && (size_t)n < sizeof raw - 64; c++) {
-        if (!snapshot_row_has(row, (enum snap_col)c))
-            continue;
-        if (snap_cols[c].type == SNAP_F64)
-            n += snprintf(raw + n, sizeof raw - (size_t)n, ",\"%s\":%.17g", snap_cols[c].name, row->v[c].f);
-        else
-            n += snprintf(raw + n, sizeof raw - (size_t)n, ",\"%s\":%lld", snap_cols[c].name,
-                          (long long)row->v[c].i);
-    }
-    if (n > 0 && (size_t)n < sizeof raw - 2) {
-        raw[n++] = '}';
-        raw[n] = '\0';
-    }
-    rj.raw = strdup(raw);
-    rj.raw_len = rj.raw ? strlen(rj.raw) : 0;
-    b->nrows = 0;
-    if (rj.raw == NULL || batch_add_reject(b, &rj))
-        row_reject_clear(&rj);
-}
-
-static void on_txn_done(struct pg_txn *txn, const struct pg_txn_result *r)
-{
-    struct db_work *w = txn->user;
-    struct ingest *ing = w->ing;
-    struct batch *b = w->batch;
-    struct sweep *sw = b->owner;
-    ing->db_in_flight--;
-    long nrows = (long)b->nrows;
-
-    if (r->status == PG_TXN_OK) {
-        long written = writer_job_rows_written(&w->job, r);
-        if (written < 0)
-            written = 0;
-        ing->c.rows_written += (uint64_t)written;
-        ing->c.rows_unchanged += (uint64_t)(nrows - written);
-        sw->u->rows_written += (uint64_t)written;
-        for (size_t i = 0; i < b->nrows; i++)
-            if (b->rows[i].last_updated_us > sw->u->newest_us)
-                sw->u->newest_us = b->rows[i].last_updated_us;
-        ing->c.batches_committed++;
-        if (w->job.has_coverage)
-            sw->coverage_written = true;
-        ing->rows_pending -= nrows;
-        sw->outstanding--;
-        batch_free(b);
-        goto done;
-    }
-    if (r->status == PG_TXN_CANCELLED || ing->state == ING_CLOSING) {
-        ing->rows_pending -= nrows;
-        sw->outstanding--;
-        sweep_fail(sw, "cancelled");
-        batch_free(b);
-        goto done;
-    }
-    const char *stmt = writer_job_failed_name(&w->job, r);
-    char q[300];
-    metrics_count_sqlstate(ing->sqlstates, &ing->nsqlstates, r->sqlstate);
-    sw->u->errors++;
-    if (r->status == PG_TXN_CONN_LOST || pg_sqlstate_is_transient(r->sqlstate)) {
-        b->attempts++;
-        int64_t wait = backoff_full_jitter_us(b->attempts, 200000, ing->s->retry_max_backoff_us);
-        b->not_before_us = real_now() + wait;
-        ing->c.batches_retried++;
-        log_warn("batch will be retried", "underlying=%s statement=%s sqlstate=%s attempt=%d wait_ms=%lld error=%s",
-                 sw->u->name, stmt, r->sqlstate, b->attempts, (long long)(wait / 1000),
-                 log_quote(q, sizeof q, r->message));
-        wq_push_head(ing, b);
-        goto done;
-    }
-    ing->c.db_errors++;
-    if (pg_sqlstate_is_data_error(r->sqlstate) && strcmp(stmt, "insert_rejects") != 0 &&
-        strcmp(stmt, "mark_coverage") != 0 && nrows > 0) {
-        if (nrows == 1) {
-            log_warn("row refused by the database: kept as a reject", "underlying=%s ticker=%s sqlstate=%s error=%s",
-                     sw->u->name, b->rows[0].contract.ticker, r->sqlstate,
-                     log_quote(q, sizeof q, r->message));
-            ing->c.rows_rejected++;
-            ing->rows_pending -= 1;
-            row_to_reject(b, r);
-            wq_push_head(ing, b);
-            goto done;
-        }
-        struct batch *second;
-        if (batch_split(b, &second) == 0) {
-            ing->c.batches_bisected++;
-            log_info("data error: bisecting the batch", "underlying=%s statement=%s sqlstate=%s rows=%ld",
-                     sw->u->name, stmt, r->sqlstate, nrows);
-            /* neither half carries the mark; the sweep writes it once both commit */
-            b->final = false;
-            second->final = false;
-            sw->outstanding++;
-            wq_push_head(ing, second);
-            wq_push_head(ing, b);
-            goto done;
-        }
-    }
-    if (strcmp(stmt, "insert_rejects") == 0 && nrows > 0) {
-        /* keep the rows, drop the rejects that the database refused */
-        log_error("rejects refused by the database: dropped, window stays uncovered",
-                  "underlying=%s sqlstate=%s error=%s", sw->u->name, r->sqlstate,
-                  log_quote(q, sizeof q, r->message));
-        for (size_t i = 0; i < b->nrejects; i++)
-            row_reject_clear(&b->rejects[i]);
-        b->nrejects = 0;
-        sweep_fail(sw, "rejects refused");
-        wq_push_head(ing, b);
-        goto done;
-    }
-    log_error("batch failed: window stays uncovered", "underlying=%s statement=%s sqlstate=%s rows=%ld error=%s",
-              sw->u->name, stmt, r->sqlstate, nrows, log_quote(q, sizeof q, r->message));
-    ing->c.batches_dropped++;
-    sweep_fail(sw, "database error");
-    ing->rows_pending -= nrows;
-    sw->outstanding--;
-    batch_free(b);
-done:
-    writer_job_free(&w->job);
-    free(w);
-    maybe_finish_sweep(sw);
-    pump(ing);
-    dispatch(ing);
-    check_drained(ing);
+    write_queue_dispatch(ing->wq);
 }
 
 static void notify_ready_once(struct ingest *ing);
 
+/* A connection became idle: after a commit the queue has room again, so
+ * fetching resumes; after the last one a drain may be complete. */
 static void on_pool_notify(void *user)
 {
     struct ingest *ing = user;
     notify_ready_once(ing);
     dispatch(ing);
+    pump(ing);
+    check_drained(ing);
 }
 
 /* ---- sessions and partitions: refreshed through the pool, never blocking ---- */
@@ -1067,18 +874,16 @@ static void stats_tick(uv_timer_t *t)
         return;
     struct pg_pool_stats ps;
     pg_pool_get_stats(ing->pool, &ps);
-    long queued = 0;
-    for (struct batch *b = ing->wq_head; b; b = b->next)
-        queued++;
+    long queued = write_queue_waiting(ing->wq);
     char line[256];
     snprintf(line, sizeof line,
              "db_busy=%d db_idle=%d db_connecting=%d db_down=%d batches_waiting=%ld queue_rows=%ld "
              "http_in_flight=%d sweeps=%d",
-             ps.busy, ps.idle, ps.connecting, ps.down, queued, ing->rows_pending,
+             ps.busy, ps.idle, ps.connecting, ps.down, queued, rows_pending(ing),
              ing->fetches_in_flight, ing->live_sweeps);
     if (strcmp(line, ing->last_stats) != 0) {
         sd_notify_statusf("db busy %d/%d, queue %ld rows, %d requests in flight, %llu rows written",
-                          ps.busy, ing->s->db_connections, ing->rows_pending, ing->fetches_in_flight,
+                          ps.busy, ing->s->db_connections, rows_pending(ing), ing->fetches_in_flight,
                           (unsigned long long)ing->c.rows_written);
         log_info("pool", "%s rows_written=%llu rows_unchanged=%llu rejected=%llu", line,
                  (unsigned long long)ing->c.rows_written, (unsigned long long)ing->c.rows_unchanged,
@@ -1135,12 +940,9 @@ static void fill_metrics(struct ingest *ing, struct metrics_snapshot *m, struct 
     m->db_reconnects = ps.reconnects;
     memcpy(m->db_errors, ing->sqlstates, sizeof m->db_errors);
     m->n_db_errors = ing->nsqlstates;
-    m->queue_rows = ing->rows_pending;
+    m->queue_rows = rows_pending(ing);
     m->queue_max_rows = ing->s->queue_max_rows;
-    int waiting = 0;
-    for (struct batch *b = ing->wq_head; b; b = b->next)
-        waiting++;
-    m->batches_waiting = waiting;
+    m->batches_waiting = write_queue_waiting(ing->wq);
     m->sweeps_started = ing->c.sweeps_started;
     m->sweeps_covered = ing->c.sweeps_covered;
     m->sweeps_incomplete = ing->c.sweeps_incomplete;
@@ -1457,6 +1259,13 @@ static void pool_closed(void *user)
     ing->open_handles--;
 }
 
+static void wq_closed(void *user)
+{
+    struct ingest *ing = user;
+    ing->wq = NULL;
+    ing->open_handles--;
+}
+
 static void close_handle(struct ingest *ing, uv_handle_t *h)
 {
     if (uv_is_closing(h))
@@ -1472,7 +1281,6 @@ static void close_all(struct ingest *ing)
         return;
     ing->state = ING_CLOSING;
     close_handle(ing, (uv_handle_t *)&ing->tick_timer);
-    close_handle(ing, (uv_handle_t *)&ing->dispatch_timer);
     close_handle(ing, (uv_handle_t *)&ing->stats_timer);
     close_handle(ing, (uv_handle_t *)&ing->shutdown_timer);
     close_handle(ing, (uv_handle_t *)&ing->run_for_timer);
@@ -1486,17 +1294,12 @@ static void close_all(struct ingest *ing)
     close_handle(ing, (uv_handle_t *)&ing->sig_term);
     close_handle(ing, (uv_handle_t *)&ing->sig_int);
     close_handle(ing, (uv_handle_t *)&ing->sig_hup);
-    ing->open_handles += 2;
+    ing->open_handles += 3;
     http_client_close(ing->http, http_closed, ing);
+    /* whatever is still queued is dropped: its windows were never marked covered;
+     * the pool then cancels what is in flight, while the sweeps still exist */
+    write_queue_close(ing->wq, wq_closed, ing);
     pg_pool_close(ing->pool, pool_closed, ing);
-    /* whatever is still queued is dropped: its windows were never marked covered */
-    while (ing->wq_head) {
-        struct batch *b = ing->wq_head;
-        wq_remove(ing, NULL, b);
-        struct sweep *sw = b->owner;
-        sw->outstanding--;
-        batch_free(b);
-    }
     while (ing->ready_head)
         ready_pop(ing);
     for (int i = 0; i < ing->nus; i++) {
@@ -1517,7 +1320,8 @@ static void check_drained(struct ingest *ing)
     }
     if (ing->state != ING_DRAINING)
         return;
-    if (ing->fetches_in_flight > 0 || ing->db_in_flight > 0 || ing->wq_head || ing->live_sweeps > 0)
+    if (ing->fetches_in_flight > 0 || ing->db_in_flight > 0 || !write_queue_idle(ing->wq) ||
+        ing->live_sweeps > 0)
         return;
     log_info("drained: everything fetched is committed", "rows_written=%llu rows_unchanged=%llu",
              (unsigned long long)ing->c.rows_written, (unsigned long long)ing->c.rows_unchanged);
@@ -1527,7 +1331,7 @@ static void check_drained(struct ingest *ing)
 static void force_stop(struct ingest *ing, const char *why)
 {
     log_warn("stopping at once: uncommitted windows stay uncovered", "reason=%s queued_rows=%ld", why,
-             ing->rows_pending);
+             rows_pending(ing));
     ing->forced = true;
     close_all(ing);
 }
@@ -1648,8 +1452,17 @@ int ingest_run(struct settings *s, int argc, char **argv)
         uv_run(&loop, UV_RUN_DEFAULT);
         goto out_sessions;
     }
+    struct write_queue_settings wqs = {.retry_cap_us = s->retry_max_backoff_us, .max_attempts = 0};
+    struct write_queue_hooks wqh = {.report = on_write_report, .group_settled = on_group_settled};
+    if (write_queue_create(&ing->wq, &loop, ing->pool, &wqs, &wqh, ing)) {
+        log_error("out of memory", "where=write queue");
+        ing->open_handles += 2;
+        http_client_close(ing->http, http_closed, ing);
+        pg_pool_close(ing->pool, pool_closed, ing);
+        uv_run(&loop, UV_RUN_DEFAULT);
+        goto out_sessions;
+    }
     uv_timer_init(&loop, &ing->tick_timer);
-    uv_timer_init(&loop, &ing->dispatch_timer);
     uv_timer_init(&loop, &ing->stats_timer);
     uv_timer_init(&loop, &ing->shutdown_timer);
     uv_timer_init(&loop, &ing->run_for_timer);
@@ -1657,10 +1470,8 @@ int ingest_run(struct settings *s, int argc, char **argv)
     uv_timer_init(&loop, &ing->watchdog_timer);
     uv_timer_init(&loop, &ing->timeline_timer);
     ing->age_timer.data = ing->watchdog_timer.data = ing->timeline_timer.data = ing;
-    ing->tick_timer.data = ing->dispatch_timer.data = ing->stats_timer.data = ing;
+    ing->tick_timer.data = ing->stats_timer.data = ing;
     ing->shutdown_timer.data = ing->run_for_timer.data = ing;
-    uv_timer_start(&ing->dispatch_timer, dispatch_cb, 0, 0);
-    uv_timer_stop(&ing->dispatch_timer);
     uv_signal_init(&loop, &ing->sig_term);
     uv_signal_init(&loop, &ing->sig_int);
     uv_signal_init(&loop, &ing->sig_hup);
