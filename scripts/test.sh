@@ -3,7 +3,7 @@
 # starts a throwaway PostgreSQL 15 cluster on a free port, and runs every
 # meson test suite against it. Cleans up on every exit path.
 #
-#   scripts/test.sh              both configurations
+#   scripts/test.sh              both configurations, then integration+e2e via PgBouncer
 #   scripts/test.sh --quick      plain build only
 #   scripts/test.sh --suite unit only that meson suite (repeatable)
 #   scripts/test.sh --pooler     only the pass through PgBouncer (below)
@@ -34,7 +34,9 @@ done
 . "$ROOT/scripts/lib/pgbouncer.sh"
 say() { optsnap_say "$@"; }
 
-optsnap_install_packages || exit 1
+# beyond the build: Chromium for the status page test, promtool (in Debian's
+# prometheus package) for the alert rules test, pgbouncer for the pooler pass
+optsnap_install_packages chromium prometheus || exit 1
 
 cleanup() {
     local rc=$?

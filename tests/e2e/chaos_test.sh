@@ -105,7 +105,15 @@ while [ "$(date +%s)" -lt "$deadline" ]; do
         echo "chaos: t+$(( CHAOS_SECONDS - deadline + $(date +%s) ))s database cut off for ${down}s sim_now=$(curl -fsS "$SIM_URL/_sim/clock")"
         psql -X -q "$DB" -c "ALTER DATABASE $DBNAME CONNECTION LIMIT 0" \
             -c "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '$DBNAME' AND pid <> pg_backend_pid()" >/dev/null
+        # Behind a transaction pooler (scripts/test.sh --pooler) idle server
+        # backends dying is hidden from the daemon by design; the cut-off it
+        # sees there is the pooler dropping its clients and holding new ones
+        # (pgbouncer's KILL pauses the database until RESUME).
+        pooler_admin=""
+        [ -n "${OPTSNAP_TEST_POOLER_URL:-}" ] && pooler_admin="${OPTSNAP_TEST_POOLER_URL%/*}/pgbouncer"
+        [ -z "$pooler_admin" ] || psql -X -q "$pooler_admin" -c "KILL $DBNAME" >/dev/null
         sleep "$down"
+        [ -z "$pooler_admin" ] || psql -X -q "$pooler_admin" -c "RESUME $DBNAME" >/dev/null
         psql -X -q "$OPTSNAP_TEST_PGURL" -c "ALTER DATABASE $DBNAME CONNECTION LIMIT -1" >/dev/null
         cutoffs=$(( cutoffs + 1 ))
         kill -0 "$RUN_PID" 2>/dev/null || { tail -20 "$TMP/run$N_RUN.log"; fail "the daemon died during a database cut-off"; }
