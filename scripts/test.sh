@@ -35,8 +35,9 @@ done
 say() { optsnap_say "$@"; }
 
 # beyond the build: Chromium for the status page test, promtool (in Debian's
-# prometheus package) for the alert rules test, pgbouncer for the pooler pass
-optsnap_install_packages chromium prometheus || exit 1
+# prometheus package) for the alert rules test, openssl for the TLS test's
+# self-signed server, pgbouncer for the pooler pass
+optsnap_install_packages chromium prometheus openssl || exit 1
 
 cleanup() {
     local rc=$?
