@@ -26,7 +26,7 @@ cleanup() { if [ "${FUZZ_KEEP:-0}" = 1 ]; then echo "fuzz: kept $work"; else rm 
 trap cleanup EXIT
 
 # Pure modules only: no uv, curl or libpq in a fuzz target.
-pure=(src/row.c src/log.c src/timeutil.c src/occ.c src/api_envelope.c)
+pure=(src/row.c src/log.c src/timeutil.c src/occ.c src/api_envelope.c src/array.c)
 declare -A extra=(
     [snapshot]="src/snapshot_parse.c"
     [aggs]="src/aggs_parse.c src/reference_parse.c"

@@ -1,6 +1,8 @@
 /* aggs_parse.c - aggregate bar pages (/v2/aggs/ticker/...) into bars; any bad bar fails the page. */
 #include "optsnap/aggs_parse.h"
 
+#include "optsnap/array.h"
+
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -145,18 +147,10 @@ int aggs_page_parse(struct aggs_page *page, const char *body, size_t len, char *
     char *next_url = NULL;
     if (rc == PARSE_OK)
         rc = api_next_url_take(&env, &next_url, err, err_size);
-    if (rc == PARSE_OK && page->bars_cap - page->nbars < count) {
-        size_t cap = page->bars_cap ? page->bars_cap : 64;
-        while (cap - page->nbars < count)
-            cap *= 2;
-        struct agg_bar *bars = realloc(page->bars, cap * sizeof *bars);
-        if (bars == NULL) {
-            api_err_set(err, err_size, env.request_id, "out of memory");
-            rc = PARSE_ERR_NOMEM;
-        } else {
-            page->bars = bars;
-            page->bars_cap = cap;
-        }
+    if (rc == PARSE_OK &&
+        array_reserve((void **)&page->bars, &page->bars_cap, page->nbars + count, sizeof *page->bars)) {
+        api_err_set(err, err_size, env.request_id, "out of memory");
+        rc = PARSE_ERR_NOMEM;
     }
     size_t i = 0;
     for (const cJSON *bar = (rc == PARSE_OK && count > 0) ? results->child : NULL;

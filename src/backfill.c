@@ -14,6 +14,7 @@
 
 #include "optsnap/aggs_parse.h"
 #include "optsnap/api_origin.h"
+#include "optsnap/array.h"
 #include "optsnap/backoff.h"
 #include "optsnap/batch.h"
 #include "optsnap/commands.h"
@@ -928,17 +929,9 @@ static void on_http(void *user, const struct http_response *resp)
         unit_fail(un, "too many bars for one contract and day");
         goto done;
     }
-    if (f->nbars + bf->apage.nbars > f->bars_cap) {
-        size_t nc = f->bars_cap ? f->bars_cap : 256;
-        while (nc < f->nbars + bf->apage.nbars)
-            nc *= 2;
-        struct agg_bar *na = realloc(f->bars, nc * sizeof *na);
-        if (na == NULL) {
-            unit_fail(un, "out of memory");
-            goto done;
-        }
-        f->bars = na;
-        f->bars_cap = nc;
+    if (array_reserve((void **)&f->bars, &f->bars_cap, f->nbars + bf->apage.nbars, sizeof *f->bars)) {
+        unit_fail(un, "out of memory");
+        goto done;
     }
     if (bf->apage.nbars > 0)
         memcpy(f->bars + f->nbars, bf->apage.bars, bf->apage.nbars * sizeof *f->bars);

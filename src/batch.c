@@ -1,6 +1,8 @@
 /* batch.c - rows and rejects for one transaction; sort by key and dedupe. */
 #include "optsnap/batch.h"
 
+#include "optsnap/array.h"
+
 #include <stdlib.h>
 #include <string.h>
 
@@ -17,24 +19,9 @@ void batch_free(struct batch *b)
     free(b);
 }
 
-static int grow(void **arr, size_t *cap, size_t need, size_t elem)
-{
-    if (need <= *cap)
-        return 0;
-    size_t nc = *cap ? *cap * 2 : 256;
-    while (nc < need)
-        nc *= 2;
-    void *na = realloc(*arr, nc * elem);
-    if (na == NULL)
-        return -1;
-    *arr = na;
-    *cap = nc;
-    return 0;
-}
-
 int batch_add_row(struct batch *b, const struct snapshot_row *row)
 {
-    if (grow((void **)&b->rows, &b->rows_cap, b->nrows + 1, sizeof *b->rows))
+    if (array_reserve((void **)&b->rows, &b->rows_cap, b->nrows + 1, sizeof *b->rows))
         return -1;
     b->rows[b->nrows++] = *row;
     return 0;
@@ -42,7 +29,7 @@ int batch_add_row(struct batch *b, const struct snapshot_row *row)
 
 int batch_add_reject(struct batch *b, struct row_reject *rj)
 {
-    if (grow((void **)&b->rejects, &b->rejects_cap, b->nrejects + 1, sizeof *b->rejects))
+    if (array_reserve((void **)&b->rejects, &b->rejects_cap, b->nrejects + 1, sizeof *b->rejects))
         return -1;
     b->reject_bytes += rj->raw_len;
     b->rejects[b->nrejects++] = *rj;

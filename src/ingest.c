@@ -12,6 +12,7 @@
 #include <uv.h>
 
 #include "optsnap/api_origin.h"
+#include "optsnap/array.h"
 #include "optsnap/backoff.h"
 #include "optsnap/batch.h"
 #include "optsnap/commands.h"
@@ -365,16 +366,10 @@ static void on_page(void *user, const struct http_response *resp)
             goto out;
         }
     }
-    if (sw->ncursors == sw->cursors_cap) {
-        size_t nc = sw->cursors_cap ? sw->cursors_cap * 2 : 64;
-        uint64_t *na = realloc(sw->cursors, nc * sizeof *na);
-        if (na == NULL) {
-            sweep_fail(sw, "out of memory");
-            sweep_fetch_over(sw);
-            goto out;
-        }
-        sw->cursors = na;
-        sw->cursors_cap = nc;
+    if (array_reserve((void **)&sw->cursors, &sw->cursors_cap, sw->ncursors + 1, sizeof *sw->cursors)) {
+        sweep_fail(sw, "out of memory");
+        sweep_fetch_over(sw);
+        goto out;
     }
     sw->cursors[sw->ncursors++] = h;
     if (ing->state != ING_RUNNING) {

@@ -1,6 +1,8 @@
 /* reference_parse.c - options contracts reference pages into option_contract records; bad entries are skipped and counted. */
 #include "optsnap/reference_parse.h"
 
+#include "optsnap/array.h"
+
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -117,18 +119,10 @@ int contracts_page_parse(struct contracts_page *page, const char *body, size_t l
     char *next_url = NULL;
     if (rc == PARSE_OK)
         rc = api_next_url_take(&env, &next_url, err, err_size);
-    if (rc == PARSE_OK && page->contracts_cap - page->ncontracts < count) {
-        size_t cap = page->contracts_cap ? page->contracts_cap : 64;
-        while (cap - page->ncontracts < count)
-            cap *= 2;
-        struct option_contract *c = realloc(page->contracts, cap * sizeof *c);
-        if (c == NULL) {
-            api_err_set(err, err_size, env.request_id, "out of memory");
-            rc = PARSE_ERR_NOMEM;
-        } else {
-            page->contracts = c;
-            page->contracts_cap = cap;
-        }
+    if (rc == PARSE_OK && array_reserve((void **)&page->contracts, &page->contracts_cap,
+                                        page->ncontracts + count, sizeof *page->contracts)) {
+        api_err_set(err, err_size, env.request_id, "out of memory");
+        rc = PARSE_ERR_NOMEM;
     }
     if (rc != PARSE_OK) {
         free(next_url);

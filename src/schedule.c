@@ -1,6 +1,8 @@
 /* schedule.c - market clock, window alignment and session membership. */
 #include "optsnap/schedule.h"
 
+#include "optsnap/array.h"
+
 #include <stdlib.h>
 #include <string.h>
 
@@ -64,14 +66,8 @@ int session_set_add(struct session_set *s, int64_t open_us, int64_t close_us)
 {
     if (close_us <= open_us)
         return -1;
-    if (s->n == s->cap) {
-        size_t nc = s->cap ? s->cap * 2 : 32;
-        struct session *na = realloc(s->sessions, nc * sizeof *na);
-        if (na == NULL)
-            return -1;
-        s->sessions = na;
-        s->cap = nc;
-    }
+    if (array_reserve((void **)&s->sessions, &s->cap, s->n + 1, sizeof *s->sessions))
+        return -1;
     size_t i = s->n;
     while (i > 0 && s->sessions[i - 1].open_us > open_us) {
         s->sessions[i] = s->sessions[i - 1];

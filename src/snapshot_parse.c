@@ -1,6 +1,8 @@
 /* snapshot_parse.c - option chain snapshot pages (cJSON) into snapshot rows and rejects. */
 #include "optsnap/snapshot_parse.h"
 
+#include "optsnap/array.h"
+
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -285,14 +287,8 @@ static int row_parse(const struct parse_ctx *cx, const cJSON *res, struct snapsh
 static int reject_add(struct snapshot_page *page, const cJSON *res, const char *reason,
                       const char *ticker)
 {
-    if (page->nrejects == page->rejects_cap) {
-        size_t cap = page->rejects_cap ? page->rejects_cap * 2 : 16;
-        struct row_reject *r = realloc(page->rejects, cap * sizeof *r);
-        if (r == NULL)
-            return PARSE_ERR_NOMEM;
-        page->rejects = r;
-        page->rejects_cap = cap;
-    }
+    if (array_reserve((void **)&page->rejects, &page->rejects_cap, page->nrejects + 1, sizeof *page->rejects))
+        return PARSE_ERR_NOMEM;
     char *raw = cJSON_PrintUnformatted(res);
     if (raw == NULL)
         return PARSE_ERR_NOMEM;
@@ -316,17 +312,7 @@ static int reject_add(struct snapshot_page *page, const cJSON *res, const char *
 
 static int rows_reserve(struct snapshot_page *page, size_t more)
 {
-    if (page->rows_cap - page->nrows >= more)
-        return 0;
-    size_t cap = page->rows_cap ? page->rows_cap : 64;
-    while (cap - page->nrows < more)
-        cap *= 2;
-    struct snapshot_row *rows = realloc(page->rows, cap * sizeof *rows);
-    if (rows == NULL)
-        return -1;
-    page->rows = rows;
-    page->rows_cap = cap;
-    return 0;
+    return array_reserve((void **)&page->rows, &page->rows_cap, page->nrows + more, sizeof *page->rows);
 }
 
 int snapshot_page_parse(struct snapshot_page *page, const char *body, size_t len,
