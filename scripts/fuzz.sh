@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # fuzz.sh - builds the libFuzzer harnesses of tests/fuzz/ with clang
 # (ASan + UBSan) and runs each for a bounded time from a copy of its seed
-# corpus. Exit 1 on any crash, leak, sanitizer report or build failure.
+# corpus (meson -Dfuzz=true in build-fuzz/). Exit 1 on any crash, leak, sanitizer report or build failure.
 # FUZZ_SECONDS (default 20) per harness; FUZZ_HARNESSES limits the set;
 # FUZZ_KEEP=1 keeps the work directory (kept anyway when something fails).
 set -euo pipefail
@@ -11,13 +11,9 @@ cd "$root"
 seconds="${FUZZ_SECONDS:-20}"
 harnesses="${FUZZ_HARNESSES:-snapshot aggs settings http_request}"
 
-if ! dpkg -s clang >/dev/null 2>&1 && ! command -v clang >/dev/null 2>&1; then
-    echo "fuzz: clang missing, installing it" >&2
-    sudo_cmd=""
-    [ "$(id -u)" -ne 0 ] && sudo_cmd="sudo"
-    $sudo_cmd apt-get install -y --no-install-recommends clang >&2 ||
-        { $sudo_cmd apt-get update >&2 && $sudo_cmd apt-get install -y --no-install-recommends clang >&2; }
-fi
+# clang and the build's libraries (CI runs this first, on a fresh machine)
+. "$root/scripts/lib/common.sh"
+optsnap_install_packages clang || exit 1
 CC="${FUZZ_CC:-clang}"
 
 work="$(mktemp -d "${TMPDIR:-/tmp}/optsnap-fuzz.XXXXXX")"
@@ -25,38 +21,25 @@ work="$(mktemp -d "${TMPDIR:-/tmp}/optsnap-fuzz.XXXXXX")"
 cleanup() { if [ "${FUZZ_KEEP:-0}" = 1 ]; then echo "fuzz: kept $work"; else rm -rf "$work"; fi; }
 trap cleanup EXIT
 
-# Pure modules only: no uv, curl or libpq in a fuzz target.
-pure=(src/row.c src/log.c src/timeutil.c src/occ.c src/api_envelope.c src/array.c)
-declare -A extra=(
-    [snapshot]="src/snapshot_parse.c"
-    [aggs]="src/aggs_parse.c src/reference_parse.c"
-    [settings]="src/settings.c"
-    [http_request]="src/http_parse.c"
-)
-cflags=(-g -O1 "-fsanitize=fuzzer,address,undefined" -fno-sanitize-recover=undefined
-        -fno-omit-frame-pointer -D_GNU_SOURCE -std=c11 -Iinclude -Wall -Wextra -Werror)
-
-# One object per pure source, shared by every harness (instrumented for
-# coverage with -fsanitize=fuzzer-no-link, so no second main()).
-objflags=(-g -O1 "-fsanitize=fuzzer-no-link,address,undefined" -fno-sanitize-recover=undefined
-          -fno-omit-frame-pointer -D_GNU_SOURCE -std=c11 -Iinclude)
-mkdir -p "$work/obj"
+# The harnesses are built by meson (-Dfuzz=true) against the core library
+# only: the pure modules, no uv, curl or libpq.
+build="${FUZZ_BUILD:-$root/build-fuzz}"
 for h in $harnesses; do
-    [ -n "${extra[$h]:-}" ] || { echo "fuzz: unknown harness $h" >&2; exit 2; }
+    case "$h" in snapshot|aggs|settings|http_request) ;; *) echo "fuzz: unknown harness $h" >&2; exit 2 ;; esac
 done
-for src in "${pure[@]}" ${extra[snapshot]} ${extra[aggs]} ${extra[settings]} ${extra[http_request]}; do
-    obj="$work/obj/$(basename "$src" .c).o"
-    "$CC" "${objflags[@]}" -c "$src" -o "$obj"
-done
+if [ ! -f "$build/build.ninja" ]; then
+    CC="$CC" meson setup "$build" -Dfuzz=true -Db_sanitize=address,undefined -Db_lundef=false \
+        --buildtype=debugoptimized >"$work/setup.log" 2>&1 || { cat "$work/setup.log" >&2; exit 1; }
+fi
+targets=()
+for h in $harnesses; do targets+=("fuzz_$h"); done
+ninja -C "$build" "${targets[@]}" >"$work/build.log" 2>&1 || { cat "$work/build.log" >&2; exit 1; }
 
 export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1:symbolize=1}"
 export UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}"
 
 failed=0
 for h in $harnesses; do
-    objs=()
-    for src in "${pure[@]}" ${extra[$h]}; do objs+=("$work/obj/$(basename "$src" .c).o"); done
-    "$CC" "${cflags[@]}" "tests/fuzz/fuzz_$h.c" "${objs[@]}" -lcjson -lm -o "$work/fuzz_$h"
 
     corpus="$work/corpus_$h"
     mkdir -p "$corpus" "$work/artifacts_$h"
@@ -65,7 +48,7 @@ for h in $harnesses; do
     done
     log="$work/fuzz_$h.log"
     set +e
-    "$work/fuzz_$h" -max_total_time="$seconds" -max_len=65536 -timeout=10 -rss_limit_mb=1024 \
+    "$build/fuzz_$h" -max_total_time="$seconds" -max_len=65536 -timeout=10 -rss_limit_mb=1024 \
         -print_final_stats=1 \
         -artifact_prefix="$work/artifacts_$h/" "$corpus" >"$log" 2>&1
     rc=$?
@@ -80,7 +63,7 @@ for h in $harnesses; do
         echo "fuzz: $h FAILED rc=$rc execs=${execs:-?} corpus=$ncorpus"
         grep -E 'ERROR|SUMMARY|runtime error|Test unit written|deadly signal' "$log" | head -20 || true
         for c in "${crashes[@]}"; do
-            [ -e "$c" ] && echo "fuzz: crashing input: $c (replay: $work/fuzz_$h $c)"
+            [ -e "$c" ] && echo "fuzz: crashing input: $c (replay: $build/fuzz_$h $c)"
         done
         echo "fuzz: full log: $log"
         FUZZ_KEEP=1

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "optsnap/commands.h"
+#include "optsnap_version.h"
 
 struct command {
     const char *name;
@@ -43,7 +44,7 @@ int main(int argc, char **argv)
         return EXIT_OK;
     }
     if (strcmp(argv[1], "--version") == 0 || strcmp(argv[1], "version") == 0) {
-        printf("optsnap 0.1.0\n");
+        printf("optsnap %s\n", OPTSNAP_VERSION);
         return EXIT_OK;
     }
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++) {

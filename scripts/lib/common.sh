@@ -7,7 +7,7 @@
 optsnap_say() { printf '== %s\n' "$*" >&2; }
 
 OPTSNAP_PACKAGES=(build-essential pkg-config meson ninja-build libuv1-dev libcurl4-openssl-dev
-                  libpq-dev libcjson-dev postgresql-15 postgresql-contrib curl python3 pgbouncer wrk)
+                  libpq-dev libcjson-dev zlib1g-dev postgresql-15 postgresql-contrib curl python3 pgbouncer wrk)
 
 # optsnap_install_packages [EXTRA...]: apt-get installs what is missing (as root).
 optsnap_install_packages() {

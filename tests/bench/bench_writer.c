@@ -12,12 +12,12 @@
 #include <string.h>
 #include <uv.h>
 
-#include "optsnap/batch.h"
-#include "optsnap/migrate.h"
-#include "optsnap/pg_pool.h"
-#include "optsnap/pgbinary.h"
-#include "optsnap/timeutil.h"
-#include "optsnap/writer.h"
+#include "optsnap/db/batch.h"
+#include "optsnap/db/migrate.h"
+#include "optsnap/db/pg_pool.h"
+#include "optsnap/db/pgbinary.h"
+#include "optsnap/util/timeutil.h"
+#include "optsnap/db/writer.h"
 
 static double now_s(void) { return (double)uv_hrtime() / 1e9; }
 

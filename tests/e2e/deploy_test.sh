@@ -24,7 +24,7 @@ python3 -c 'import json,sys; json.load(open(sys.argv[1]))' "$ROOT/deploy/grafana
 missing=0
 for m in $(grep -ohE 'optsnap_[a-z_]+' "$ROOT/deploy/prometheus/optsnap-alerts.yml" "$ROOT/deploy/grafana/optsnap-dashboard.json" | sort -u); do
     base=${m%_bucket}; base=${base%_sum}; base=${base%_count}
-    grep -q "\"$base\"\|\"$m\"\|$base" "$ROOT/src/metrics.c" || { echo "deploy uses $m, which optsnap does not emit"; missing=1; }
+    grep -q "\"$base\"\|\"$m\"\|$base" "$ROOT/src/ops/metrics.c" || { echo "deploy uses $m, which optsnap does not emit"; missing=1; }
 done
 [ "$missing" = 0 ] || fail "unknown metrics in deploy/"
 for cmd in repair gaps run migrate; do

@@ -8,10 +8,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "optsnap/aggs_parse.h"
-#include "optsnap/log.h"
-#include "optsnap/reference_parse.h"
-#include "optsnap/snapshot_parse.h" /* enum parse_result */
+#include "optsnap/api/aggs_parse.h"
+#include "optsnap/util/log.h"
+#include "optsnap/api/reference_parse.h"
+#include "optsnap/api/snapshot_parse.h" /* enum parse_result */
 
 #ifndef FUZZ_ENTRY
 #define FUZZ_ENTRY LLVMFuzzerTestOneInput

@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "optsnap/http_parse.h"
+#include "optsnap/http/http_parse.h"
 
 #ifndef FUZZ_ENTRY
 #define FUZZ_ENTRY LLVMFuzzerTestOneInput

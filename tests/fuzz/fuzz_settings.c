@@ -11,8 +11,8 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#include "optsnap/log.h"
-#include "optsnap/settings.h"
+#include "optsnap/util/log.h"
+#include "optsnap/config/settings.h"
 
 #ifndef FUZZ_ENTRY
 #define FUZZ_ENTRY LLVMFuzzerTestOneInput

@@ -6,8 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "optsnap/log.h"
-#include "optsnap/snapshot_parse.h"
+#include "optsnap/util/log.h"
+#include "optsnap/api/snapshot_parse.h"
 
 #ifndef FUZZ_ENTRY
 #define FUZZ_ENTRY LLVMFuzzerTestOneInput

@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "optsnap/migrate.h"
+#include "optsnap/db/migrate.h"
 
 static void quiet_notice(void *arg, const char *message)
 {

@@ -15,8 +15,8 @@
 
 #include <cjson/cJSON.h>
 
-#include "optsnap/gaps.h"
-#include "optsnap/timeutil.h"
+#include "optsnap/history/gaps.h"
+#include "optsnap/util/timeutil.h"
 #include "pgtest.h"
 #include "test.h"
 

@@ -9,7 +9,7 @@
 #include <string.h>
 #include <sys/wait.h>
 
-#include "optsnap/migrate.h"
+#include "optsnap/db/migrate.h"
 #include "pgtest.h"
 #include "test.h"
 

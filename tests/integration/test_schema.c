@@ -8,8 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "optsnap/migrate.h"
-#include "optsnap/row.h"
+#include "optsnap/db/migrate.h"
+#include "optsnap/api/row.h"
 #include "pgtest.h"
 #include "test.h"
 

@@ -5,10 +5,10 @@
 #include <uv.h>
 
 #include "integration/pgtest.h"
-#include "optsnap/batch.h"
-#include "optsnap/pg_pool.h"
-#include "optsnap/timeutil.h"
-#include "optsnap/writer.h"
+#include "optsnap/db/batch.h"
+#include "optsnap/db/pg_pool.h"
+#include "optsnap/util/timeutil.h"
+#include "optsnap/db/writer.h"
 #include "test.h"
 
 static char conninfo[512];

@@ -1,8 +1,8 @@
 /* Unit tests for the aggregate bars parser: the fixture bar by bar, and every way a bar or page can be bad. */
 #include <math.h>
 
-#include "optsnap/aggs_parse.h"
-#include "optsnap/snapshot_parse.h" /* enum parse_result */
+#include "optsnap/api/aggs_parse.h"
+#include "optsnap/api/snapshot_parse.h" /* enum parse_result */
 #include "test.h"
 
 #define AGGS_FIXTURE                                                                               \

@@ -1,6 +1,6 @@
 /* Unit tests for the same-origin check of next_url and the shared backoff. */
-#include "optsnap/api_origin.h"
-#include "optsnap/backoff.h"
+#include "optsnap/api/api_origin.h"
+#include "optsnap/util/backoff.h"
 #include "test.h"
 
 static void test_same_origin(void)

@@ -1,5 +1,5 @@
 /* Unit tests for batch: dedupe on the microsecond key (last wins), sort, split. */
-#include "optsnap/batch.h"
+#include "optsnap/db/batch.h"
 #include "test.h"
 
 static struct snapshot_row mkrow(const char *ticker, int64_t t, double price)

@@ -2,8 +2,8 @@
  * in this file: bodies, retries, Retry-After, timeouts, caps, concurrency,
  * token bucket, retry budget, cancellation, and that the API key never reaches
  * a log line. */
-#include "optsnap/http_client.h"
-#include "optsnap/log.h"
+#include "optsnap/http/http_client.h"
+#include "optsnap/util/log.h"
 #include "test.h"
 
 #include <errno.h>

@@ -1,5 +1,5 @@
 /* Unit tests for http_parse: request heads, strictness, incremental input, query decoding. */
-#include "optsnap/http_parse.h"
+#include "optsnap/http/http_parse.h"
 #include "test.h"
 
 #include <stdint.h>

@@ -1,6 +1,6 @@
 /* Unit tests for http_server: a real server on 127.0.0.1:0 in a loop thread,
  * driven by blocking-socket clients from the test thread. */
-#include "optsnap/http_server.h"
+#include "optsnap/http/http_server.h"
 #include "test.h"
 
 #include <arpa/inet.h>

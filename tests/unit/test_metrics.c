@@ -1,6 +1,6 @@
 /* Unit tests for the Prometheus renderer: exact sample lines, one HELP/TYPE per
  * family, a histogram Prometheus accepts, escaped labels, SQLSTATE counting. */
-#include "optsnap/metrics.h"
+#include "optsnap/ops/metrics.h"
 #include "test.h"
 
 #include <stdbool.h>

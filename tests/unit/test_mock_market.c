@@ -2,9 +2,9 @@
  * pagination exactly-once, filters, idle re-polls, liquidity mix, faults. */
 #include <stdint.h>
 
-#include "optsnap/mock_market.h"
-#include "optsnap/snapshot_parse.h"
-#include "optsnap/timeutil.h"
+#include "optsnap/sim/mock_market.h"
+#include "optsnap/api/snapshot_parse.h"
+#include "optsnap/util/timeutil.h"
 #include "test.h"
 
 static int64_t at(const char *text)

@@ -1,6 +1,6 @@
 /* Unit tests for OCC option symbols: good symbols parse to the right parts, bad ones are refused. */
-#include "optsnap/occ.h"
-#include "optsnap/timeutil.h"
+#include "optsnap/api/occ.h"
+#include "optsnap/util/timeutil.h"
 #include "test.h"
 
 static void test_occ_parse_good(void)

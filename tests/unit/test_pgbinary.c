@@ -1,5 +1,5 @@
 /* Unit tests for the binary array encoder: exact bytes on the wire. */
-#include "optsnap/pgbinary.h"
+#include "optsnap/db/pgbinary.h"
 #include "test.h"
 
 static void test_int8_array_bytes(void)

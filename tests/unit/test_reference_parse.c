@@ -1,7 +1,7 @@
 /* Unit tests for the options contracts reference parser: both fixture pages with next_url, the single-contract page, skipped entries. */
-#include "optsnap/reference_parse.h"
-#include "optsnap/snapshot_parse.h" /* enum parse_result */
-#include "optsnap/timeutil.h"
+#include "optsnap/api/reference_parse.h"
+#include "optsnap/api/snapshot_parse.h" /* enum parse_result */
+#include "optsnap/util/timeutil.h"
 #include "test.h"
 
 #define REF_DIR "massive-com__client-python/test_rest/mocks/v3/reference/options/"

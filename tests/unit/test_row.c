@@ -1,5 +1,5 @@
 /* Unit tests for the shared row types: the column table is complete and consistent. */
-#include "optsnap/row.h"
+#include "optsnap/api/row.h"
 #include "test.h"
 
 static void test_column_table_complete(void)

@@ -1,6 +1,6 @@
 /* Unit tests for the scheduler's pure parts: clock, windows, sessions. */
-#include "optsnap/schedule.h"
-#include "optsnap/timeutil.h"
+#include "optsnap/pipeline/schedule.h"
+#include "optsnap/util/timeutil.h"
 #include "test.h"
 
 static void test_clock(void)

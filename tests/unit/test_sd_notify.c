@@ -1,7 +1,7 @@
 /* Unit tests for the notify protocol: the exact datagrams a service manager
  * listening on NOTIFY_SOCKET receives (path and abstract socket), and the
  * watchdog interval from WATCHDOG_USEC / WATCHDOG_PID. */
-#include "optsnap/sd_notify.h"
+#include "optsnap/ops/sd_notify.h"
 #include "test.h"
 
 #include <errno.h>

@@ -1,8 +1,8 @@
 /* Unit tests for settings: sources and their order, errors with file:line, masking, universe. */
 #include <unistd.h>
 
-#include "optsnap/settings.h"
-#include "optsnap/timeutil.h"
+#include "optsnap/config/settings.h"
+#include "optsnap/util/timeutil.h"
 #include "test.h"
 
 static const char *write_tmp(const char *content)

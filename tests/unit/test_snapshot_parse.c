@@ -1,9 +1,9 @@
 /* Unit tests for the option chain snapshot parser: fixture pages field by field, every bad-input case, truncation and a byte-flip fuzz loop. */
 #include <cjson/cJSON.h>
 
-#include "optsnap/api_envelope.h"
-#include "optsnap/snapshot_parse.h"
-#include "optsnap/timeutil.h"
+#include "optsnap/api/api_envelope.h"
+#include "optsnap/api/snapshot_parse.h"
+#include "optsnap/util/timeutil.h"
 #include "test.h"
 
 #define CHAIN_FIXTURE "massive-com__client-python/test_rest/mocks/v3/snapshot/options/AAPL.json"

@@ -2,7 +2,7 @@
  * timeline per underlying, a missing span is drawn red exactly where it is.
  * With OPTSNAP_STATUS_PAGE_OUT set, a realistic page is written there for a
  * browser screenshot. */
-#include "optsnap/metrics.h"
+#include "optsnap/ops/metrics.h"
 #include "test.h"
 
 #include <stdbool.h>

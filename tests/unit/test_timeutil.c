@@ -1,5 +1,5 @@
 /* Unit tests for timeutil: durations, timestamps, civil dates. */
-#include "optsnap/timeutil.h"
+#include "optsnap/util/timeutil.h"
 #include "test.h"
 
 static void test_duration(void)

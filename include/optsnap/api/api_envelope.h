@@ -1,0 +1,83 @@
+/* api_envelope.h - what every market-data API page shares: the body checks
+ * (UTF-8, no NUL), the cJSON parse, the {"status","request_id","error",
+ * "message","next_url"} envelope, error messages, and exact big integers.
+ * Internal to the parser modules (snapshot/aggs/reference). Pure: cJSON only. */
+#ifndef OPTSNAP_API_ENVELOPE_H
+#define OPTSNAP_API_ENVELOPE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cjson/cJSON.h>
+
+#include "optsnap/api/snapshot_parse.h" /* enum parse_result */
+
+/* A JSON integer literal too long for a double to hold exactly (nanosecond
+ * timestamps, ~1.7e18 > 2^53): its exact value, and which number of the
+ * document (0-based, document order) it is. */
+struct json_exact_int {
+    uint64_t ordinal;
+    int64_t value;
+};
+
+/* Scratch table of exact integers; grows with the body, owned by the caller
+ * (free `items` with free()). */
+struct json_exact_ints {
+    struct json_exact_int *items;
+    size_t n, cap;
+};
+
+/* What api_envelope_open found. */
+struct api_envelope {
+    cJSON *root;          /* owned: release with api_envelope_close() */
+    const cJSON *results; /* root's "results" item or NULL (points into root) */
+    char request_id[96];  /* printable ASCII, "" when absent */
+    char status[32];      /* printable ASCII, "" when absent */
+    bool exact_valid;     /* number nodes' valueint index `exact` (see below) */
+};
+
+/* Checks and parses body[0..len): UTF-8 and NUL check over the whole body,
+ * cJSON parse, no trailing data, root is an object, the error envelope.
+ * When `exact` is not NULL, integer literals of 16+ digits are read exactly
+ * and every number node's valueint is set to its index in exact->items, or
+ * -1 (env->exact_valid tells whether that was done). Returns PARSE_OK with
+ * env->root set (the caller calls api_envelope_close), or a negative
+ * enum parse_result with a one-line message in err and nothing to free. */
+int api_envelope_open(struct api_envelope *env, const char *body, size_t len,
+                      struct json_exact_ints *exact, char *err, size_t err_size)
+    __attribute__((warn_unused_result));
+
+void api_envelope_close(struct api_envelope *env);
+
+/* Reads "next_url" from the envelope: absent, null or "" give *out = NULL;
+ * a string gives a malloc'd copy (the caller frees); anything else (or a
+ * URL over 16 KiB) is PARSE_ERR_SHAPE with a message in err. */
+int api_next_url_take(const struct api_envelope *env, char **out, char *err, size_t err_size)
+    __attribute__((warn_unused_result));
+
+/* Writes "<message> (request_id=...)" into err; the suffix only when
+ * request_id is not empty. Tolerates err == NULL / err_size == 0. */
+void api_err_set(char *err, size_t err_size, const char *request_id, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+/* Exact int64 value of an integral number node: from the exact table when
+ * the envelope has one for this node, else from valuedouble. Returns 0, or
+ * -1 when the node is not an integral number within int64. */
+int api_number_exact_i64(const struct api_envelope *env, const struct json_exact_ints *exact,
+                         const cJSON *node, int64_t *out) __attribute__((warn_unused_result));
+
+/* Returns the byte offset of the first invalid UTF-8 sequence or NUL byte
+ * in text[0..len), or len when there is none. */
+size_t api_utf8_first_invalid(const char *text, size_t len);
+
+/* Makes a malloc'd copy of text[0..len) that is valid UTF-8 without NUL
+ * (invalid bytes and NUL become U+FFFD), cut at a character boundary to at
+ * most `cap` bytes. *out_len gets its length. The caller frees. NULL on OOM. */
+char *api_text_sanitize(const char *text, size_t len, size_t cap, size_t *out_len);
+
+/* Copies src into dst (size > 0), printable ASCII only (others become '?'),
+ * truncated; dst is always NUL-terminated. */
+void api_copy_ascii(char *dst, size_t size, const char *src);
+
+#endif

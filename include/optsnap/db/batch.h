@@ -1,0 +1,53 @@
+/* batch.h - a batch of rows and rejects bound for one upsert transaction:
+ * appended from parsed pages, then sorted by key and deduplicated on the
+ * microsecond key (the last one wins). Pure: no I/O library. */
+#ifndef OPTSNAP_BATCH_H
+#define OPTSNAP_BATCH_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "optsnap/api/row.h"
+
+struct batch {
+    struct snapshot_row *rows;
+    size_t nrows, rows_cap;
+    struct row_reject *rejects; /* each owns its raw */
+    size_t nrejects, rejects_cap;
+    size_t reject_bytes;
+    char request_id[96];        /* last page's request_id, for rejects' context */
+
+    /* Set by the owner (the ingester); the batch module never reads them. */
+    void *owner;                /* the sweep this batch belongs to */
+    struct batch *next;         /* queue link */
+    int64_t not_before_us;      /* retry backoff: not submitted before this time */
+    int attempts;
+    bool final;                 /* the last batch of its sweep: may carry the coverage mark */
+};
+
+/* Returns a new empty batch, or NULL when out of memory. Free with batch_free(). */
+struct batch *batch_new(void);
+void batch_free(struct batch *b);
+
+/* Copies row in. Returns 0 or -1 (out of memory). */
+int batch_add_row(struct batch *b, const struct snapshot_row *row) __attribute__((warn_unused_result));
+
+/* Moves the reject in: on success the batch owns rj->raw and *rj is zeroed;
+ * on failure (-1) the caller still owns it. */
+int batch_add_reject(struct batch *b, struct row_reject *rj) __attribute__((warn_unused_result));
+
+/* Sorts rows by (ticker, last_updated) and keeps the last-added row of each
+ * key. Returns how many duplicates were dropped, or -1 (out of memory; the
+ * batch is unchanged). */
+long batch_sort_dedupe(struct batch *b) __attribute__((warn_unused_result));
+
+/* Bisects: moves the second half of the rows (and no rejects) into a new
+ * batch returned through *second (with owner copied). Returns 0, or -1 when
+ * out of memory or when b has fewer than 2 rows. */
+int batch_split(struct batch *b, struct batch **second) __attribute__((warn_unused_result));
+
+/* Number of distinct tickers in a sorted batch. */
+size_t batch_count_contracts(const struct batch *b);
+
+#endif

@@ -1,0 +1,47 @@
+/* backfill.h - `optsnap backfill` and `optsnap repair`: history from the
+ * aggregates endpoint (DESIGN §5) through the same HTTP client, pool and
+ * writer as `run`, with the backfill_* budgets, per-underlying leases
+ * (gaps.h) and the coverage ledger. Wraps libuv, libcurl (via http_client)
+ * and libpq (via pg_pool and a blocking control connection). */
+#ifndef OPTSNAP_BACKFILL_H
+#define OPTSNAP_BACKFILL_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "optsnap/config/settings.h"
+
+/* One range of one underlying to fill: [from_us, to_us), unix microseconds. */
+struct backfill_request {
+    char underlying[16];
+    int64_t from_us, to_us;
+};
+
+/* What a run did, for the caller's report and exit code. */
+struct backfill_result {
+    int units_total;
+    int units_done;       /* filled and marked covered now */
+    int units_covered;    /* already had no gap: nothing to do */
+    int units_failed;     /* stay uncovered (reasons logged and printed) */
+    int units_skipped;    /* another process held the underlying's lease */
+    long rows_written;    /* rows the upserts inserted or changed */
+    long rows_built;
+    double seconds;
+    bool interrupted;     /* SIGINT/SIGTERM */
+};
+
+/* Splits each request into units (underlying x trading session of the
+ * `calendar` setting, intersected with the range) and fills them; prints a
+ * per-unit line to stdout for each unit that failed or was skipped. The
+ * requests array is the caller's. Returns 0 and fills *out (also on partial
+ * success: look at the counts), or -1 on a fatal error (logged): no database,
+ * bad calendar range. */
+int backfill_execute(struct settings *s, const struct backfill_request *reqs, size_t nreqs,
+                     int64_t resolution_us, struct backfill_result *out)
+    __attribute__((warn_unused_result));
+
+/* The commands; each returns the process exit code (enum exit_code). */
+int cmd_backfill(int argc, char **argv);
+int cmd_repair(int argc, char **argv);
+
+#endif

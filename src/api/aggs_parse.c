@@ -1,0 +1,193 @@
+/* aggs_parse.c - aggregate bar pages (/v2/aggs/ticker/...) into bars; any bad bar fails the page. */
+#include "optsnap/api/aggs_parse.h"
+
+#include "optsnap/util/array.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "optsnap/api/api_envelope.h"
+
+#define AGGS_RESULTS_MAX 50000
+/* Bar starts outside [2000-01-01, 2100-01-01) in ms are unit mistakes. */
+#define BAR_T_MIN_MS INT64_C(946684800000)
+#define BAR_T_MAX_MS INT64_C(4102444800000)
+
+/* Reads a required finite number; returns 0, or -1 with *why set. */
+static int bar_number(const cJSON *bar, const char *key, bool required, double *out,
+                      const char **why)
+{
+    const cJSON *it = cJSON_GetObjectItemCaseSensitive(bar, key);
+    if (it == NULL || cJSON_IsNull(it)) {
+        if (required) {
+            *why = "missing";
+            return -1;
+        }
+        *out = NAN;
+        return 0;
+    }
+    if (!cJSON_IsNumber(it)) {
+        *why = "not a number";
+        return -1;
+    }
+    if (!isfinite(it->valuedouble)) {
+        *why = "not finite";
+        return -1;
+    }
+    *out = it->valuedouble;
+    return 0;
+}
+
+/* Returns 0, or -1 with a message naming the bar and field. */
+static int bar_parse(const cJSON *bar, struct agg_bar *out, const char **field, const char **why)
+{
+    if (!cJSON_IsObject(bar)) {
+        *field = "bar";
+        *why = "not an object";
+        return -1;
+    }
+    static const char *const req_keys[] = {"o", "h", "l", "c", "v", "t"};
+    double vals[6];
+    for (int i = 0; i < 6; i++) {
+        *field = req_keys[i];
+        if (bar_number(bar, req_keys[i], true, &vals[i], why))
+            return -1;
+        if (vals[i] < 0) {
+            *why = "negative";
+            return -1;
+        }
+    }
+    out->open = vals[0];
+    out->high = vals[1];
+    out->low = vals[2];
+    out->close = vals[3];
+    out->volume = vals[4];
+    *field = "t";
+    if (vals[5] != floor(vals[5])) {
+        *why = "not an integer";
+        return -1;
+    }
+    if (vals[5] < (double)BAR_T_MIN_MS || vals[5] >= (double)BAR_T_MAX_MS) {
+        *why = "timestamp out of range";
+        return -1;
+    }
+    out->start_ms = (int64_t)vals[5];
+    *field = "h";
+    if (out->high < out->low) {
+        *why = "high < low";
+        return -1;
+    }
+    if (out->open < out->low || out->open > out->high) {
+        *field = "o";
+        *why = "outside [low, high]";
+        return -1;
+    }
+    if (out->close < out->low || out->close > out->high) {
+        *field = "c";
+        *why = "outside [low, high]";
+        return -1;
+    }
+    *field = "vw";
+    if (bar_number(bar, "vw", false, &out->vwap, why))
+        return -1;
+    if (out->vwap < 0) {
+        *why = "negative";
+        return -1;
+    }
+    double n;
+    *field = "n";
+    if (bar_number(bar, "n", false, &n, why))
+        return -1;
+    if (isnan(n)) {
+        out->trades = -1;
+    } else if (n < 0) {
+        *why = "negative";
+        return -1;
+    } else if (n != floor(n) || n > 9007199254740992.0) {
+        *why = "not an integer";
+        return -1;
+    } else {
+        out->trades = (int64_t)n;
+    }
+    return 0;
+}
+
+int aggs_page_parse(struct aggs_page *page, const char *body, size_t len, char *err,
+                    size_t err_size)
+{
+    if (err != NULL && err_size > 0)
+        err[0] = '\0';
+    struct api_envelope env;
+    int rc = api_envelope_open(&env, body, len, NULL, err, err_size);
+    memcpy(page->request_id, env.request_id, sizeof page->request_id);
+    if (rc != PARSE_OK)
+        return rc;
+
+    const cJSON *tk = cJSON_GetObjectItemCaseSensitive(env.root, "ticker");
+    const cJSON *results = env.results;
+    size_t count = 0;
+    if (results != NULL && !cJSON_IsNull(results)) { /* no bars: results left out */
+        if (!cJSON_IsArray(results)) {
+            api_err_set(err, err_size, env.request_id, "results: not an array");
+            rc = PARSE_ERR_SHAPE;
+        } else {
+            count = (size_t)cJSON_GetArraySize(results);
+            if (count > AGGS_RESULTS_MAX) {
+                api_err_set(err, err_size, env.request_id, "results: %zu bars, more than %d",
+                            count, AGGS_RESULTS_MAX);
+                rc = PARSE_ERR_SHAPE;
+            }
+        }
+    }
+    if (rc == PARSE_OK && tk != NULL && !cJSON_IsNull(tk) && !cJSON_IsString(tk)) {
+        api_err_set(err, err_size, env.request_id, "ticker: not a string");
+        rc = PARSE_ERR_SHAPE;
+    }
+    char *next_url = NULL;
+    if (rc == PARSE_OK)
+        rc = api_next_url_take(&env, &next_url, err, err_size);
+    if (rc == PARSE_OK &&
+        array_reserve((void **)&page->bars, &page->bars_cap, page->nbars + count, sizeof *page->bars)) {
+        api_err_set(err, err_size, env.request_id, "out of memory");
+        rc = PARSE_ERR_NOMEM;
+    }
+    size_t i = 0;
+    for (const cJSON *bar = (rc == PARSE_OK && count > 0) ? results->child : NULL;
+         bar != NULL; bar = bar->next, i++) {
+        const char *field = "", *why = "";
+        if (bar_parse(bar, &page->bars[page->nbars + i], &field, &why)) {
+            api_err_set(err, err_size, env.request_id, "results[%zu].%s: %s", i, field, why);
+            rc = PARSE_ERR_SHAPE;
+            break;
+        }
+    }
+    if (rc != PARSE_OK) {
+        free(next_url);
+        api_envelope_close(&env);
+        return rc;
+    }
+    page->nbars += count;
+    if (cJSON_IsString(tk))
+        api_copy_ascii(page->ticker, sizeof page->ticker, tk->valuestring);
+    free(page->next_url);
+    page->next_url = next_url;
+    api_envelope_close(&env);
+    return PARSE_OK;
+}
+
+void aggs_page_reset(struct aggs_page *page)
+{
+    page->nbars = 0;
+    free(page->next_url);
+    page->next_url = NULL;
+    page->request_id[0] = '\0';
+    page->ticker[0] = '\0';
+}
+
+void aggs_page_free(struct aggs_page *page)
+{
+    aggs_page_reset(page);
+    free(page->bars);
+    memset(page, 0, sizeof *page);
+}

@@ -1,0 +1,395 @@
+/* api_envelope.c - body checks, cJSON parse and the status/error envelope shared by the API page parsers. */
+#include "optsnap/api/api_envelope.h"
+
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define NEXT_URL_MAX 16384
+/* Integer literals with this many digits or more may not fit a double exactly. */
+#define EXACT_MIN_DIGITS 16
+
+void api_err_set(char *err, size_t err_size, const char *request_id, const char *fmt, ...)
+{
+    if (err == NULL || err_size == 0)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(err, err_size, fmt, ap);
+    va_end(ap);
+    if (n < 0) {
+        err[0] = '\0';
+        return;
+    }
+    size_t used = (size_t)n < err_size ? (size_t)n : err_size - 1;
+    if (request_id != NULL && request_id[0] != '\0' && used < err_size - 1)
+        snprintf(err + used, err_size - used, " (request_id=%s)", request_id);
+}
+
+void api_copy_ascii(char *dst, size_t size, const char *src)
+{
+    if (size == 0)
+        return;
+    size_t i = 0;
+    for (; src != NULL && src[i] != '\0' && i + 1 < size; i++) {
+        unsigned char c = (unsigned char)src[i];
+        dst[i] = (c >= 0x20 && c < 0x7f) ? (char)c : '?';
+    }
+    dst[i] = '\0';
+}
+
+/* Length of the valid UTF-8 sequence starting at p (n bytes available), or
+ * 0 when it is invalid (overlong, surrogate, > U+10FFFF, cut short) or NUL. */
+static size_t utf8_valid_len(const unsigned char *p, size_t n)
+{
+    unsigned c = p[0];
+    if (c < 0x80)
+        return c != 0 ? 1 : 0;
+    if (c >= 0xC2 && c <= 0xDF)
+        return (n >= 2 && (p[1] & 0xC0) == 0x80) ? 2 : 0;
+    if (c >= 0xE0 && c <= 0xEF) {
+        if (n < 3 || (p[1] & 0xC0) != 0x80 || (p[2] & 0xC0) != 0x80)
+            return 0;
+        if ((c == 0xE0 && p[1] < 0xA0) || (c == 0xED && p[1] > 0x9F))
+            return 0;
+        return 3;
+    }
+    if (c >= 0xF0 && c <= 0xF4) {
+        if (n < 4 || (p[1] & 0xC0) != 0x80 || (p[2] & 0xC0) != 0x80 || (p[3] & 0xC0) != 0x80)
+            return 0;
+        if ((c == 0xF0 && p[1] < 0x90) || (c == 0xF4 && p[1] > 0x8F))
+            return 0;
+        return 4;
+    }
+    return 0;
+}
+
+size_t api_utf8_first_invalid(const char *text, size_t len)
+{
+    const unsigned char *p = (const unsigned char *)text;
+    size_t i = 0;
+    while (i < len) {
+        if (p[i] >= 0x20 && p[i] < 0x80) {
+            i++;
+            continue;
+        }
+        size_t k = utf8_valid_len(p + i, len - i);
+        if (k == 0)
+            return i;
+        i += k;
+    }
+    return len;
+}
+
+char *api_text_sanitize(const char *text, size_t len, size_t cap, size_t *out_len)
+{
+    size_t alloc = len > cap / 3 ? cap : len * 3; /* U+FFFD is 3 bytes */
+    char *out = malloc(alloc + 1);
+    if (out == NULL)
+        return NULL;
+    const unsigned char *p = (const unsigned char *)text;
+    size_t i = 0, o = 0;
+    while (i < len) {
+        size_t k = utf8_valid_len(p + i, len - i);
+        const unsigned char *src = p + i;
+        size_t w = k;
+        if (k == 0) {
+            src = (const unsigned char *)"\xEF\xBF\xBD";
+            w = 3;
+            k = 1;
+        }
+        if (o + w > alloc)
+            break;
+        memcpy(out + o, src, w);
+        o += w;
+        i += k;
+    }
+    out[o] = '\0';
+    if (out_len)
+        *out_len = o;
+    return out;
+}
+
+static int exact_push(struct json_exact_ints *exact, uint64_t ordinal, int64_t value)
+{
+    if (exact->n == exact->cap) {
+        size_t cap = exact->cap ? exact->cap * 2 : 256;
+        struct json_exact_int *items = realloc(exact->items, cap * sizeof *items);
+        if (items == NULL)
+            return -1;
+        exact->items = items;
+        exact->cap = cap;
+    }
+    exact->items[exact->n].ordinal = ordinal;
+    exact->items[exact->n].value = value;
+    exact->n++;
+    return 0;
+}
+
+static bool is_number_char(unsigned char c)
+{
+    return (c >= '0' && c <= '9') || c == '-' || c == '+' || c == '.' || c == 'e' || c == 'E';
+}
+
+/* Byte classes for the scan's fast loops. */
+enum { CLS_PLAIN = 0, CLS_QUOTE, CLS_BACKSLASH, CLS_CHECK, CLS_NUMBER };
+
+#define _ CLS_PLAIN
+#define Q CLS_QUOTE
+#define B CLS_BACKSLASH
+#define K CLS_CHECK
+#define N CLS_NUMBER
+static const unsigned char scan_class[256] = {
+    K, _, _, _, _, _, _, _, _, _, _, _, _, _, _, _, _, _, _, _, _, _, _, _, _, _, _, _, _, _, _, _,
+    _, _, Q, _, _, _, _, _, _, _, _, _, _, N, _, _, N, N, N, N, N, N, N, N, N, N, _, _, _, _, _, _,
+    _, _, _, _, _, _, _, _, _, _, _, _, _, _, _, _, _, _, _, _, _, _, _, _, _, _, _, _, B, _, _, _,
+    _, _, _, _, _, _, _, _, _, _, _, _, _, _, _, _, _, _, _, _, _, _, _, _, _, _, _, _, _, _, _, _,
+    K, K, K, K, K, K, K, K, K, K, K, K, K, K, K, K, K, K, K, K, K, K, K, K, K, K, K, K, K, K, K, K,
+    K, K, K, K, K, K, K, K, K, K, K, K, K, K, K, K, K, K, K, K, K, K, K, K, K, K, K, K, K, K, K, K,
+    K, K, K, K, K, K, K, K, K, K, K, K, K, K, K, K, K, K, K, K, K, K, K, K, K, K, K, K, K, K, K, K,
+    K, K, K, K, K, K, K, K, K, K, K, K, K, K, K, K, K, K, K, K, K, K, K, K, K, K, K, K, K, K, K, K,
+};
+#undef _
+#undef Q
+#undef B
+#undef K
+#undef N
+
+/* One pass over the whole body: UTF-8 validity, no NUL, and (when exact is
+ * not NULL) the exact value of long integer literals. Numbers are counted the
+ * way cJSON finds them: outside strings, a run of number characters starting
+ * with '-' or a digit; a run cJSON would not take as one number makes the
+ * parse fail, so the count only matters for bodies that parse. */
+static int body_scan(const char *body, size_t len, struct json_exact_ints *exact, size_t *bad_at)
+{
+    const unsigned char *p = (const unsigned char *)body;
+    bool in_string = false;
+    uint64_t ordinal = 0;
+    size_t i = 0;
+    while (i < len) {
+        unsigned cls = scan_class[p[i]];
+        if (cls == CLS_CHECK) {
+            size_t k = utf8_valid_len(p + i, len - i);
+            if (k == 0) {
+                *bad_at = i;
+                return PARSE_ERR_JSON;
+            }
+            i += k;
+            continue;
+        }
+        if (in_string) {
+            if (cls == CLS_QUOTE) {
+                in_string = false;
+                i++;
+            } else if (cls == CLS_BACKSLASH) {
+                i++; /* the escaped byte is checked, never a string end */
+                if (i < len && scan_class[p[i]] != CLS_CHECK)
+                    i++;
+            } else {
+                i++;
+                while (i < len && (scan_class[p[i]] == CLS_PLAIN || scan_class[p[i]] == CLS_NUMBER))
+                    i++;
+            }
+            continue;
+        }
+        if (cls == CLS_QUOTE) {
+            in_string = true;
+            i++;
+            continue;
+        }
+        if (cls != CLS_NUMBER) {
+            i++;
+            continue;
+        }
+        size_t start = i;
+        while (i < len && is_number_char(p[i]))
+            i++;
+        if (exact != NULL) {
+            size_t d = start + (p[start] == '-');
+            bool integral = d < i;
+            for (size_t j = d; j < i && integral; j++)
+                integral = p[j] >= '0' && p[j] <= '9';
+            if (integral && i - d >= EXACT_MIN_DIGITS && i - d <= 19) {
+                uint64_t v = 0;
+                for (size_t j = d; j < i; j++)
+                    v = v * 10 + (uint64_t)(p[j] - '0'); /* <= 19 digits: no wrap */
+                bool neg = p[start] == '-';
+                if (v <= (uint64_t)INT64_MAX) {
+                    int64_t sv = neg ? -(int64_t)v : (int64_t)v;
+                    if (exact_push(exact, ordinal, sv))
+                        return PARSE_ERR_NOMEM;
+                }
+            }
+        }
+        ordinal++;
+    }
+    return PARSE_OK;
+}
+
+struct exact_walk {
+    const struct json_exact_ints *exact;
+    uint64_t ordinal;
+    size_t next;
+    bool ok;
+};
+
+/* Tags number nodes, in document order, with their exact-table index. */
+static void exact_walk_node(cJSON *node, struct exact_walk *w)
+{
+    for (; node != NULL && w->ok; node = node->next) {
+        /* type test inline: this runs once per number of every page */
+        if ((node->type & 0xFF) == cJSON_Number) {
+            node->valueint = -1;
+            if (w->next < w->exact->n && w->exact->items[w->next].ordinal == w->ordinal) {
+                /* The scan and cJSON must agree on which literal this is. */
+                if ((double)w->exact->items[w->next].value != node->valuedouble) {
+                    w->ok = false;
+                    return;
+                }
+                node->valueint = (int)w->next;
+                w->next++;
+            }
+            w->ordinal++;
+        } else if (node->child != NULL) {
+            exact_walk_node(node->child, w);
+        }
+    }
+}
+
+void api_envelope_close(struct api_envelope *env)
+{
+    cJSON_Delete(env->root);
+    env->root = NULL;
+    env->results = NULL;
+}
+
+static const char *string_item(const cJSON *obj, const char *key)
+{
+    const cJSON *it = cJSON_GetObjectItemCaseSensitive(obj, key);
+    return cJSON_IsString(it) ? it->valuestring : NULL;
+}
+
+int api_envelope_open(struct api_envelope *env, const char *body, size_t len,
+                      struct json_exact_ints *exact, char *err, size_t err_size)
+{
+    memset(env, 0, sizeof *env);
+    if (exact != NULL)
+        exact->n = 0;
+    if (body == NULL || len == 0) {
+        api_err_set(err, err_size, NULL, "invalid JSON: empty body");
+        return PARSE_ERR_JSON;
+    }
+    size_t bad_at = 0;
+    int rc = body_scan(body, len, exact, &bad_at);
+    if (rc == PARSE_ERR_NOMEM) {
+        api_err_set(err, err_size, NULL, "out of memory scanning body");
+        return rc;
+    }
+    if (rc != PARSE_OK) {
+        api_err_set(err, err_size, NULL, "invalid UTF-8 at byte %zu", bad_at);
+        return rc;
+    }
+    const char *end = NULL;
+    cJSON *root = cJSON_ParseWithLengthOpts(body, len, &end, 0);
+    if (root == NULL) {
+        size_t at = (end != NULL && end >= body && end <= body + len) ? (size_t)(end - body) : 0;
+        api_err_set(err, err_size, NULL, "invalid JSON at byte %zu of %zu", at, len);
+        return PARSE_ERR_JSON;
+    }
+    /* cJSON stops after the first value; data behind it means a garbled body. */
+    size_t at = (size_t)(end - body);
+    while (at < len && (body[at] == ' ' || body[at] == '\t' || body[at] == '\n' || body[at] == '\r'))
+        at++;
+    if (at < len) {
+        cJSON_Delete(root);
+        api_err_set(err, err_size, NULL, "invalid JSON: trailing data at byte %zu", at);
+        return PARSE_ERR_JSON;
+    }
+    env->root = root;
+    if (!cJSON_IsObject(root)) {
+        api_envelope_close(env);
+        api_err_set(err, err_size, NULL, "body is not a JSON object");
+        return PARSE_ERR_SHAPE;
+    }
+    api_copy_ascii(env->request_id, sizeof env->request_id, string_item(root, "request_id"));
+
+    const cJSON *status = cJSON_GetObjectItemCaseSensitive(root, "status");
+    if (status != NULL && !cJSON_IsNull(status) && !cJSON_IsString(status)) {
+        api_envelope_close(env);
+        api_err_set(err, err_size, env->request_id, "status: not a string");
+        return PARSE_ERR_SHAPE;
+    }
+    api_copy_ascii(env->status, sizeof env->status, cJSON_IsString(status) ? status->valuestring : "");
+    const cJSON *error = cJSON_GetObjectItemCaseSensitive(root, "error");
+    bool status_ok = env->status[0] == '\0' || strcmp(env->status, "OK") == 0 ||
+                     strcmp(env->status, "DELAYED") == 0;
+    if (!status_ok || (error != NULL && !cJSON_IsNull(error))) {
+        const char *msg = string_item(root, "message");
+        if (msg == NULL)
+            msg = string_item(root, "error");
+        char msg_ascii[256];
+        api_copy_ascii(msg_ascii, sizeof msg_ascii, msg != NULL ? msg : "(no message)");
+        if (env->request_id[0] != '\0')
+            api_err_set(err, err_size, NULL, "API error status=%s request_id=%s: %s",
+                        env->status[0] ? env->status : "(none)", env->request_id, msg_ascii);
+        else
+            api_err_set(err, err_size, NULL, "API error status=%s: %s",
+                        env->status[0] ? env->status : "(none)", msg_ascii);
+        api_envelope_close(env);
+        return PARSE_ERR_API;
+    }
+    env->results = cJSON_GetObjectItemCaseSensitive(root, "results");
+
+    if (exact != NULL && exact->n > 0) {
+        struct exact_walk w = {.exact = exact, .ordinal = 0, .next = 0, .ok = true};
+        exact_walk_node(root, &w);
+        env->exact_valid = w.ok && w.next == exact->n;
+    }
+    return PARSE_OK;
+}
+
+int api_next_url_take(const struct api_envelope *env, char **out, char *err, size_t err_size)
+{
+    *out = NULL;
+    const cJSON *next = cJSON_GetObjectItemCaseSensitive(env->root, "next_url");
+    if (next == NULL || cJSON_IsNull(next))
+        return PARSE_OK;
+    if (!cJSON_IsString(next)) {
+        api_err_set(err, err_size, env->request_id, "next_url: not a string");
+        return PARSE_ERR_SHAPE;
+    }
+    size_t n = strlen(next->valuestring);
+    if (n == 0)
+        return PARSE_OK;
+    if (n > NEXT_URL_MAX) {
+        api_err_set(err, err_size, env->request_id, "next_url: longer than %d bytes", NEXT_URL_MAX);
+        return PARSE_ERR_SHAPE;
+    }
+    *out = malloc(n + 1);
+    if (*out == NULL) {
+        api_err_set(err, err_size, env->request_id, "out of memory");
+        return PARSE_ERR_NOMEM;
+    }
+    memcpy(*out, next->valuestring, n + 1);
+    return PARSE_OK;
+}
+
+int api_number_exact_i64(const struct api_envelope *env, const struct json_exact_ints *exact,
+                         const cJSON *node, int64_t *out)
+{
+    if (!cJSON_IsNumber(node))
+        return -1;
+    if (env->exact_valid && exact != NULL && node->valueint >= 0 &&
+        (size_t)node->valueint < exact->n) {
+        *out = exact->items[node->valueint].value;
+        return 0;
+    }
+    double d = node->valuedouble;
+    /* 2^63 is exactly representable; anything at or past it does not fit. */
+    if (!isfinite(d) || d != floor(d) || d >= 9223372036854775808.0 || d < -9223372036854775808.0)
+        return -1;
+    *out = (int64_t)d;
+    return 0;
+}

@@ -1,0 +1,159 @@
+/* reference_parse.c - options contracts reference pages into option_contract records; bad entries are skipped and counted. */
+#include "optsnap/api/reference_parse.h"
+
+#include "optsnap/util/array.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "optsnap/api/api_envelope.h"
+#include "optsnap/api/occ.h"
+#include "optsnap/util/timeutil.h"
+
+#define CONTRACTS_RESULTS_MAX 50000
+
+static const char *opt_string(const cJSON *obj, const char *key, bool *bad)
+{
+    const cJSON *it = cJSON_GetObjectItemCaseSensitive(obj, key);
+    if (it == NULL || cJSON_IsNull(it))
+        return NULL;
+    if (!cJSON_IsString(it)) {
+        *bad = true;
+        return NULL;
+    }
+    return it->valuestring;
+}
+
+/* Returns 0 when res is a valid contract (fields that are absent come from
+ * the OCC symbol), -1 when it is not. */
+static int contract_parse(const cJSON *res, struct option_contract *ct)
+{
+    if (!cJSON_IsObject(res))
+        return -1;
+    bool bad = false;
+    const char *ticker = opt_string(res, "ticker", &bad);
+    struct occ_symbol occ;
+    if (ticker == NULL || occ_parse(ticker, &occ))
+        return -1;
+    memset(ct, 0, sizeof *ct);
+    memcpy(ct->ticker, ticker, strlen(ticker) + 1); /* occ_parse bounds it */
+    ct->contract_type = occ.contract_type;
+    ct->exercise_style = '?';
+    ct->expiration_days = occ.expiration_days;
+    ct->strike_price = (double)occ.strike_milli / 1000.0;
+
+    const char *s = opt_string(res, "underlying_ticker", &bad);
+    if (s != NULL && s[0] != '\0') {
+        if (strlen(s) >= sizeof ct->underlying)
+            return -1;
+        api_copy_ascii(ct->underlying, sizeof ct->underlying, s);
+    } else {
+        memcpy(ct->underlying, occ.root, strlen(occ.root) + 1);
+    }
+    s = opt_string(res, "contract_type", &bad);
+    if (s != NULL) {
+        char t = strcmp(s, "call") == 0 ? 'C' : strcmp(s, "put") == 0 ? 'P' : 'O';
+        if (t != occ.contract_type)
+            return -1;
+    }
+    s = opt_string(res, "exercise_style", &bad);
+    if (s != NULL)
+        ct->exercise_style = strcmp(s, "american") == 0   ? 'A'
+                             : strcmp(s, "european") == 0 ? 'E'
+                             : strcmp(s, "bermudan") == 0 ? 'B'
+                                                          : '?';
+    s = opt_string(res, "expiration_date", &bad);
+    if (s != NULL) {
+        int32_t days;
+        if (date_parse(s, &days) || days != occ.expiration_days)
+            return -1;
+    }
+    if (bad)
+        return -1;
+    const cJSON *it = cJSON_GetObjectItemCaseSensitive(res, "strike_price");
+    if (it != NULL && !cJSON_IsNull(it)) {
+        double d = cJSON_IsNumber(it) ? it->valuedouble : NAN;
+        if (!isfinite(d) || d < 0 || d >= 1e6 || llround(d * 1000.0) != occ.strike_milli)
+            return -1;
+    }
+    it = cJSON_GetObjectItemCaseSensitive(res, "shares_per_contract");
+    if (it != NULL && !cJSON_IsNull(it)) {
+        double d = cJSON_IsNumber(it) ? it->valuedouble : NAN;
+        if (!isfinite(d) || d < 0 || d != floor(d) || d > 2147483647.0)
+            return -1;
+        ct->shares_per_contract = (int32_t)d;
+    }
+    return 0;
+}
+
+int contracts_page_parse(struct contracts_page *page, const char *body, size_t len, char *err,
+                         size_t err_size)
+{
+    if (err != NULL && err_size > 0)
+        err[0] = '\0';
+    struct api_envelope env;
+    int rc = api_envelope_open(&env, body, len, NULL, err, err_size);
+    memcpy(page->request_id, env.request_id, sizeof page->request_id);
+    if (rc != PARSE_OK)
+        return rc;
+
+    /* An underlying without contracts may come back without "results". */
+    const cJSON *results = env.results;
+    size_t count = 0;
+    if (results == NULL || cJSON_IsNull(results)) {
+        count = 0;
+    } else if (cJSON_IsArray(results)) {
+        count = (size_t)cJSON_GetArraySize(results);
+        if (count > CONTRACTS_RESULTS_MAX) {
+            api_err_set(err, err_size, env.request_id, "results: %zu entries, more than %d",
+                        count, CONTRACTS_RESULTS_MAX);
+            rc = PARSE_ERR_SHAPE;
+        }
+    } else if (cJSON_IsObject(results)) {
+        count = 1; /* /v3/reference/options/contracts/{ticker} */
+    } else {
+        api_err_set(err, err_size, env.request_id, "results: not an array or object");
+        rc = PARSE_ERR_SHAPE;
+    }
+    char *next_url = NULL;
+    if (rc == PARSE_OK)
+        rc = api_next_url_take(&env, &next_url, err, err_size);
+    if (rc == PARSE_OK && array_reserve((void **)&page->contracts, &page->contracts_cap,
+                                        page->ncontracts + count, sizeof *page->contracts)) {
+        api_err_set(err, err_size, env.request_id, "out of memory");
+        rc = PARSE_ERR_NOMEM;
+    }
+    if (rc != PARSE_OK) {
+        free(next_url);
+        api_envelope_close(&env);
+        return rc;
+    }
+    const cJSON *res = count == 0 ? NULL : cJSON_IsArray(results) ? results->child : results;
+    for (; res != NULL; res = cJSON_IsArray(results) ? res->next : NULL) {
+        if (contract_parse(res, &page->contracts[page->ncontracts]) == 0)
+            page->ncontracts++;
+        else
+            page->nskipped++;
+    }
+    free(page->next_url);
+    page->next_url = next_url;
+    api_envelope_close(&env);
+    return PARSE_OK;
+}
+
+void contracts_page_reset(struct contracts_page *page)
+{
+    page->ncontracts = 0;
+    page->nskipped = 0;
+    free(page->next_url);
+    page->next_url = NULL;
+    page->request_id[0] = '\0';
+}
+
+void contracts_page_free(struct contracts_page *page)
+{
+    contracts_page_reset(page);
+    free(page->contracts);
+    memset(page, 0, sizeof *page);
+}

@@ -1,0 +1,392 @@
+/* write_queue.c - sealed batches -> pool transactions, with the coverage-last
+ * rule, retries, bisection and the no-loss bookkeeping, for run and backfill. */
+#include "optsnap/db/write_queue.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "optsnap/util/backoff.h"
+#include "optsnap/util/log.h"
+#include "optsnap/util/timeutil.h"
+
+struct write_queue {
+    uv_loop_t *loop;
+    struct pg_pool *pool;
+    struct write_queue_settings s;
+    struct write_queue_hooks hooks;
+    void *user;
+    struct batch *head, *tail;
+    int waiting, in_flight;
+    long rows;
+    uv_timer_t timer;
+    bool dispatching, redispatch, closing, timer_closed;
+    void (*closed_cb)(void *user);
+    void *closed_user;
+};
+
+/* One transaction in the database. */
+struct write_work {
+    struct writer_job job;
+    struct batch *batch;
+    struct write_queue *q;
+};
+
+static void on_txn_done(struct pg_txn *txn, const struct pg_txn_result *r);
+
+static void push(struct write_queue *q, struct batch *b, bool at_head)
+{
+    if (at_head) {
+        b->next = q->head;
+        q->head = b;
+        if (q->tail == NULL)
+            q->tail = b;
+    } else {
+        b->next = NULL;
+        if (q->tail)
+            q->tail->next = b;
+        else
+            q->head = b;
+        q->tail = b;
+    }
+    q->waiting++;
+}
+
+static void unlink_after(struct write_queue *q, struct batch *prev, struct batch *b)
+{
+    if (prev)
+        prev->next = b->next;
+    else
+        q->head = b->next;
+    if (q->tail == b)
+        q->tail = prev;
+    b->next = NULL;
+    q->waiting--;
+}
+
+static void report(struct write_queue *q, struct write_group *g, enum write_event ev,
+                   const struct batch *b, const char *stmt, const struct pg_txn_result *r, long written,
+                   int64_t wait_us)
+{
+    if (q->hooks.report == NULL || q->closing)
+        return;
+    struct write_report rep = {.event = ev, .statement = stmt ? stmt : "",
+                               .sqlstate = r ? r->sqlstate : "", .message = r ? r->message : "",
+                               .rows = b ? (long)b->nrows : 0, .written = written,
+                               .attempt = b ? b->attempts : 0, .wait_us = wait_us, .batch = b};
+    q->hooks.report(q->user, g, &rep);
+}
+
+static void maybe_destroy(struct write_queue *q)
+{
+    if (!q->closing || q->in_flight > 0 || !q->timer_closed)
+        return;
+    void (*cb)(void *) = q->closed_cb;
+    void *u = q->closed_user;
+    free(q);
+    if (cb)
+        cb(u);
+}
+
+/* The group's state after a change: write the mark when it is due (as a
+ * mark-only batch when no batch of the group is left to carry it), or settle. */
+static void group_check(struct write_queue *q, struct write_group *g)
+{
+    if (q->closing || !g->closed || g->outstanding > 0 || g->settled)
+        return;
+    if (!g->failed && !g->coverage_written) {
+        struct batch *b = batch_new();
+        if (b != NULL) {
+            b->owner = g;
+            b->final = true;
+            g->outstanding++;
+            push(q, b, false);
+            write_queue_dispatch(q);
+            return;
+        }
+        log_error("out of memory", "where=coverage mark underlying=%s", g->underlying);
+        g->failed = true;
+    }
+    g->settled = true;
+    if (q->hooks.group_settled)
+        q->hooks.group_settled(q->user, g);
+}
+
+static bool submit(struct write_queue *q, struct batch *b)
+{
+    struct write_group *g = b->owner;
+    struct write_work *w = calloc(1, sizeof *w);
+    if (w == NULL)
+        return false;
+    bool with_mark = b->final && g->closed && !g->failed && g->outstanding == 1;
+    if (writer_job_build(&w->job, b, g->underlying, g->source, with_mark ? &g->cov : NULL)) {
+        free(w);
+        return false;
+    }
+    if (w->job.txn.nstmts == 0) { /* a mark-only batch of a group that failed meanwhile */
+        writer_job_free(&w->job);
+        free(w);
+        g->outstanding--;
+        batch_free(b);
+        group_check(q, g);
+        return true;
+    }
+    w->batch = b;
+    w->q = q;
+    w->job.txn.done = on_txn_done;
+    w->job.txn.user = w;
+    if (pg_pool_submit(q->pool, &w->job.txn)) {
+        writer_job_free(&w->job);
+        free(w);
+        return false;
+    }
+    q->in_flight++;
+    return true;
+}
+
+static void timer_cb(uv_timer_t *t) { write_queue_dispatch(t->data); }
+
+static void dispatch_once(struct write_queue *q)
+{
+    int64_t now = time_now_us(), earliest = 0;
+    struct batch *prev = NULL, *b = q->head;
+    while (b && pg_pool_has_idle(q->pool)) {
+        struct batch *next = b->next;
+        struct write_group *g = b->owner;
+        if (b->not_before_us > now) {
+            if (earliest == 0 || b->not_before_us < earliest)
+                earliest = b->not_before_us;
+            prev = b;
+        } else if (b->final && !g->failed && (!g->closed || g->outstanding > 1)) {
+            prev = b; /* the mark commits only after the group's other batches */
+        } else {
+            unlink_after(q, prev, b);
+            if (!submit(q, b)) {
+                push(q, b, true);
+                b->not_before_us = now + 100000;
+                earliest = b->not_before_us;
+                break;
+            }
+        }
+        b = next;
+    }
+    if (earliest) {
+        uint64_t ms = (uint64_t)((earliest - now) / 1000) + 1;
+        if (!uv_is_active((uv_handle_t *)&q->timer) || uv_timer_get_due_in(&q->timer) > ms)
+            uv_timer_start(&q->timer, timer_cb, ms, 0);
+    }
+}
+
+void write_queue_dispatch(struct write_queue *q)
+{
+    if (q->closing)
+        return;
+    /* not re-entrant: a group settling inside submit may add work */
+    if (q->dispatching) {
+        q->redispatch = true;
+        return;
+    }
+    q->dispatching = true;
+    do {
+        q->redispatch = false;
+        dispatch_once(q);
+    } while (q->redispatch && !q->closing);
+    q->dispatching = false;
+}
+
+/* A row the database refused on its own becomes a reject, with the refusal as reason. */
+static void row_to_reject(struct batch *b, const struct pg_txn_result *r)
+{
+    struct snapshot_row *row = &b->rows[0];
+    struct row_reject rj;
+    memset(&rj, 0, sizeof rj);
+    snprintf(rj.ticker, sizeof rj.ticker, "%s", row->contract.ticker);
+    snprintf(rj.reason, sizeof rj.reason, "database %s: %.100s", r->sqlstate, r->message);
+    char raw[4096], ts[40];
+    int n = snprintf(raw, sizeof raw, "{\"ticker\":\"%s\",\"last_updated\":\"%s\"", row->contract.ticker,
+                     timestamp_format(ts, sizeof ts, row->last_updated_us));
+    for (int c = 0; c < SNAP_NCOLS && n > 0 && (size_t)n < sizeof raw - 64; c++) {
+        if (!snapshot_row_has(row, (enum snap_col)c))
+            continue;
+        if (snap_cols[c].type == SNAP_F64)
+            n += snprintf(raw + n, sizeof raw - (size_t)n, ",\"%s\":%.17g", snap_cols[c].name, row->v[c].f);
+        else
+            n += snprintf(raw + n, sizeof raw - (size_t)n, ",\"%s\":%lld", snap_cols[c].name,
+                          (long long)row->v[c].i);
+    }
+    if (n > 0 && (size_t)n < sizeof raw - 2) {
+        raw[n++] = '}';
+        raw[n] = '\0';
+    }
+    rj.raw = strdup(raw);
+    rj.raw_len = rj.raw ? strlen(rj.raw) : 0;
+    b->nrows = 0;
+    if (rj.raw == NULL || batch_add_reject(b, &rj))
+        row_reject_clear(&rj);
+}
+
+static void on_txn_done(struct pg_txn *txn, const struct pg_txn_result *r)
+{
+    struct write_work *w = txn->user;
+    struct write_queue *q = w->q;
+    struct batch *b = w->batch;
+    struct write_group *g = b->owner;
+    long nrows = (long)b->nrows;
+    const char *stmt = writer_job_failed_name(&w->job, r);
+    q->in_flight--;
+
+    if (r->status == PG_TXN_OK) {
+        long written = writer_job_rows_written(&w->job, r);
+        if (written < 0)
+            written = 0;
+        g->rows_written += written;
+        g->rows_unchanged += nrows - written;
+        if (w->job.has_coverage)
+            g->coverage_written = true;
+        report(q, g, WRITE_COMMITTED, b, NULL, NULL, written, 0);
+        goto done_batch;
+    }
+    if (r->status == PG_TXN_CANCELLED || q->closing) {
+        g->failed = true;
+        report(q, g, WRITE_CANCELLED, b, stmt, r, 0, 0);
+        goto done_batch;
+    }
+    if (r->status == PG_TXN_CONN_LOST || pg_sqlstate_is_transient(r->sqlstate)) {
+        b->attempts++;
+        if (q->s.max_attempts == 0 || b->attempts < q->s.max_attempts) {
+            int64_t wait = backoff_full_jitter_us(b->attempts, 200000, q->s.retry_cap_us);
+            b->not_before_us = time_now_us() + wait;
+            report(q, g, WRITE_RETRYING, b, stmt, r, 0, wait);
+            push(q, b, true);
+            goto out;
+        }
+    } else if (pg_sqlstate_is_data_error(r->sqlstate) && strcmp(stmt, "insert_rejects") != 0 &&
+               strcmp(stmt, "mark_coverage") != 0 && strcmp(stmt, "mark_coverage_range") != 0 &&
+               nrows > 0) {
+        if (nrows == 1) {
+            report(q, g, WRITE_ROW_REFUSED, b, stmt, r, 0, 0);
+            q->rows -= 1;
+            row_to_reject(b, r);
+            push(q, b, true);
+            goto out;
+        }
+        struct batch *second;
+        if (batch_split(b, &second) == 0) {
+            report(q, g, WRITE_BISECTED, b, stmt, r, 0, 0);
+            /* neither half carries the mark: the group writes it after both */
+            b->final = false;
+            second->final = false;
+            g->outstanding++;
+            push(q, second, true);
+            push(q, b, true);
+            goto out;
+        }
+    } else if (strcmp(stmt, "insert_rejects") == 0 && nrows > 0) {
+        /* keep the rows; the refused rejects cost the group its mark */
+        report(q, g, WRITE_REJECTS_DROPPED, b, stmt, r, 0, 0);
+        for (size_t i = 0; i < b->nrejects; i++)
+            row_reject_clear(&b->rejects[i]);
+        b->nrejects = 0;
+        g->failed = true;
+        push(q, b, true);
+        goto out;
+    }
+    g->failed = true;
+    report(q, g, WRITE_DROPPED, b, stmt, r, 0, 0);
+done_batch:
+    q->rows -= nrows;
+    g->outstanding--;
+    batch_free(b);
+    group_check(q, g);
+out:
+    writer_job_free(&w->job);
+    free(w);
+    if (q->closing) {
+        maybe_destroy(q);
+        return;
+    }
+    write_queue_dispatch(q);
+}
+
+int write_queue_create(struct write_queue **out, uv_loop_t *loop, struct pg_pool *pool,
+                       const struct write_queue_settings *s, const struct write_queue_hooks *hooks,
+                       void *user)
+{
+    struct write_queue *q = calloc(1, sizeof *q);
+    if (q == NULL)
+        return -ENOMEM;
+    q->loop = loop;
+    q->pool = pool;
+    q->s = *s;
+    if (q->s.retry_cap_us <= 0)
+        q->s.retry_cap_us = 30 * USEC_PER_SEC;
+    if (hooks)
+        q->hooks = *hooks;
+    q->user = user;
+    uv_timer_init(loop, &q->timer);
+    q->timer.data = q;
+    *out = q;
+    return 0;
+}
+
+long write_queue_add(struct write_queue *q, struct write_group *g, struct batch *b)
+{
+    long dropped = batch_sort_dedupe(b);
+    if (dropped < 0) { /* out of memory: duplicates stay; the upsert takes the last one anyway */
+        dropped = 0;
+    }
+    b->owner = g;
+    b->final = false;
+    g->outstanding++;
+    q->rows += (long)b->nrows;
+    push(q, b, false);
+    write_queue_dispatch(q);
+    return dropped;
+}
+
+void write_queue_close_group(struct write_queue *q, struct write_group *g)
+{
+    g->closed = true;
+    if (!g->failed) {
+        /* the group's last queued batch carries the mark, if one is still queued */
+        struct batch *last = NULL;
+        for (struct batch *b = q->head; b; b = b->next)
+            if (b->owner == g)
+                last = b;
+        if (last)
+            last->final = true;
+    }
+    group_check(q, g);
+    write_queue_dispatch(q);
+}
+
+long write_queue_rows(const struct write_queue *q) { return q->rows; }
+int write_queue_waiting(const struct write_queue *q) { return q->waiting; }
+int write_queue_in_flight(const struct write_queue *q) { return q->in_flight; }
+bool write_queue_idle(const struct write_queue *q) { return q->waiting == 0 && q->in_flight == 0; }
+
+static void timer_closed(uv_handle_t *h)
+{
+    struct write_queue *q = h->data;
+    q->timer_closed = true;
+    maybe_destroy(q);
+}
+
+void write_queue_close(struct write_queue *q, void (*closed_cb)(void *user), void *user)
+{
+    q->closing = true;
+    q->closed_cb = closed_cb;
+    q->closed_user = user;
+    while (q->head) {
+        struct batch *b = q->head;
+        unlink_after(q, NULL, b);
+        struct write_group *g = b->owner;
+        g->outstanding--;
+        g->failed = true;
+        q->rows -= (long)b->nrows;
+        batch_free(b);
+    }
+    uv_timer_stop(&q->timer);
+    uv_close((uv_handle_t *)&q->timer, timer_closed);
+}
