@@ -5,12 +5,12 @@
 
 enum exit_code { EXIT_OK = 0, EXIT_RUNTIME = 1, EXIT_USAGE = 2, EXIT_PARTIAL = 3 };
 
-int cmd_run(int argc, char **argv);      /* ingest.c */
-int cmd_migrate(int argc, char **argv);  /* migrate.c */
-int cmd_mock_api(int argc, char **argv); /* mock_api.c */
-int cmd_config(int argc, char **argv);   /* config_cmd.c */
-int cmd_gaps(int argc, char **argv);     /* gaps.c */
-int cmd_backfill(int argc, char **argv); /* backfill.c */
-int cmd_repair(int argc, char **argv);   /* backfill.c */
+int cmd_run(int argc, char **argv);      /* pipeline/run.c */
+int cmd_migrate(int argc, char **argv);  /* db/migrate.c */
+int cmd_mock_api(int argc, char **argv); /* sim/mock_api.c */
+int cmd_config(int argc, char **argv);   /* config/config_cmd.c */
+int cmd_gaps(int argc, char **argv);     /* history/gaps.c */
+int cmd_backfill(int argc, char **argv); /* history/repair.c */
+int cmd_repair(int argc, char **argv);   /* history/repair.c */
 
 #endif

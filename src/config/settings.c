@@ -40,6 +40,8 @@ const struct setting_desc settings_table[] = {
      "tries per request, including the first"},
     {"page_limit", SETTING_INT, "250", true, false, NULL, 1, 250, NUM(page_limit),
      "contracts per snapshot page (the API's limit, max 250)"},
+    {"max_pages", SETTING_INT, "1000", true, false, NULL, 1, 1000000, NUM(max_pages),
+     "pages one paginated fetch may follow (a chain sweep, a listing, a contract's bars); beyond it the window stays uncovered"},
     {"db_connections", SETTING_INT, "4", false, false, NULL, 1, 256, NUM(db_connections),
      "PostgreSQL connections: the pool size IS the database concurrency"},
     {"batch_rows", SETTING_INT, "5000", true, false, NULL, 1, 1000000, NUM(batch_rows),
@@ -72,6 +74,8 @@ const struct setting_desc settings_table[] = {
      "market clock: wall, or T0[@unix_anchor] to replay/accelerate (tests, simulator)"},
     {"clock_speed", SETTING_DOUBLE, "1", false, false, NULL, 0, 100000, NUM(clock_speed),
      "market seconds per real second when clock is not wall"},
+    {"max_clock_skew", SETTING_DURATION, "2s", true, false, NULL, 1000, 3600000000LL, NUM(max_clock_skew_us),
+     "when our clock and the API's (Date) or the database's (now()) differ by more, run keeps fetching but marks no window covered"},
     {"retry_max_backoff", SETTING_DURATION, "30s", true, false, NULL, 1000, 3600000000LL,
      NUM(retry_max_backoff_us), "cap on any retry wait (HTTP and database)"},
 };

@@ -149,6 +149,8 @@ static void timer_cb(uv_timer_t *t) { write_queue_dispatch(t->data); }
 
 static void dispatch_once(struct write_queue *q)
 {
+    if (q->hooks.before_dispatch)
+        q->hooks.before_dispatch(q->user);
     int64_t now = time_now_us(), earliest = 0;
     struct batch *prev = NULL, *b = q->head;
     while (b && pg_pool_has_idle(q->pool)) {
@@ -242,9 +244,13 @@ static void on_txn_done(struct pg_txn *txn, const struct pg_txn_result *r)
             written = 0;
         g->rows_written += written;
         g->rows_unchanged += nrows - written;
-        if (w->job.has_coverage)
-            g->coverage_written = true;
         report(q, g, WRITE_COMMITTED, b, NULL, NULL, written, 0);
+        if (w->job.has_coverage && writer_job_mark_refused(&w->job, r)) {
+            g->failed = true;
+            report(q, g, WRITE_MARK_REFUSED, b, "mark_coverage", r, written, 0);
+        } else if (w->job.has_coverage) {
+            g->coverage_written = true;
+        }
         goto done_batch;
     }
     if (r->status == PG_TXN_CANCELLED || q->closing) {

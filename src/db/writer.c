@@ -70,18 +70,24 @@ const char writer_sql_rejects[] =
     "SELECT $1::text, u.t, u.r, u.raw, $5::text, $6::text "
     "FROM unnest($2::text[], $3::text[], $4::text[]) AS u(t, r, raw)";
 
+/* A live mark replaces a backfill one, never another live one (a window is
+ * swept live once: windows only move forward), and never marks a window that
+ * has not started by the database's clock (plus the skew bound, $6): a
+ * daemon whose clock runs ahead marks nothing. No row inserted = refused. */
 const char writer_sql_coverage[] =
     "INSERT INTO ingest_coverage (underlying, window_start, window_end, source, rows) "
-    "VALUES ($1::text, $2::timestamptz, $3::timestamptz, $4::text, $5::int4) "
+    "SELECT $1::text, $2::timestamptz, $3::timestamptz, $4::text, $5::int4 "
+    "WHERE $2::timestamptz <= now() + $6::int8 * interval '1 microsecond' "
     "ON CONFLICT (underlying, window_start) DO UPDATE SET window_end = EXCLUDED.window_end, "
-    "rows = EXCLUDED.rows, completed_at = now(), "
-    "source = CASE WHEN ingest_coverage.source = 'live' THEN 'live' ELSE EXCLUDED.source END";
+    "rows = EXCLUDED.rows, completed_at = now(), source = EXCLUDED.source "
+    "WHERE ingest_coverage.source <> 'live'";
 
 const char writer_sql_coverage_range[] =
     "INSERT INTO ingest_coverage (underlying, window_start, window_end, source, rows) "
     "SELECT $1::text, w.window_start, w.window_end, $4::text, $5::int4 "
     "FROM optsnap_expected_windows($6::text, ($7::text || ' microseconds')::interval, "
     "$2::timestamptz, $3::timestamptz) AS w "
+    "WHERE w.window_end <= now() "
     "ON CONFLICT (underlying, window_start) DO NOTHING";
 
 static const char *const stmt_names[] = {
@@ -276,8 +282,12 @@ static void build_coverage(struct writer_job *j, const char *underlying, enum ro
                            const struct coverage_mark *cov)
 {
     int s = cov->calendar ? add_stmt(j, WSTMT_COVERAGE_RANGE, writer_sql_coverage_range, 7)
-                          : add_stmt(j, WSTMT_COVERAGE, writer_sql_coverage, 5);
-    if (cov->calendar) {
+                          : add_stmt(j, WSTMT_COVERAGE, writer_sql_coverage, 6);
+    if (!cov->calendar) {
+        char ahead[24];
+        snprintf(ahead, sizeof ahead, "%lld", (long long)cov->max_ahead_us);
+        param_text(j, s, 5, 5, ahead);
+    } else {
         char cad[24];
         snprintf(cad, sizeof cad, "%lld", (long long)cov->cadence_us);
         param_text(j, s, 5, 5, cov->calendar);
@@ -319,6 +329,14 @@ int writer_job_build(struct writer_job *j, const struct batch *b, const char *un
     j->nrows = (long)b->nrows;
     j->nrejects = (long)b->nrejects;
     return 0;
+}
+
+bool writer_job_mark_refused(const struct writer_job *j, const struct pg_txn_result *r)
+{
+    for (int s = 0; s < j->txn.nstmts; s++)
+        if (j->kinds[s] == WSTMT_COVERAGE)
+            return r->status == PG_TXN_OK && r->affected[s] == 0;
+    return false;
 }
 
 long writer_job_rows_written(const struct writer_job *j, const struct pg_txn_result *r)

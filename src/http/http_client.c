@@ -43,6 +43,7 @@ struct http_request {
     uint64_t submit_ns;
     uint64_t wake_ns; /* when sleeping before a retry */
     char last_error[HTTP_ERROR_MAX];
+    int64_t date_s; /* the last attempt's Date header, 0 = none */
 };
 
 struct request_queue {
@@ -64,6 +65,7 @@ struct http_transfer {
     size_t content_length; /* from the header, 0 = unknown: sizes the buffer once */
     char retry_after[HTTP_RETRY_AFTER_MAX];
     long ratelimit_remaining; /* -1 = header absent */
+    int64_t date_s;           /* the Date header, unix seconds; 0 = absent */
     char errbuf[CURL_ERROR_SIZE];
 };
 
@@ -391,6 +393,15 @@ static size_t on_header(char *line, size_t size, size_t nmemb, void *userp)
         t->retry_after[0] = '\0';
         t->ratelimit_remaining = -1;
         t->content_length = 0;
+        t->date_s = 0;
+    } else if (header_is(line, n, "Date", &v, &vl)) {
+        char d[64];
+        if (vl < sizeof d) {
+            memcpy(d, v, vl);
+            d[vl] = '\0';
+            time_t when = curl_getdate(d, NULL);
+            t->date_s = when == (time_t)-1 ? 0 : (int64_t)when;
+        }
     } else if (header_is(line, n, "Content-Length", &v, &vl)) {
         /* a hint only (compressed size under gzip); capped so a lying header costs nothing */
         size_t len = 0;
@@ -571,6 +582,7 @@ static void request_complete(struct http_client *c, struct http_request *r, enum
         .attempts = r->attempts,
         .elapsed_s = (double)(uv_hrtime() - r->submit_ns) / 1e9,
         .error = o == HTTP_OK ? NULL : (error && error[0] ? error : "failed"),
+        .date_us = r->date_s * INT64_C(1000000),
     };
     if (o == HTTP_CANCELLED)
         c->stats.cancelled++;
@@ -704,6 +716,7 @@ static void attempt_finished(struct http_client *c, struct http_transfer *t, CUR
     if (rc == CURLE_OK && status >= 200 && status < 300) {
         c->running--;
         t->body[t->body_len] = '\0'; /* attempt_start and on_body keep body_cap > body_len */
+        r->date_s = t->date_s;
         /* t stays out of the free list during the callback: its body is the response */
         request_complete(c, r, HTTP_OK, status, t->body, t->body_len, NULL);
         transfer_release(c, t);

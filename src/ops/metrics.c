@@ -310,6 +310,16 @@ void metrics_render_prometheus(const struct metrics_snapshot *m, struct bytebuf 
     sample_u64(out, n, "outcome", "covered", m->sweeps_covered);
     sample_u64(out, n, "outcome", "incomplete", m->sweeps_incomplete);
     sample_u64(out, n, "outcome", "overrun", m->sweeps_overrun);
+    sample_u64(out, n, "outcome", "mark_refused", m->sweeps_mark_refused);
+    counter(out, "optsnap_pages_capped_total",
+            "Paginated fetches stopped at max_pages (their window stays uncovered).", m->pages_capped);
+    n = "optsnap_clock_skew_seconds";
+    family(out, n, "gauge", "Their clock minus ours, last measured (api: Date headers, database: now()).");
+    sample_double(out, n, "peer", "api", m->clock_skew_api_s);
+    sample_double(out, n, "peer", "database", m->clock_skew_db_s);
+    gauge(out, "optsnap_clock_skew_exceeded",
+          "1 while a clock disagrees with ours by more than max_clock_skew: no window is marked covered.",
+          m->clock_skew_exceeded ? 1 : 0);
     family(out, "optsnap_last_sweep_duration_seconds", "gauge",
            "Duration of the last finished sweep.");
     sample_double(out, "optsnap_last_sweep_duration_seconds", NULL, NULL, m->last_sweep_seconds);

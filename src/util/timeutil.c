@@ -193,3 +193,12 @@ int64_t time_now_us(void)
     clock_gettime(CLOCK_REALTIME, &ts);
     return (int64_t)ts.tv_sec * USEC_PER_SEC + ts.tv_nsec / 1000;
 }
+
+const char *timestamp_format_brief(char *buf, size_t size, int64_t us)
+{
+    timestamp_format(buf, size, us);
+    char *frac = strstr(buf, ".000000Z");
+    if (frac != NULL)
+        memcpy(frac, "Z", 2);
+    return buf;
+}

@@ -21,34 +21,16 @@ TMP=$E2E_TMP
 SPEED=30
 export OPTSNAP_API_KEY=e2e-secret-key
 
-wait_exit() { # wait_exit PID TIMEOUT: waits for a process that stops by itself; sets E2E_STOP_RC
-    local pid=$1 i=0
-    while kill -0 "$pid" 2>/dev/null && [ "$i" -lt $(( $2 * 10 )) ]; do sleep 0.1; i=$(( i + 1 )); done
-    e2e_stop "$pid" TERM 10
-}
-
 start_sim() { # start_sim NAME [extra flags...]: sets SIM_URL, SIM_PID
     local name=$1; shift
-    local port; port=$(free_port)
-    e2e_spawn "$TMP/$name.log" "$BIN" mock-api --port "$port" --seed 7 --underlyings SPY,QQQ "$@"
-    SIM_PID=$E2E_LAST_PID
-    wait_for_port "$port" 10 || fail "simulator did not start"
-    SIM_URL="http://127.0.0.1:$port"
-}
-
-shared_clock() { # the daemon's market clock = the simulator's, anchored at one real instant
-    local real sim_us body
-    body=$(curl -fsS "$SIM_URL/_sim/clock")
-    real=$(date +%s.%N)
-    sim_us=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["sim_now_us"])' "$body")
-    python3 -c "import datetime,sys; t=$sim_us/1e6; print(datetime.datetime.fromtimestamp(t, datetime.timezone.utc).strftime('%Y-%m-%dT%H:%M:%S.%fZ') + '@$real')"
+    sim_start "$TMP/$name.log" --seed 7 --underlyings SPY,QQQ "$@"
 }
 
 run_daemon() { # run_daemon DB LOG [flags...]: sets RUN_PID
     local db=$1 log=$2; shift 2
     DATABASE_URL=$db e2e_spawn "$log" "$BIN" run \
         --api-url "$SIM_URL" --universe SPY,QQQ --calendar always --cadence 60s \
-        --clock "$(shared_clock)" --clock-speed "$SPEED" --page-limit 50 --batch-rows 100 \
+        --clock "$(sim_shared_clock)" --clock-speed "$SPEED" --page-limit 50 --batch-rows 100 \
         --db-connections 2 --http-concurrency 4 --listen "" --retry-max-backoff 2s "$@"
     RUN_PID=$E2E_LAST_PID
 }
@@ -56,15 +38,14 @@ run_daemon() { # run_daemon DB LOG [flags...]: sets RUN_PID
 iso() { python3 -c "import datetime,sys; print(datetime.datetime.fromtimestamp(int(sys.argv[1])/1e6, datetime.timezone.utc).strftime('%Y-%m-%dT%H:%M:%SZ'))" "$1"; }
 
 echo "== 1. live, stopped, live: gaps, repair, truth"
-DB1=$(pgtest_createdb optsnap_e2e_bf1)
-DATABASE_URL=$DB1 "$BIN" migrate >/dev/null 2>&1 || fail "migrate"
+DB1=$(e2e_db optsnap_e2e_bf1) || fail "database"
 start_sim sim1 --contracts 120 --clock 2026-11-02T15:00:00Z --speed "$SPEED" --always-open
 run_daemon "$DB1" "$TMP/run1.log" --max-sweeps 3
-wait_exit "$RUN_PID" 60
+e2e_wait_exit "$RUN_PID" 60
 [ "$E2E_STOP_RC" = 0 ] || { tail -20 "$TMP/run1.log"; fail "first run exited $E2E_STOP_RC"; }
 sleep 8 # the daemon is down for about four simulated minutes
 run_daemon "$DB1" "$TMP/run2.log" --max-sweeps 3
-wait_exit "$RUN_PID" 60
+e2e_wait_exit "$RUN_PID" 60
 [ "$E2E_STOP_RC" = 0 ] || { tail -20 "$TMP/run2.log"; fail "second run exited $E2E_STOP_RC"; }
 FIRST=$(pg_scalar "$DB1" "SELECT (extract(epoch FROM min(window_start)) * 1000000)::int8 FROM ingest_coverage")
 LAST_END=$(pg_scalar "$DB1" "SELECT (extract(epoch FROM max(window_end)) * 1000000)::int8 FROM ingest_coverage")
@@ -120,8 +101,7 @@ e2e_stop "$SIM_PID" TERM 10
 echo "== 2. kill -9 half-way, re-run"
 start_sim sim2 --contracts 600 --clock 2026-11-20T15:00:00Z
 B=(--api-url "$SIM_URL" --calendar us-options --cadence 60s --universe SPY,QQQ)
-DB2=$(pgtest_createdb optsnap_e2e_bf2)
-DATABASE_URL=$DB2 "$BIN" migrate >/dev/null 2>&1 || fail "migrate"
+DB2=$(e2e_db optsnap_e2e_bf2) || fail "database"
 DATABASE_URL=$DB2 e2e_spawn "$TMP/bf-killed.log" "$BIN" backfill "${B[@]}" --from 2026-11-02 --to 2026-11-07
 BF_PID=$E2E_LAST_PID
 E2E_WAIT=60 wait_for grep -q 'msg="unit filled"' "$TMP/bf-killed.log" || fail "no unit filled"
@@ -146,8 +126,7 @@ ROWS2=$(pg_scalar "$DB2" "SELECT count(*) FROM option_snapshots")
 echo "rows after the re-run: $ROWS2"
 
 echo "== 3. two concurrent repairs"
-DB3=$(pgtest_createdb optsnap_e2e_bf3)
-DATABASE_URL=$DB3 "$BIN" migrate >/dev/null 2>&1 || fail "migrate"
+DB3=$(e2e_db optsnap_e2e_bf3) || fail "database"
 RP=("${B[@]}" --until 2026-11-07T00:00:00Z --lookback 5d)
 DATABASE_URL=$DB3 "$BIN" repair "${RP[@]}" >"$TMP/rA.out" 2>"$TMP/rA.log" &
 PA=$!
@@ -175,8 +154,7 @@ DATABASE_URL=$DB3 "$BIN" repair "${RP[@]}" >"$TMP/rC.out" 2>/dev/null || fail "g
 grep -q 'no gaps' "$TMP/rC.out" || fail "a third repair found work"
 
 echo "== 4. us-options: early close and holiday"
-DB4=$(pgtest_createdb optsnap_e2e_bf4)
-DATABASE_URL=$DB4 "$BIN" migrate >/dev/null 2>&1 || fail "migrate"
+DB4=$(e2e_db optsnap_e2e_bf4) || fail "database"
 DATABASE_URL=$DB4 "$BIN" backfill "${B[@]}" --underlying SPY --from 2025-11-27 --to 2025-11-29 >"$TMP/bf4.out" 2>"$TMP/bf4.log" ||
     { cat "$TMP/bf4.out"; tail -20 "$TMP/bf4.log"; fail "early-close backfill did not exit 0"; }
 cat "$TMP/bf4.out"

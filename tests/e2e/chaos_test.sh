@@ -28,20 +28,12 @@ export OPTSNAP_API_KEY=e2e-secret-key
 RANDOM=$SEED # bash's generator: the same seed gives the same actions and moments
 echo "chaos: seed=$SEED (re-run with CHAOS_SEED=$SEED)"
 
-shared_clock() { # the daemon's market clock = the simulator's, anchored at one real instant
-    local real sim_us body
-    body=$(curl -fsS "$SIM_URL/_sim/clock")
-    real=$(date +%s.%N)
-    sim_us=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["sim_now_us"])' "$body")
-    python3 -c "import datetime,sys; t=$sim_us/1e6; print(datetime.datetime.fromtimestamp(t, datetime.timezone.utc).strftime('%Y-%m-%dT%H:%M:%S.%fZ') + '@$real')"
-}
-
 N_RUN=0
 run_daemon() { # sets RUN_PID; every start logs to its own file
     N_RUN=$(( N_RUN + 1 ))
     DATABASE_URL=$DB e2e_spawn "$TMP/run$N_RUN.log" "$BIN" run \
         --api-url "$SIM_URL" --universe SPY,QQQ --calendar always --cadence 60s \
-        --clock "$(shared_clock)" --clock-speed "$SPEED" --page-limit 50 --batch-rows 100 \
+        --clock "$(sim_shared_clock)" --clock-speed "$SPEED" --page-limit 50 --batch-rows 100 \
         --db-connections 2 --http-concurrency 4 --listen "" --stats-interval 1s \
         --retry-max-backoff 1s --http-max-attempts 12 --http-timeout 2s --http-connect-timeout 1s
     RUN_PID=$E2E_LAST_PID
@@ -51,18 +43,11 @@ faults() { curl -fsS -X POST "$SIM_URL/_sim/faults" --data "$1" >/dev/null; }
 
 iso() { python3 -c "import datetime,sys; print(datetime.datetime.fromtimestamp(int(sys.argv[1])/1e6, datetime.timezone.utc).strftime('%Y-%m-%dT%H:%M:%SZ'))" "$1"; }
 
-DB=$(pgtest_createdb "$DBNAME")
-DATABASE_URL=$DB "$BIN" migrate >/dev/null 2>&1 || fail "migrate"
+DB=$(e2e_db "$DBNAME") || fail "database"
 
-port=$(free_port)
-e2e_spawn "$TMP/sim.log" "$BIN" mock-api --port "$port" --seed "$SEED" --underlyings SPY,QQQ \
+sim_start "$TMP/sim.log" --seed "$SEED" --underlyings SPY,QQQ \
     --contracts 120 --clock 2026-11-02T15:00:00Z --speed "$SPEED" --always-open
-SIM_PID=$E2E_LAST_PID
-wait_for_port "$port" 10 || fail "simulator did not start"
-SIM_URL="http://127.0.0.1:$port"
-body=$(curl -fsS "$SIM_URL/_sim/clock")
-real=$(date +%s.%N)
-SIM_CLOCK="$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["sim_now_us"])' "$body")@$real"
+SIM_CLOCK=$(sim_clock_us_at_real)
 
 # modest rates: about one request in five meets a fault; the stall and slow
 # answers stay under the daemon's 2 s attempt timeout or trip it. The
@@ -91,7 +76,7 @@ while [ "$(date +%s)" -lt "$deadline" ]; do
         # bars, without bad rows), so none is injected in the last 3 s
         faults "$BODY"
         sleep 3
-        echo "chaos: t+$(( CHAOS_SECONDS - deadline + $(date +%s) ))s kill -9 daemon pid=$RUN_PID sim_now=$(curl -fsS "$SIM_URL/_sim/clock")"
+        echo "chaos: t+$(( CHAOS_SECONDS - deadline + $(date +%s) ))s kill -9 daemon pid=$RUN_PID sim_now_us=$(sim_now_us)"
         kill -9 "$RUN_PID"
         e2e_stop "$RUN_PID" KILL 5
         kills=$(( kills + 1 ))
@@ -102,7 +87,7 @@ while [ "$(date +%s)" -lt "$deadline" ]; do
         echo "chaos: restarted after ${down}s pid=$RUN_PID"
     else
         down=$(( 2 + RANDOM % 3 ))
-        echo "chaos: t+$(( CHAOS_SECONDS - deadline + $(date +%s) ))s database cut off for ${down}s sim_now=$(curl -fsS "$SIM_URL/_sim/clock")"
+        echo "chaos: t+$(( CHAOS_SECONDS - deadline + $(date +%s) ))s database cut off for ${down}s sim_now_us=$(sim_now_us)"
         psql -X -q "$DB" -c "ALTER DATABASE $DBNAME CONNECTION LIMIT 0" \
             -c "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '$DBNAME' AND pid <> pg_backend_pid()" >/dev/null
         # Behind a transaction pooler (scripts/test.sh --pooler) idle server

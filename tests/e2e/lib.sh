@@ -53,6 +53,48 @@ pgtest_createdb() {
     echo "${base%/*}/$name$query"
 }
 
+# e2e_db NAME: a fresh database NAME (pgtest_createdb), migrated; echoes its URL.
+e2e_db() {
+    local url
+    url=$(pgtest_createdb "$1") || return 1
+    DATABASE_URL=$url "${OPTSNAP_BIN:?}" migrate >/dev/null 2>&1 || { echo "e2e_db: migrate failed for $1" >&2; return 1; }
+    echo "$url"
+}
+
+# sim_start LOG [mock-api flags...]: starts the simulator on a free port; sets
+# SIM_URL and SIM_PID.
+sim_start() {
+    local log=$1; shift
+    local port; port=$(free_port)
+    e2e_spawn "$log" "${OPTSNAP_BIN:?}" mock-api --port "$port" "$@"
+    SIM_PID=$E2E_LAST_PID
+    wait_for_port "$port" 10 || fail "simulator did not start"
+    SIM_URL="http://127.0.0.1:$port"
+}
+
+# sim_now_us: the simulator's market clock now (microseconds).
+sim_now_us() {
+    curl -fsS "$SIM_URL/_sim/clock" | python3 -c 'import json,sys; print(json.load(sys.stdin)["sim_now_us"])'
+}
+
+# sim_clock_us_at_real: "SIM_US@REAL": the simulator's clock read, and the
+# real instant right after its answer (before anything slow: python starts
+# in ~100 ms). Anchored there, a daemon is never ahead of the simulator.
+sim_clock_us_at_real() {
+    local body real
+    body=$(curl -fsS "$SIM_URL/_sim/clock")
+    real=$(date +%s.%N)
+    echo "$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["sim_now_us"])' "$body")@$real"
+}
+
+# sim_shared_clock: the `clock` setting that makes a daemon's market clock the
+# simulator's ("2026-11-02T15:00:00.123456Z@1764690000.5").
+sim_shared_clock() {
+    local at; at=$(sim_clock_us_at_real)
+    python3 -c "import datetime,sys; us, real = sys.argv[1].split('@'); t = int(us) / 1e6; \
+print(datetime.datetime.fromtimestamp(t, datetime.timezone.utc).strftime('%Y-%m-%dT%H:%M:%S.%fZ') + '@' + real)" "$at"
+}
+
 # pg_scalar URL SQL: first column of the first row.
 pg_scalar() {
     psql "$1" -v ON_ERROR_STOP=1 -qAt -c "$2" | head -n 1
@@ -117,6 +159,14 @@ e2e_stop() {
         i=$(( i + 1 ))
     done
     wait "$pid" 2>/dev/null || E2E_STOP_RC=$?
+}
+
+# e2e_wait_exit PID TIMEOUT: waits for a process that stops by itself (TERM,
+# then KILL, after TIMEOUT seconds); sets E2E_STOP_RC.
+e2e_wait_exit() {
+    local pid=$1 i=0
+    while kill -0 "$pid" 2>/dev/null && [ "$i" -lt $(( $2 * 10 )) ]; do sleep 0.1; i=$(( i + 1 )); done
+    e2e_stop "$pid" TERM 10
 }
 
 # Kills what e2e_spawn started (each by its pid) and removes the temp dir.

@@ -19,59 +19,34 @@ e2e_tmpdir >/dev/null
 TMP=$E2E_TMP
 SPEED=30
 
-wait_exit() { # wait_exit PID TIMEOUT: waits for a process that stops by itself; sets E2E_STOP_RC
-    local pid=$1 i=0
-    while kill -0 "$pid" 2>/dev/null && [ "$i" -lt $(( $2 * 10 )) ]; do sleep 0.1; i=$(( i + 1 )); done
-    e2e_stop "$pid" TERM 10
-}
-
-start_sim() { # start_sim NAME [extra flags...]: sets SIM_URL
+start_sim() { # start_sim NAME [extra flags...]: sets SIM_URL, SIM_PID, SIM_CLOCK
     local name=$1; shift
-    local port; port=$(free_port)
-    e2e_spawn "$TMP/$name.log" "$BIN" mock-api --port "$port" --seed 7 --underlyings SPY,QQQ \
+    sim_start "$TMP/$name.log" --seed 7 --underlyings SPY,QQQ \
         --contracts 120 --clock 2026-11-02T15:00:00Z --speed "$SPEED" --always-open "$@"
-    SIM_PID=$E2E_LAST_PID
-    wait_for_port "$port" 10 || fail "simulator did not start"
-    SIM_URL="http://127.0.0.1:$port"
-    local body real
-    body=$(curl -fsS "$SIM_URL/_sim/clock")
-    real=$(date +%s.%N) # right after the answer, before anything slow (python starts in ~100 ms)
-    SIM_CLOCK="$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["sim_now_us"])' "$body")@$real"
+    SIM_CLOCK=$(sim_clock_us_at_real)
 }
 
 check() { # check DB [flags]: the database against the simulator's truth
     python3 "$HERE/check_truth.py" "$1" "$SIM_URL" --clock "$SIM_CLOCK" --speed "$SPEED" "${@:2}"
 }
 
-# The daemon's market clock = the simulator's, anchored at one real instant.
-shared_clock() {
-    # anchored at the instant after the answer: the daemon is never ahead of
-    # the simulator, so it never sweeps a window before the market reached it
-    local real sim_us body
-    body=$(curl -fsS "$SIM_URL/_sim/clock")
-    real=$(date +%s.%N)
-    sim_us=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["sim_now_us"])' "$body")
-    python3 -c "import datetime,sys; t=$sim_us/1e6; print(datetime.datetime.fromtimestamp(t, datetime.timezone.utc).strftime('%Y-%m-%dT%H:%M:%S.%fZ') + '@$real')"
-}
-
 run_daemon() { # run_daemon DB LOG [flags...]: runs in the background, sets RUN_PID
     local db=$1 log=$2; shift 2
     DATABASE_URL=$db OPTSNAP_API_KEY=e2e-secret-key e2e_spawn "$log" "$BIN" run \
         --api-url "$SIM_URL" --universe SPY,QQQ --calendar always --cadence 60s \
-        --clock "$(shared_clock)" --clock-speed "$SPEED" --page-limit 50 --batch-rows 100 \
+        --clock "$(sim_shared_clock)" --clock-speed "$SPEED" --page-limit 50 --batch-rows 100 \
         --db-connections 2 --http-concurrency 4 --listen "" --stats-interval 1s \
         --retry-max-backoff 2s "$@"
     RUN_PID=$E2E_LAST_PID
 }
 
 echo "== 1. a few cadences against the truth"
-DB1=$(pgtest_createdb optsnap_e2e_run1)
-DATABASE_URL=$DB1 "$BIN" migrate >/dev/null 2>&1 || fail "migrate"
+DB1=$(e2e_db optsnap_e2e_run1) || fail "database"
 start_sim sim1
 # queue_max_rows 100: two sweeps with a 50-row page each in partly filled
 # batches fill the queue; they must be written, not waited on
 run_daemon "$DB1" "$TMP/run1.log" --max-sweeps 4 --queue-max-rows 100
-wait_exit "$RUN_PID" 60
+e2e_wait_exit "$RUN_PID" 60
 [ "$E2E_STOP_RC" = 0 ] || { tail -20 "$TMP/run1.log"; fail "run exited $E2E_STOP_RC"; }
 grep -q 'msg="optsnap run stopped"' "$TMP/run1.log" || fail "no final line"
 check "$DB1" || fail "database differs from the simulator's truth"
@@ -85,11 +60,10 @@ updates=$(pg_scalar "$DB1" "SELECT coalesce(sum(n_tup_upd + n_tup_hot_upd), 0) F
 e2e_stop "$SIM_PID" TERM 10
 
 echo "== 2. bad rows go to ingest_rejects; their batches commit"
-DB2=$(pgtest_createdb optsnap_e2e_run2)
-DATABASE_URL=$DB2 "$BIN" migrate >/dev/null 2>&1 || fail "migrate"
+DB2=$(e2e_db optsnap_e2e_run2) || fail "database"
 start_sim sim2 --fault-bad-row-rate 0.3
 run_daemon "$DB2" "$TMP/run2.log" --max-sweeps 3
-wait_exit "$RUN_PID" 60
+e2e_wait_exit "$RUN_PID" 60
 [ "$E2E_STOP_RC" = 0 ] || fail "run exited $E2E_STOP_RC"
 rejects=$(pg_scalar "$DB2" "SELECT count(*) FROM ingest_rejects WHERE raw <> '' AND reason <> ''")
 [ "$rejects" -gt 0 ] || fail "no rejects recorded"
@@ -97,11 +71,10 @@ check "$DB2" --rejects || fail "truth or rejects mismatch"
 e2e_stop "$SIM_PID" TERM 10
 
 echo "== 3. 429 with Retry-After and 5xx: windows still covered"
-DB3=$(pgtest_createdb optsnap_e2e_run3)
-DATABASE_URL=$DB3 "$BIN" migrate >/dev/null 2>&1 || fail "migrate"
+DB3=$(e2e_db optsnap_e2e_run3) || fail "database"
 start_sim sim3 --fault-429-rate 0.2 --fault-5xx-rate 0.1 --fault-retry-after 1
 run_daemon "$DB3" "$TMP/run3.log" --max-sweeps 3 --http-max-attempts 8
-wait_exit "$RUN_PID" 90
+e2e_wait_exit "$RUN_PID" 90
 [ "$E2E_STOP_RC" = 0 ] || fail "run exited $E2E_STOP_RC"
 injected429=$(curl -fsS "$SIM_URL/_sim/stats" | python3 -c 'import json,sys; print(json.load(sys.stdin)["faults"]["429"])')
 echo "simulator injected 429s: $injected429"
@@ -111,8 +84,7 @@ check "$DB3" || fail "truth mismatch under HTTP faults"
 e2e_stop "$SIM_PID" TERM 10
 
 echo "== 4. the database goes away mid-run"
-DB4=$(pgtest_createdb optsnap_e2e_run4)
-DATABASE_URL=$DB4 "$BIN" migrate >/dev/null 2>&1 || fail "migrate"
+DB4=$(e2e_db optsnap_e2e_run4) || fail "database"
 start_sim sim4
 run_daemon "$DB4" "$TMP/run4.log"
 sleep 3

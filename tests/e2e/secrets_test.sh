@@ -43,9 +43,12 @@ DATABASE_URL=$BAD_URL OPTSNAP_API_KEY=$KEY "$BIN" run --api-url "http://127.0.0.
 DATABASE_URL=$BAD_URL "$BIN" gaps --calendar always --universe SPY >"$OUT/gaps-bad.out" 2>&1 && fail "gaps against a closed port succeeded"
 DATABASE_URL=$BAD_URL OPTSNAP_API_KEY=$KEY "$BIN" repair --calendar always --universe SPY \
     --api-url "http://127.0.0.1:$SIM_PORT" >"$OUT/repair-bad.out" 2>&1 && fail "repair against a closed port succeeded"
+# the first run covered the windows up to a moment ago, and windows only move
+# forward: without this the 401 run could find nothing left to sweep
+psql -X -q "$DB" -c "DELETE FROM ingest_coverage" >/dev/null
 DATABASE_URL=$SECRET_URL OPTSNAP_API_KEY=wrong-key "$BIN" run --api-url "http://127.0.0.1:$SIM_PORT" --universe SPY \
     --calendar always --cadence 1s --listen "" --max-sweeps 1 >"$OUT/run-401.out" 2>&1 || true
-grep -q "401\|NOT_AUTHORIZED\|status=401" "$OUT/run-401.out" || fail "a wrong key was not reported"
+grep -q "401\|NOT_AUTHORIZED\|status=401" "$OUT/run-401.out" || { cat "$OUT/run-401.out"; fail "a wrong key was not reported"; }
 # the key must not be in any URL the simulator saw either
 cat "$OUT"/*.out "$OUT"/*.log "$OUT"/*.txt "$OUT"/*.html >"$E2E_TMP/all"
 n=$(wc -c <"$E2E_TMP/all")

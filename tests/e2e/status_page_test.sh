@@ -12,22 +12,12 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 e2e_tmpdir >/dev/null
 TMP=$E2E_TMP
 SPEED=1800 # half an hour of market time per second: hour-long windows every 2 s
-DB=$(pgtest_createdb optsnap_e2e_status)
-DATABASE_URL=$DB "$BIN" migrate >/dev/null 2>&1 || fail "migrate"
-SIM_PORT=$(free_port)
-e2e_spawn "$TMP/sim.log" "$BIN" mock-api --port "$SIM_PORT" --underlyings SPY --contracts 40 \
-    --clock 2026-11-02T15:00:00Z --speed "$SPEED" --always-open
-wait_for_port "$SIM_PORT" 10 || fail "simulator"
-shared_clock() {
-    local body real
-    body=$(curl -fsS "http://127.0.0.1:$SIM_PORT/_sim/clock")
-    real=$(date +%s.%N)
-    python3 -c 'import json,sys,datetime; t=json.loads(sys.argv[1])["sim_now_us"]/1e6; print(datetime.datetime.fromtimestamp(t, datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ") + "@" + sys.argv[2])' "$body" "$real"
-}
+DB=$(e2e_db optsnap_e2e_status) || fail "database"
+sim_start "$TMP/sim.log" --underlyings SPY --contracts 40 --clock 2026-11-02T15:00:00Z --speed "$SPEED" --always-open
 run() { # run LOG [flags]
     local log=$1; shift
-    DATABASE_URL=$DB OPTSNAP_API_KEY=k e2e_spawn "$log" "$BIN" run --api-url "http://127.0.0.1:$SIM_PORT" \
-        --universe SPY --calendar always --cadence 3600s --clock "$(shared_clock)" --clock-speed "$SPEED" "$@"
+    DATABASE_URL=$DB OPTSNAP_API_KEY=k e2e_spawn "$log" "$BIN" run --api-url "$SIM_URL" \
+        --universe SPY --calendar always --cadence 3600s --clock "$(sim_shared_clock)" --clock-speed "$SPEED" "$@"
 }
 run "$TMP/run1.log" --max-sweeps 2 --listen ""
 RUN1=$E2E_LAST_PID

@@ -35,6 +35,8 @@ static void wait_idle(void)
 }
 
 /* Builds and runs one batch's transaction; returns the result. */
+static bool last_mark_refused; /* of the last run_batch */
+
 static struct pg_txn_result run_batch(struct batch *b, const char *underlying, enum row_source src,
                                       const struct coverage_mark *cov, long *written)
 {
@@ -55,6 +57,7 @@ static struct pg_txn_result run_batch(struct batch *b, const char *underlying, e
         uv_run(&loop, UV_RUN_ONCE);
     if (written)
         *written = writer_job_rows_written(&j, &w.result);
+    last_mark_refused = writer_job_mark_refused(&j, &w.result);
     writer_job_free(&j);
     return w.result;
 }
@@ -190,7 +193,7 @@ static void test_backfill_never_overwrites_live(void)
 
 static void test_rejects_coverage_and_missing_partition(void)
 {
-    struct snapshot_row far = mkrow("O:AAPL261218C00150000", "2031-07-04T15:00:00Z", 1.0);
+    struct snapshot_row far = mkrow("O:AAPL261218C00150000", "2024-07-03T15:00:00Z", 1.0);
     struct batch *b = batch_of(&far, 1);
     struct row_reject rj;
     memset(&rj, 0, sizeof rj);
@@ -201,16 +204,16 @@ static void test_rejects_coverage_and_missing_partition(void)
     CHECK(batch_add_reject(b, &rj) == 0);
     snprintf(b->request_id, sizeof b->request_id, "req-123");
     struct coverage_mark cov = {0};
-    CHECK(timestamp_parse("2031-07-04T15:00:00Z", &cov.window_start_us) == 0);
+    CHECK(timestamp_parse("2024-07-03T15:00:00Z", &cov.window_start_us) == 0);
     cov.window_end_us = cov.window_start_us + 60 * USEC_PER_SEC;
     cov.rows = 2;
     struct pg_txn_result r = run_batch(b, "AAPL", ROW_SOURCE_LIVE, &cov, NULL);
     CHECK_INT(r.status, PG_TXN_OK);
-    CHECK_INT(pgtest_scalar(db, "SELECT count(*) FROM option_snapshots WHERE last_updated = '2031-07-04T15:00:00Z'"), 1);
+    CHECK_INT(pgtest_scalar(db, "SELECT count(*) FROM option_snapshots WHERE last_updated = '2024-07-03T15:00:00Z'"), 1);
     CHECK_INT(pgtest_scalar(db, "SELECT count(*) FROM ingest_rejects WHERE reason = 'ticker: not an OCC symbol' "
                                 "AND request_id = 'req-123' AND raw LIKE '%O:BAD%' AND underlying = 'AAPL'"), 1);
     CHECK_INT(pgtest_scalar(db, "SELECT rows FROM ingest_coverage WHERE underlying = 'AAPL' "
-                                "AND window_start = '2031-07-04T15:00:00Z' AND source = 'live'"), 2);
+                                "AND window_start = '2024-07-03T15:00:00Z' AND source = 'live'"), 2);
     batch_free(b);
 }
 
@@ -321,20 +324,53 @@ static void test_concurrent_batches(void)
     CHECK(pgtest_scalar(db, "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'optsnap-writer-test'") <= 4);
 }
 
+/* Issue 11: no command marks a window before it has ended (backfill) or
+ * started (live, by the database's clock plus the skew bound), and a live
+ * window is never marked twice. */
+static void test_marks_never_ahead_of_the_database_clock(void)
+{
+    int64_t now = time_now_us(), minute = 60 * USEC_PER_SEC;
+    int64_t cur = now / minute * minute;
+    struct batch *b = batch_new();
+    struct coverage_mark live = {.window_start_us = cur + 5 * minute, .window_end_us = cur + 6 * minute,
+                                 .max_ahead_us = 2 * USEC_PER_SEC};
+    struct pg_txn_result r = run_batch(b, "FUT", ROW_SOURCE_LIVE, &live, NULL);
+    CHECK_INT(r.status, PG_TXN_OK);
+    CHECK(last_mark_refused);
+    CHECK_INT(pgtest_scalar(db, "SELECT count(*) FROM ingest_coverage WHERE underlying = 'FUT'"), 0);
+    /* the window in progress may be marked (a sweep ends inside it) ... */
+    live.window_start_us = cur;
+    live.window_end_us = cur + minute;
+    r = run_batch(b, "FUT", ROW_SOURCE_LIVE, &live, NULL);
+    CHECK(!last_mark_refused);
+    CHECK_INT(pgtest_scalar(db, "SELECT count(*) FROM ingest_coverage WHERE underlying = 'FUT'"), 1);
+    /* ... once: a second live mark of it is refused */
+    r = run_batch(b, "FUT", ROW_SOURCE_LIVE, &live, NULL);
+    CHECK(last_mark_refused);
+    /* backfill over [now - 3m, now + 3m) marks only the windows that have ended */
+    struct coverage_mark range = {.calendar = "always", .cadence_us = minute, .window_start_us = cur - 3 * minute,
+                                  .window_end_us = cur + 3 * minute};
+    r = run_batch(b, "FUT2", ROW_SOURCE_BACKFILL, &range, NULL);
+    CHECK_INT(r.status, PG_TXN_OK);
+    CHECK_INT(pgtest_scalar(db, "SELECT count(*) FROM ingest_coverage WHERE underlying = 'FUT2' AND window_end > now()"), 0);
+    CHECK(pgtest_scalar(db, "SELECT count(*) FROM ingest_coverage WHERE underlying = 'FUT2'") >= 2);
+    batch_free(b);
+}
+
 static void test_coverage_range_for_backfill(void)
 {
-    /* a live mark already holds 2031-07-04 15:00; backfill marks 15:00..15:10 */
+    /* a live mark already holds 2024-07-03 15:00; backfill marks 15:00..15:10 */
     struct batch *b = batch_new();
     struct coverage_mark cov = {.calendar = "always", .cadence_us = 60 * USEC_PER_SEC};
-    CHECK(timestamp_parse("2031-07-04T15:00:00Z", &cov.window_start_us) == 0);
+    CHECK(timestamp_parse("2024-07-03T15:00:00Z", &cov.window_start_us) == 0);
     cov.window_end_us = cov.window_start_us + 10 * 60 * USEC_PER_SEC;
     struct pg_txn_result r = run_batch(b, "AAPL", ROW_SOURCE_BACKFILL, &cov, NULL);
     CHECK_INT(r.status, PG_TXN_OK);
     CHECK_INT(pgtest_scalar(db, "SELECT count(*) FROM ingest_coverage WHERE underlying = 'AAPL' "
-                                "AND window_start >= '2031-07-04T15:00:00Z' AND window_start < '2031-07-04T15:10:00Z'"), 10);
+                                "AND window_start >= '2024-07-03T15:00:00Z' AND window_start < '2024-07-03T15:10:00Z'"), 10);
     CHECK_INT(pgtest_scalar(db, "SELECT count(*) FROM ingest_coverage WHERE underlying = 'AAPL' AND source = 'backfill' "
-                                "AND window_start >= '2031-07-04T15:00:00Z' AND window_start < '2031-07-04T15:10:00Z'"), 9);
-    CHECK_INT(pgtest_scalar(db, "SELECT count(*) FROM ingest_coverage WHERE window_start = '2031-07-04T15:00:00Z' AND source = 'live'"), 1);
+                                "AND window_start >= '2024-07-03T15:00:00Z' AND window_start < '2024-07-03T15:10:00Z'"), 9);
+    CHECK_INT(pgtest_scalar(db, "SELECT count(*) FROM ingest_coverage WHERE window_start = '2024-07-03T15:00:00Z' AND source = 'live'"), 1);
     batch_free(b);
 }
 
@@ -356,6 +392,7 @@ int main(void)
     RUN(test_backfill_never_overwrites_live);
     RUN(test_rejects_coverage_and_missing_partition);
     RUN(test_coverage_range_for_backfill);
+    RUN(test_marks_never_ahead_of_the_database_clock);
     RUN(test_data_error_is_atomic);
     RUN(test_statement_timeout);
     RUN(test_concurrent_batches);

@@ -26,6 +26,7 @@ struct settings {
     int64_t http_connect_timeout_us;
     int http_max_attempts;
     int page_limit;
+    int max_pages;
     int db_connections;
     int batch_rows;
     int64_t batch_max_age_us;
@@ -43,6 +44,7 @@ struct settings {
     char clock[96];
     double clock_speed;
     int64_t retry_max_backoff_us;
+    int64_t max_clock_skew_us;
 
     /* Not settings: where each came from, and the key once loaded. */
     enum setting_source source[64];

@@ -49,6 +49,7 @@ enum write_event {
     WRITE_REJECTS_DROPPED, /* the database refused the rejects themselves; rows kept */
     WRITE_DROPPED,    /* non-transient error or retries exhausted; the group fails */
     WRITE_CANCELLED,  /* the queue or pool was shut down */
+    WRITE_MARK_REFUSED, /* committed, but the database refused the window's mark: not covered */
 };
 
 struct write_report {
@@ -68,6 +69,9 @@ struct write_queue_hooks {
     /* The group is closed and nothing of it is left in the queue or the
      * database: covered (coverage_written) or not (failed). Called once. */
     void (*group_settled)(void *user, struct write_group *g);
+    /* Called before batches take idle connections, so the owner's own
+     * statements (leases, calendar) go first and never starve behind rows. Optional. */
+    void (*before_dispatch)(void *user);
 };
 
 struct write_queue_settings {

@@ -10,6 +10,7 @@
 #ifndef OPTSNAP_WRITER_H
 #define OPTSNAP_WRITER_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "optsnap/db/batch.h"
@@ -22,6 +23,9 @@ struct coverage_mark {
     int64_t window_start_us;
     int64_t window_end_us;
     long rows; /* rows fetched in the window's sweep */
+    /* Live (one window): refused unless window_start <= the database's now()
+     * + max_ahead_us (the clock-skew bound). */
+    int64_t max_ahead_us;
     /* Backfill: when calendar is set, every expected window of that calendar
      * and cadence inside [window_start_us, window_end_us) is marked (source
      * backfill never replaces a live mark), instead of the one window. */
@@ -61,6 +65,10 @@ int writer_job_build(struct writer_job *j, const struct batch *b, const char *un
 
 /* Rows written (inserted or changed) by the snapshot upsert, from a result; -1 if absent. */
 long writer_job_rows_written(const struct writer_job *j, const struct pg_txn_result *r);
+
+/* True when the transaction committed but its one-window mark was refused
+ * (the window had not started by the database's clock, or is already live). */
+bool writer_job_mark_refused(const struct writer_job *j, const struct pg_txn_result *r);
 
 /* Name of the statement that failed, for logs ("upsert_snapshots"), or "set_statement_timeout". */
 const char *writer_job_failed_name(const struct writer_job *j, const struct pg_txn_result *r);

@@ -1,8 +1,9 @@
-/* backfill.h - `optsnap backfill` and `optsnap repair`: history from the
- * aggregates endpoint (DESIGN §5) through the same HTTP client, pool and
- * writer as `run`, with the backfill_* budgets, per-underlying leases
- * (gaps.h) and the coverage ledger. Wraps libuv, libcurl (via http_client)
- * and libpq (via pg_pool and a blocking control connection). */
+/* backfill.h - the backfill driver on the engine (pipeline/engine.h): history
+ * from the aggregates endpoint (DESIGN §5), one unit per underlying and
+ * trading session, with the backfill_* budgets, a per-underlying lease in
+ * PostgreSQL and the coverage ledger. Planning (sessions) is blocking, before
+ * the loop; everything after goes through the engine's pool and pagers. Used
+ * by `optsnap backfill` and `optsnap repair` (history/repair.c). */
 #ifndef OPTSNAP_BACKFILL_H
 #define OPTSNAP_BACKFILL_H
 
@@ -27,13 +28,15 @@ struct backfill_result {
     long rows_written;    /* rows the upserts inserted or changed */
     long rows_built;
     double seconds;
-    bool interrupted;     /* SIGINT/SIGTERM */
+    bool interrupted;     /* SIGINT/SIGTERM: drained, the rest stays uncovered */
 };
 
 /* Splits each request into units (underlying x trading session of the
  * `calendar` setting, intersected with the range) and fills them; prints a
  * per-unit line to stdout for each unit that failed or was skipped. The
- * requests array is the caller's. Returns 0 and fills *out (also on partial
+ * requests array is the caller's. Ranges are clipped at the API's now less
+ * one cadence: no window is marked before it has ended, no bar still open is
+ * stored. Returns 0 and fills *out (also on partial
  * success: look at the counts), or -1 on a fatal error (logged): no database,
  * bad calendar range. */
 int backfill_execute(struct settings *s, const struct backfill_request *reqs, size_t nreqs,

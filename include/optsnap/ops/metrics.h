@@ -56,8 +56,12 @@ struct metrics_snapshot {
     long queue_rows, queue_max_rows;
     int batches_waiting;
     /* sweeps */
-    uint64_t sweeps_started, sweeps_covered, sweeps_incomplete, sweeps_overrun;
+    uint64_t sweeps_started, sweeps_covered, sweeps_incomplete, sweeps_overrun, sweeps_mark_refused;
+    uint64_t pages_capped;
     double last_sweep_seconds;
+    /* clocks: theirs - ours */
+    double clock_skew_api_s, clock_skew_db_s;
+    int clock_skew_exceeded; /* 1/0 */
     long uncovered_windows; /* -1 = unknown */
     int db_reachable;       /* 1/0 */
     /* per underlying */

@@ -21,6 +21,8 @@ int timestamp_parse(const char *text, int64_t *out_us) __attribute__((warn_unuse
 
 /* Writes "2026-11-02T14:30:00.000000Z" (27 chars + NUL); returns buf. */
 const char *timestamp_format(char *buf, size_t size, int64_t us);
+/* The same without a zero fraction ("2026-11-02T14:30:00Z"), for reports. */
+const char *timestamp_format_brief(char *buf, size_t size, int64_t us);
 
 /* Days since 1970-01-01 for a proleptic Gregorian date, and back. */
 int32_t days_from_civil(int y, unsigned m, unsigned d);

@@ -1,0 +1,349 @@
+/* repair.c - the commands on the backfill driver: `optsnap backfill` (a
+ * range) and `optsnap repair` (the gaps of a lookback: list, fill, list again). */
+#include <inttypes.h>
+#include <libpq-fe.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "optsnap/commands.h"
+#include "optsnap/db/pg_connect.h"
+#include "optsnap/history/backfill.h"
+#include "optsnap/history/gaps.h"
+#include "optsnap/pipeline/schedule.h"
+#include "optsnap/util/timeutil.h"
+
+extern char **environ;
+
+#define REPORT_LINES 50
+
+/* ---- the commands ---- */
+
+struct cmd_options {
+    const char *from, *to, *underlying, *resolution, *lookback, *until;
+};
+
+static int parse_options(const char *cmd, char **argv, const int *rest, int nrest, struct cmd_options *o,
+                         bool repair)
+{
+    const char *names[6] = {"--from", "--to", "--underlying", "--resolution", "--lookback", "--until"};
+    const char **slot[6] = {&o->from, &o->to, &o->underlying, &o->resolution, &o->lookback, &o->until};
+    for (int k = 0; k < nrest; k++) {
+        const char *a = argv[rest[k]];
+        int which = -1;
+        const char *value = NULL;
+        for (int n = 0; n < 6 && which < 0; n++) {
+            if ((n <= 1 || n == 3) == repair && n != 2)
+                continue; /* backfill: from/to/resolution; repair: lookback/until */
+            size_t len = strlen(names[n]);
+            if (strncmp(a, names[n], len) != 0)
+                continue;
+            if (a[len] == '=') {
+                value = a + len + 1;
+                which = n;
+            } else if (a[len] == '\0') {
+                if (k + 1 >= nrest || rest[k + 1] != rest[k] + 1) {
+                    fprintf(stderr, "optsnap %s: %s needs a value\n", cmd, a);
+                    return -1;
+                }
+                value = argv[rest[++k]];
+                which = n;
+            }
+        }
+        if (which < 0) {
+            fprintf(stderr, "optsnap %s: unknown argument '%s' (see optsnap %s --help)\n", cmd, a, cmd);
+            return -1;
+        }
+        *slot[which] = value;
+    }
+    return 0;
+}
+
+static void common_settings_help(FILE *out)
+{
+    fprintf(out,
+            "settings used (also OPTSNAP_<KEY> and `key = value` in the config file; see optsnap config --help):\n"
+            "  --calendar C                    us-options or always: the sessions to fill (default us-options)\n"
+            "  --cadence D                     window length of the coverage ledger (default 60s)\n"
+            "  --universe LIST|@FILE           underlyings when --underlying is not given\n"
+            "  --api-url URL                   the market-data API (next_url is followed on this origin only)\n"
+            "  --api-key-file F                API key (or OPTSNAP_API_KEY, or $CREDENTIALS_DIRECTORY/api_key)\n"
+            "  --database-url URL              libpq URL or conninfo (default libpq's PG* variables)\n"
+            "  --backfill-http-concurrency N   requests in flight (default 8): smaller than run's budget\n"
+            "  --backfill-db-connections N     pool size = database concurrency (default 2)\n"
+            "  --batch-rows N                  rows per upsert transaction\n"
+            "  --statement-timeout D           per transaction (SET LOCAL)\n"
+            "  --http-rate R, --http-timeout D, --http-connect-timeout D, --http-max-attempts N,\n"
+            "  --retry-max-backoff D, --ca-file F, --log-level L, --config FILE\n\n"
+            "How: per underlying and trading session in the range (one unit), take the\n"
+            "underlying's lease in PostgreSQL (another holder: the underlying is skipped and\n"
+            "reported, never waited for), skip units that have no missing window, list the\n"
+            "contracts (seen live in `options`, and /v3/reference/options/contracts with\n"
+            "as_of and expired=true), fetch each contract's minute bars of the session and\n"
+            "its previous close (latest earlier daily bar), and write one row per bar at the\n"
+            "bar's end carrying the day-so-far block (open, running high/low, close,\n"
+            "cumulative volume and vwap, previous_close, change, change_percent), source\n"
+            "backfill, never overwriting a live row. The unit's windows are marked covered in\n"
+            "the transaction that commits after all its rows. Killed half-way, a re-run does\n"
+            "only the units still missing. Progress: a bar on a terminal, else a logfmt line\n"
+            "every 5 s.\n\n"
+            "exit codes: 0 all filled, 3 some units failed or were skipped (listed on stdout\n"
+            "with the reason), 1 fatal error, 2 usage or configuration error\n");
+}
+
+static void backfill_usage(FILE *out)
+{
+    fprintf(out,
+            "usage: optsnap backfill --from T --to T [--underlying A,B] [--resolution 1m] [--<setting> V ...]\n\n"
+            "Fills [from, to) from the aggregates endpoint.\n\n"
+            "  --from T          start, inclusive: 2026-11-02, 2026-11-02T14:30:00Z, \"2026-11-02 14:30:00\" (UTC)\n"
+            "  --to T            end, exclusive (same forms)\n"
+            "  --underlying L    comma list of underlyings (default: the universe setting)\n"
+            "  --resolution D    bar length, whole minutes (default 1m; the simulator's truth is 1m)\n"
+            "  --help            this text\n\n");
+    common_settings_help(out);
+}
+
+static void repair_usage(FILE *out)
+{
+    fprintf(out,
+            "usage: optsnap repair [--lookback 7d] [--until T] [--underlying A,B] [--<setting> V ...]\n\n"
+            "For cron or a systemd timer: lists the gaps of [until - lookback, until) (as\n"
+            "`optsnap gaps` does), backfills exactly those ranges, lists the gaps again and\n"
+            "reports what is still missing and why. A second run right after does nothing.\n\n"
+            "  --lookback D      how far back to look (default 7d)\n"
+            "  --until T         end of the period (default: now on the `clock` setting's market clock)\n"
+            "  --underlying L    comma list of underlyings (default: the universe setting)\n"
+            "  --help            this text\n\n");
+    common_settings_help(out);
+}
+
+static int load_command(const char *cmd, int argc, char **argv, struct settings *s, struct cmd_options *o,
+                        bool repair)
+{
+    char err[512];
+    int rest[64], nrest = 0;
+    if (settings_load_all(s, argc, argv, environ, rest, 64, &nrest, err, sizeof err)) {
+        fprintf(stderr, "optsnap %s: %s\n", cmd, err);
+        return -1;
+    }
+    memset(o, 0, sizeof *o);
+    if (parse_options(cmd, argv, rest, nrest, o, repair) != 0)
+        return -1;
+    if (o->underlying != NULL &&
+        settings_set(s, "universe", o->underlying, SOURCE_FLAG, "--underlying", err, sizeof err)) {
+        fprintf(stderr, "optsnap %s: --underlying: %s\n", cmd, err);
+        return -1;
+    }
+    if (settings_load_api_key(s, err, sizeof err)) {
+        fprintf(stderr, "optsnap %s: cannot load the API key: %s\n", cmd, err);
+        return -1;
+    }
+    return 0;
+}
+
+static int exit_for(const struct backfill_result *r)
+{
+    if (r->interrupted) /* drained: what it committed is whole, the rest stays uncovered */
+        return EXIT_PARTIAL;
+    return r->units_failed > 0 || r->units_skipped > 0 ? EXIT_PARTIAL : EXIT_OK;
+}
+
+static void print_summary(const char *cmd, const struct backfill_result *r)
+{
+    printf("%s: %d unit%s: %d filled, %d already covered, %d failed, %d skipped (lease held elsewhere); "
+           "%ld rows written (%ld built) in %.1fs, %.0f rows/s\n",
+           cmd, r->units_total, r->units_total == 1 ? "" : "s", r->units_done, r->units_covered, r->units_failed,
+           r->units_skipped, r->rows_written, r->rows_built, r->seconds,
+           r->seconds > 0 ? (double)r->rows_written / r->seconds : 0.0);
+}
+
+static int help_asked(int argc, char **argv)
+{
+    for (int i = 1; i < argc; i++)
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0)
+            return 1;
+    return 0;
+}
+
+int cmd_backfill(int argc, char **argv)
+{
+    if (help_asked(argc, argv)) {
+        backfill_usage(stdout);
+        return EXIT_OK;
+    }
+    struct settings s;
+    struct cmd_options o;
+    if (load_command("backfill", argc, argv, &s, &o, false) != 0) {
+        settings_free(&s);
+        return EXIT_USAGE;
+    }
+    int64_t from, to, res = USEC_PER_MIN;
+    int code = EXIT_USAGE;
+    if (o.from == NULL || o.to == NULL || timestamp_parse(o.from, &from) != 0 || timestamp_parse(o.to, &to) != 0 ||
+        to <= from) {
+        fprintf(stderr, "optsnap backfill: --from and --to are required times with from < to\n");
+        goto out;
+    }
+    if (o.resolution != NULL &&
+        (duration_parse(o.resolution, &res) != 0 || res < USEC_PER_MIN || res % USEC_PER_MIN != 0)) {
+        fprintf(stderr, "optsnap backfill: --resolution must be a whole number of minutes\n");
+        goto out;
+    }
+    char err[512];
+    struct universe_entry *u = NULL;
+    int nu = settings_load_universe(&s, &u, err, sizeof err);
+    if (nu <= 0) {
+        fprintf(stderr, "optsnap backfill: %s\n", nu < 0 ? err : "no underlying");
+        free(u);
+        goto out;
+    }
+    struct backfill_request *reqs = calloc((size_t)nu, sizeof *reqs);
+    if (reqs == NULL) {
+        free(u);
+        code = EXIT_RUNTIME;
+        goto out;
+    }
+    for (int i = 0; i < nu; i++) {
+        snprintf(reqs[i].underlying, sizeof reqs[i].underlying, "%s", u[i].underlying);
+        reqs[i].from_us = from;
+        reqs[i].to_us = to;
+    }
+    free(u);
+    struct backfill_result r;
+    int rc = backfill_execute(&s, reqs, (size_t)nu, res, &r);
+    free(reqs);
+    if (rc != 0) {
+        code = EXIT_RUNTIME;
+        goto out;
+    }
+    print_summary("backfill", &r);
+    code = exit_for(&r);
+out:
+    settings_free(&s);
+    return code;
+}
+
+static void print_gaps(const struct gap_list *g)
+{
+    char a[40], b[40];
+    for (size_t i = 0; i < g->count && i < REPORT_LINES; i++)
+        printf("  still missing: %-8s %s .. %s  %d window%s\n", g->ranges[i].underlying,
+               timestamp_format_brief(a, sizeof a, g->ranges[i].start_us), timestamp_format_brief(b, sizeof b, g->ranges[i].end_us),
+               g->ranges[i].windows, g->ranges[i].windows == 1 ? "" : "s");
+    if (g->count > REPORT_LINES)
+        printf("  ... and %zu more ranges\n", g->count - REPORT_LINES);
+}
+
+int cmd_repair(int argc, char **argv)
+{
+    if (help_asked(argc, argv)) {
+        repair_usage(stdout);
+        return EXIT_OK;
+    }
+    struct settings s;
+    struct cmd_options o;
+    if (load_command("repair", argc, argv, &s, &o, true) != 0) {
+        settings_free(&s);
+        return EXIT_USAGE;
+    }
+    int code = EXIT_USAGE;
+    int64_t lookback = 7 * USEC_PER_DAY, until;
+    struct market_clock clock;
+    if (market_clock_parse(&clock, s.clock, s.clock_speed, time_now_us()) != 0) {
+        fprintf(stderr, "optsnap repair: bad clock '%s'\n", s.clock);
+        goto out;
+    }
+    until = market_clock_now(&clock, time_now_us());
+    if (o.lookback != NULL && (duration_parse(o.lookback, &lookback) != 0 || lookback <= 0)) {
+        fprintf(stderr, "optsnap repair: --lookback must be a positive duration (7d, 36h, 90m)\n");
+        goto out;
+    }
+    if (o.until != NULL && timestamp_parse(o.until, &until) != 0) {
+        fprintf(stderr, "optsnap repair: --until '%s' is not a time\n", o.until);
+        goto out;
+    }
+    char err[512];
+    struct universe_entry *u = NULL;
+    int nu = settings_load_universe(&s, &u, err, sizeof err);
+    if (nu <= 0) {
+        fprintf(stderr, "optsnap repair: %s\n", nu < 0 ? err : "no underlying");
+        free(u);
+        goto out;
+    }
+    code = EXIT_RUNTIME;
+    PGconn *conn = pg_connect_blocking(s.database_url, "optsnap-repair");
+    if (conn == NULL) {
+        free(u);
+        goto out;
+    }
+    struct gap_request req = {.calendar = s.calendar, .cadence_us = s.cadence_us, .from_us = until - lookback,
+                              .to_us = until, .horizon_us = 0, .underlyings = u, .underlying_count = (size_t)nu,
+                              .statement_timeout_us = s.statement_timeout_us};
+    struct gap_list before, after;
+    int grc = gaps_query(conn, &req, &before, err, sizeof err);
+    if (grc != 0) {
+        fprintf(stderr, "optsnap repair: %s\n", err);
+        if (grc == GAPS_ERR_REQUEST)
+            code = EXIT_USAGE;
+        PQfinish(conn);
+        free(u);
+        goto out;
+    }
+    char a[40], b[40];
+    if (before.count == 0) {
+        printf("repair: no gaps: %d underlying%s, %s .. %s\n", nu, nu == 1 ? "" : "s",
+               timestamp_format_brief(a, sizeof a, req.from_us), timestamp_format_brief(b, sizeof b, req.to_us));
+        gap_list_free(&before);
+        PQfinish(conn);
+        free(u);
+        code = EXIT_OK;
+        goto out;
+    }
+    printf("repair: %" PRId64 " missing window%s in %zu range%s, %s .. %s\n", before.total_windows,
+           before.total_windows == 1 ? "" : "s", before.count, before.count == 1 ? "" : "s",
+           timestamp_format_brief(a, sizeof a, req.from_us), timestamp_format_brief(b, sizeof b, req.to_us));
+    struct backfill_request *reqs = calloc(before.count, sizeof *reqs);
+    if (reqs == NULL) {
+        gap_list_free(&before);
+        PQfinish(conn);
+        free(u);
+        goto out;
+    }
+    for (size_t i = 0; i < before.count; i++) {
+        snprintf(reqs[i].underlying, sizeof reqs[i].underlying, "%s", before.ranges[i].underlying);
+        reqs[i].from_us = before.ranges[i].start_us;
+        reqs[i].to_us = before.ranges[i].end_us;
+    }
+    size_t nreqs = before.count;
+    gap_list_free(&before);
+    struct backfill_result r;
+    int rc = backfill_execute(&s, reqs, nreqs, USEC_PER_MIN, &r);
+    free(reqs);
+    if (rc != 0) {
+        PQfinish(conn);
+        free(u);
+        goto out;
+    }
+    print_summary("repair", &r);
+    grc = gaps_query(conn, &req, &after, err, sizeof err);
+    PQfinish(conn);
+    free(u);
+    if (grc != 0) {
+        fprintf(stderr, "optsnap repair: cannot list the gaps again: %s\n", err);
+        goto out;
+    }
+    if (after.count == 0) {
+        printf("repair: everything in the lookback is covered now\n");
+        code = r.interrupted ? EXIT_PARTIAL : EXIT_OK;
+    } else {
+        printf("repair: %" PRId64 " window%s still missing (reasons above: failed or skipped units)\n",
+               after.total_windows, after.total_windows == 1 ? "" : "s");
+        print_gaps(&after);
+        code = EXIT_PARTIAL;
+    }
+    gap_list_free(&after);
+out:
+    settings_free(&s);
+    return code;
+}

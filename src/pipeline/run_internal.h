@@ -1,0 +1,116 @@
+/* run_internal.h - the live driver's state, shared by run.c (sweeps, the
+ * scheduler, maintenance, reload) and run_observe.c (metrics, readiness, the
+ * status page's timeline, systemd). Not a public header. */
+#ifndef OPTSNAP_RUN_INTERNAL_H
+#define OPTSNAP_RUN_INTERNAL_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "optsnap/api/snapshot_parse.h"
+#include "optsnap/config/settings.h"
+#include "optsnap/ops/listener.h"
+#include "optsnap/ops/metrics.h"
+#include "optsnap/pipeline/engine.h"
+#include "optsnap/pipeline/pager.h"
+#include "optsnap/pipeline/schedule.h"
+#include "optsnap/pipeline/timeline.h"
+
+struct run;
+
+struct underlying_state {
+    char name[16];
+    struct sweep *active;
+    int64_t last_window_us; /* last window swept or known covered live: windows only move forward */
+    bool retired;           /* dropped from the universe by a reload: no new sweeps */
+    /* for /metrics and the status page */
+    int64_t newest_us;      /* newest committed last_updated, 0 = none */
+    int64_t last_covered_us, last_covered_real_us;
+    double last_sweep_seconds;
+    uint64_t rows_written, rows_rejected, sweeps_covered, sweeps_incomplete, errors;
+    struct timeline timeline;
+};
+
+struct sweep {
+    struct run *r;
+    struct underlying_state *u;
+    struct engine_group g;  /* first: the engine hands it back */
+    struct pager pager;
+    int64_t window_start_us, window_end_us;
+    int64_t started_real_us;
+    long rows_fetched;
+    int pages;
+    bool skewed;            /* a page's Date disagreed with our clock */
+};
+
+/* A clock we compare ours with: the API's (Date headers) or the database's (now()). */
+struct clock_peer {
+    const char *name;
+    int64_t skew_us;        /* theirs - ours, last measured */
+    bool known, bad;
+};
+
+struct run {
+    struct engine *e;
+    struct settings *s;
+    int argc;
+    char **argv;
+    struct market_clock clock;
+    struct session_set sessions;
+    struct underlying_state **us; /* sorted by name; each malloc'd (sweeps point at them across reloads) */
+    size_t nus, us_cap;
+    char *universe_array;         /* "{SPY,QQQ}" for = ANY($n) */
+
+    uv_timer_t tick_timer, stats_timer, run_for_timer, watchdog_timer, timeline_timer;
+    int live_sweeps;
+    int windows_scheduled;
+    bool last_window_scheduled;   /* max_sweeps reached: finish, then drain */
+    uint64_t sweeps_started, sweeps_covered, sweeps_incomplete, sweeps_overrun, sweeps_refused;
+    double last_sweep_seconds;
+    int64_t started_real_us;
+
+    /* maintenance: partitions and the calendar, through the pool */
+    struct engine_query maint;
+    char maint_params[4][40];
+    const char *maint_values[4];
+    int32_t maintained_day;
+    bool maint_due;
+    int maint_failures;
+    int64_t maint_not_before_us;
+    int64_t sessions_from_us, sessions_to_us;
+
+    /* clocks */
+    struct clock_peer api_clock, db_clock;
+    struct engine_query clock_q;
+    int64_t clock_sent_us;
+
+    /* the status page's timeline */
+    struct engine_query timeline_q;
+    char timeline_params[3][40];
+    const char *timeline_values[4];
+    int64_t timeline_from_us, timeline_to_us;
+    long uncovered_windows;
+
+    struct snapshot_page page; /* parser scratch, reused for every page */
+    struct listener *listener;
+    struct metrics_underlying *mu; /* [nus], rebuilt for each snapshot */
+    const struct coverage_span **tl;
+    size_t *tln;
+    bool ready_sent;
+    char last_stats[256];
+};
+
+int64_t run_real_now(void);
+int64_t run_market_now(const struct run *r);
+
+/* run_observe.c */
+int run_observe_start(struct run *r);      /* timers, listener; 0 or -1 */
+void run_observe_closing(struct run *r);   /* the listener's close */
+void run_observe_free(struct run *r);
+void run_stats_line(struct run *r);        /* the final log line */
+void run_clock_check(struct run *r, struct clock_peer *peer, int64_t theirs_us, int64_t ours_us);
+bool run_clocks_agree(const struct run *r);
+void run_notify_ready_once(struct run *r);
+
+#endif
