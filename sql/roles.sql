@@ -32,6 +32,8 @@ GRANT SELECT, INSERT, UPDATE ON options, option_snapshots, ingest_coverage TO op
 GRANT SELECT, INSERT ON ingest_rejects TO optsnap_writer;
 GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO optsnap_writer;
 GRANT SELECT, INSERT, UPDATE, DELETE ON ingest_leases TO optsnap_writer;
+GRANT SELECT, INSERT ON ingest_lease_log TO optsnap_writer;
+GRANT SELECT, INSERT, UPDATE, DELETE ON ingest_daemons TO optsnap_writer;
 GRANT SELECT ON schema_migrations, trading_calendars, trading_holidays, trading_sessions TO optsnap_writer;
 GRANT EXECUTE ON FUNCTION optsnap_ensure_partitions(date, date) TO optsnap_writer;
 

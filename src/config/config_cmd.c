@@ -3,38 +3,27 @@
 #include <string.h>
 
 #include "optsnap/commands.h"
+#include "optsnap/config/cli.h"
 #include "optsnap/config/settings.h"
-
-extern char **environ;
 
 static void config_usage(FILE *out)
 {
     fprintf(out, "usage: optsnap config [--config FILE] [--<setting> VALUE ...]\n\n"
                  "Prints every setting's effective value and where it came from\n"
                  "(default, file:line, OPTSNAP_<KEY>, --flag). Secrets are masked.\n\nsettings:\n");
-    for (size_t i = 0; i < settings_count; i++)
-        fprintf(out, "  --%-28s %s (default: %s%s)\n", settings_table[i].name, settings_table[i].doc,
-                settings_table[i].default_value[0] ? settings_table[i].default_value : "\"\"",
-                settings_table[i].reloadable ? ", reloadable" : "");
+    cli_print_settings(out);
 }
 
 int cmd_config(int argc, char **argv)
 {
-    for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
-            config_usage(stdout);
-            return EXIT_OK;
-        }
+    if (cli_help_asked(argc, argv)) {
+        config_usage(stdout);
+        return EXIT_OK;
     }
     struct settings s;
     char err[512];
-    int rest[64], nrest = 0;
-    if (settings_load_all(&s, argc, argv, environ, rest, 64, &nrest, err, sizeof err)) {
-        fprintf(stderr, "optsnap config: %s\n", err);
-        return EXIT_USAGE;
-    }
-    if (nrest > 0) {
-        fprintf(stderr, "optsnap config: unknown option '%s'\n", argv[rest[0]]);
+    if (cli_load("config", argc, argv, &s, NULL, 0) != 0) {
+        settings_free(&s);
         return EXIT_USAGE;
     }
     int rc = settings_load_api_key(&s, err, sizeof err);

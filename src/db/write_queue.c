@@ -17,7 +17,7 @@ struct write_queue {
     struct write_queue_settings s;
     struct write_queue_hooks hooks;
     void *user;
-    struct batch *head, *tail;
+    struct list_node batches; /* waiting, in dispatch order */
     int waiting, in_flight;
     long rows;
     uv_timer_t timer;
@@ -37,31 +37,16 @@ static void on_txn_done(struct pg_txn *txn, const struct pg_txn_result *r);
 
 static void push(struct write_queue *q, struct batch *b, bool at_head)
 {
-    if (at_head) {
-        b->next = q->head;
-        q->head = b;
-        if (q->tail == NULL)
-            q->tail = b;
-    } else {
-        b->next = NULL;
-        if (q->tail)
-            q->tail->next = b;
-        else
-            q->head = b;
-        q->tail = b;
-    }
+    if (at_head)
+        list_push_front(&q->batches, &b->link);
+    else
+        list_push_back(&q->batches, &b->link);
     q->waiting++;
 }
 
-static void unlink_after(struct write_queue *q, struct batch *prev, struct batch *b)
+static void unlink_batch(struct write_queue *q, struct batch *b)
 {
-    if (prev)
-        prev->next = b->next;
-    else
-        q->head = b->next;
-    if (q->tail == b)
-        q->tail = prev;
-    b->next = NULL;
+    list_remove(&b->link);
     q->waiting--;
 }
 
@@ -152,26 +137,28 @@ static void dispatch_once(struct write_queue *q)
     if (q->hooks.before_dispatch)
         q->hooks.before_dispatch(q->user);
     int64_t now = time_now_us(), earliest = 0;
-    struct batch *prev = NULL, *b = q->head;
-    while (b && pg_pool_has_idle(q->pool)) {
-        struct batch *next = b->next;
+    struct list_node *n, *tmp;
+    list_for_each_safe(n, tmp, &q->batches) {
+        if (!pg_pool_has_idle(q->pool))
+            break;
+        struct batch *b = list_entry(n, struct batch, link);
         struct write_group *g = b->owner;
         if (b->not_before_us > now) {
             if (earliest == 0 || b->not_before_us < earliest)
                 earliest = b->not_before_us;
-            prev = b;
         } else if (b->final && !g->failed && (!g->closed || g->outstanding > 1)) {
-            prev = b; /* the mark commits only after the group's other batches */
+            continue; /* the mark commits only after the group's other batches */
         } else {
-            unlink_after(q, prev, b);
+            unlink_batch(q, b);
             if (!submit(q, b)) {
                 push(q, b, true);
                 b->not_before_us = now + 100000;
                 earliest = b->not_before_us;
                 break;
             }
+            if (q->closing) /* a group settled inside submit and its owner closed the queue */
+                break;
         }
-        b = next;
     }
     if (earliest) {
         uint64_t ms = (uint64_t)((earliest - now) / 1000) + 1;
@@ -330,6 +317,7 @@ int write_queue_create(struct write_queue **out, uv_loop_t *loop, struct pg_pool
     if (hooks)
         q->hooks = *hooks;
     q->user = user;
+    list_init(&q->batches);
     uv_timer_init(loop, &q->timer);
     q->timer.data = q;
     *out = q;
@@ -357,9 +345,10 @@ void write_queue_close_group(struct write_queue *q, struct write_group *g)
     if (!g->failed) {
         /* the group's last queued batch carries the mark, if one is still queued */
         struct batch *last = NULL;
-        for (struct batch *b = q->head; b; b = b->next)
-            if (b->owner == g)
-                last = b;
+        struct list_node *n, *tmp;
+        list_for_each_safe(n, tmp, &q->batches)
+            if (list_entry(n, struct batch, link)->owner == g)
+                last = list_entry(n, struct batch, link);
         if (last)
             last->final = true;
     }
@@ -384,9 +373,10 @@ void write_queue_close(struct write_queue *q, void (*closed_cb)(void *user), voi
     q->closing = true;
     q->closed_cb = closed_cb;
     q->closed_user = user;
-    while (q->head) {
-        struct batch *b = q->head;
-        unlink_after(q, NULL, b);
+    struct list_node *n;
+    while ((n = list_first(&q->batches)) != NULL) {
+        struct batch *b = list_entry(n, struct batch, link);
+        unlink_batch(q, b);
         struct write_group *g = b->owner;
         g->outstanding--;
         g->failed = true;

@@ -73,21 +73,33 @@ const char writer_sql_rejects[] =
 /* A live mark replaces a backfill one, never another live one (a window is
  * swept live once: windows only move forward), and never marks a window that
  * has not started by the database's clock (plus the skew bound, $6): a
- * daemon whose clock runs ahead marks nothing. No row inserted = refused. */
+ * daemon whose clock runs ahead marks nothing. With a lease ($7 holder, $8
+ * epoch; NULL = not fenced) it marks only while that lease is live and of
+ * that epoch, and holds the lease row FOR SHARE so a claim waits for it. No
+ * row inserted = refused. */
 const char writer_sql_coverage[] =
-    "INSERT INTO ingest_coverage (underlying, window_start, window_end, source, rows) "
-    "SELECT $1::text, $2::timestamptz, $3::timestamptz, $4::text, $5::int4 "
+    "INSERT INTO ingest_coverage (underlying, window_start, window_end, source, rows, holder, epoch) "
+    "SELECT $1::text, $2::timestamptz, $3::timestamptz, $4::text, $5::int4, $7::text, $8::int8 "
     "WHERE $2::timestamptz <= now() + $6::int8 * interval '1 microsecond' "
+    "AND ($7::text IS NULL OR EXISTS (SELECT 1 FROM ingest_leases l WHERE l.kind = 'live' AND l.underlying = $1::text "
+    "AND l.holder = $7::text AND l.epoch = $8::int8 AND l.expires_at > clock_timestamp() FOR SHARE)) "
     "ON CONFLICT (underlying, window_start) DO UPDATE SET window_end = EXCLUDED.window_end, "
-    "rows = EXCLUDED.rows, completed_at = now(), source = EXCLUDED.source "
+    "rows = EXCLUDED.rows, completed_at = now(), source = EXCLUDED.source, holder = EXCLUDED.holder, "
+    "epoch = EXCLUDED.epoch "
     "WHERE ingest_coverage.source <> 'live'";
 
+/* Backfill: every expected window of [$2, $3) that has ended by the
+ * database's clock, under the history lease ($8 holder, $9 epoch; NULL =
+ * not fenced); never replacing a mark. */
 const char writer_sql_coverage_range[] =
-    "INSERT INTO ingest_coverage (underlying, window_start, window_end, source, rows) "
-    "SELECT $1::text, w.window_start, w.window_end, $4::text, $5::int4 "
+    "INSERT INTO ingest_coverage (underlying, window_start, window_end, source, rows, holder, epoch) "
+    "SELECT $1::text, w.window_start, w.window_end, $4::text, $5::int4, $8::text, $9::int8 "
     "FROM optsnap_expected_windows($6::text, ($7::text || ' microseconds')::interval, "
     "$2::timestamptz, $3::timestamptz) AS w "
     "WHERE w.window_end <= now() "
+    "AND ($8::text IS NULL OR EXISTS (SELECT 1 FROM ingest_leases l WHERE l.kind = 'history' "
+    "AND l.underlying = $1::text AND l.holder = $8::text AND l.epoch = $9::int8 "
+    "AND l.expires_at > clock_timestamp() FOR SHARE)) "
     "ON CONFLICT (underlying, window_start) DO NOTHING";
 
 static const char *const stmt_names[] = {
@@ -281,12 +293,17 @@ static void build_rejects(struct writer_job *j, const struct batch *b, const cha
 static void build_coverage(struct writer_job *j, const char *underlying, enum row_source source,
                            const struct coverage_mark *cov)
 {
-    int s = cov->calendar ? add_stmt(j, WSTMT_COVERAGE_RANGE, writer_sql_coverage_range, 7)
-                          : add_stmt(j, WSTMT_COVERAGE, writer_sql_coverage, 6);
+    int s = cov->calendar ? add_stmt(j, WSTMT_COVERAGE_RANGE, writer_sql_coverage_range, 9)
+                          : add_stmt(j, WSTMT_COVERAGE, writer_sql_coverage, 8);
+    char epoch[24];
+    snprintf(epoch, sizeof epoch, "%lld", (long long)cov->lease_epoch);
+    int lease_at = cov->calendar ? 7 : 6;
+    param_text(j, s, lease_at, 7, cov->lease_holder);
+    param_text(j, s, lease_at + 1, cov->calendar ? 8 : 5, cov->lease_holder ? epoch : NULL);
     if (!cov->calendar) {
         char ahead[24];
         snprintf(ahead, sizeof ahead, "%lld", (long long)cov->max_ahead_us);
-        param_text(j, s, 5, 5, ahead);
+        param_text(j, s, 5, 6, ahead);
     } else {
         char cad[24];
         snprintf(cad, sizeof cad, "%lld", (long long)cov->cadence_us);

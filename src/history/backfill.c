@@ -79,6 +79,7 @@ struct bf_underlying {
     char name[16];
     int units_left;  /* units not finished */
     bool leased, skipped, lost;
+    int64_t epoch; /* of our history lease: the unit's marks are fenced by it */
     char holder_info[160];
     struct engine_query lease_q;
     const char *lease_values[4];
@@ -202,15 +203,16 @@ static int plan_units(struct backfill *bf, const struct backfill_request *reqs, 
 /* ---- leases: rows in ingest_leases, through the pool ---- */
 
 static const char sql_lease_acquire[] =
-    "SELECT optsnap_lease_acquire($1, $2, $3::bigint * interval '1 microsecond'), "
-    "(SELECT holder || ' until ' || to_char(expires_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') "
-    "   FROM ingest_leases WHERE underlying = $1), "
-    "(SELECT holder FROM ingest_leases WHERE underlying = $1)";
+    "SELECT optsnap_lease_acquire($1, $2, $3::bigint * interval '1 microsecond')";
 static const char sql_lease_take_over[] =
     "SELECT optsnap_lease_release($1, $4) AND optsnap_lease_acquire($1, $2, $3::bigint * interval '1 microsecond')";
+/* a statement of its own: it sees what the acquire did */
+static const char sql_lease_state[] =
+    "SELECT holder || ' until ' || to_char(expires_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), "
+    "holder, epoch FROM ingest_leases WHERE kind = 'history' AND underlying = $1";
 static const char sql_lease_renew[] =
     "UPDATE ingest_leases SET expires_at = clock_timestamp() + $3::bigint * interval '1 microsecond' "
-    "WHERE underlying = ANY($1::text[]) AND holder = $2 RETURNING underlying";
+    "WHERE kind = 'history' AND underlying = ANY($1::text[]) AND holder = $2 RETURNING underlying";
 
 static void unit_finish(struct bf_unit *un, enum unit_outcome outcome);
 static void unit_prepare(struct bf_unit *un);
@@ -236,16 +238,23 @@ static bool holder_is_dead_here(const char *holder)
 }
 
 
-static void on_lease_rows(void *user, const void *pgresult)
+static void on_lease_won(void *user, const void *pgresult)
+{
+    struct bf_underlying *u = user;
+    u->leased = PQntuples(pgresult) == 1 && strcmp(PQgetvalue(pgresult, 0, 0), "t") == 0;
+}
+
+static void on_lease_state(void *user, const void *pgresult)
 {
     struct bf_underlying *u = user;
     const PGresult *res = pgresult;
     if (PQntuples(res) != 1)
         return;
-    u->leased = strcmp(PQgetvalue(res, 0, 0), "t") == 0;
-    if (!u->leased && PQnfields(res) >= 3) {
-        snprintf(u->holder_info, sizeof u->holder_info, "lease held by %.140s", PQgetvalue(res, 0, 1));
-        snprintf(u->stale_holder, sizeof u->stale_holder, "%s", PQgetvalue(res, 0, 2));
+    if (u->leased)
+        u->epoch = strtoll(PQgetvalue(res, 0, 2), NULL, 10);
+    else {
+        snprintf(u->holder_info, sizeof u->holder_info, "lease held by %.140s", PQgetvalue(res, 0, 0));
+        snprintf(u->stale_holder, sizeof u->stale_holder, "%s", PQgetvalue(res, 0, 1));
     }
 }
 
@@ -312,11 +321,13 @@ static void lease_submit(struct bf_underlying *u, bool take_over)
     memset(&u->lease_q.txn, 0, sizeof u->lease_q.txn);
     if (take_over)
         u->lease_q.txn.stmts[0] = (struct pg_stmt){.name = "lease_take_over", .sql = sql_lease_take_over,
-                                                   .nparams = 4, .values = u->lease_values, .on_tuples = on_lease_rows};
+                                                   .nparams = 4, .values = u->lease_values, .on_tuples = on_lease_won};
     else
         u->lease_q.txn.stmts[0] = (struct pg_stmt){.name = "lease_acquire", .sql = sql_lease_acquire, .nparams = 3,
-                                                   .values = u->lease_values, .on_tuples = on_lease_rows};
-    u->lease_q.txn.nstmts = 1;
+                                                   .values = u->lease_values, .on_tuples = on_lease_won};
+    u->lease_q.txn.stmts[1] = (struct pg_stmt){.name = "lease_state", .sql = sql_lease_state, .nparams = 1,
+                                               .values = u->lease_values, .on_tuples = on_lease_state};
+    u->lease_q.txn.nstmts = 2;
     u->lease_q.done = on_lease_done;
     u->lease_q.user = u;
     if (engine_query_submit(bf->e, &u->lease_q) != 0)
@@ -537,7 +548,8 @@ static void on_prepared(struct engine_query *q, const struct pg_txn_result *r)
     un->g.wg.source = ROW_SOURCE_BACKFILL;
     un->g.wg.owner = un;
     un->g.wg.cov = (struct coverage_mark){.window_start_us = un->from_us, .window_end_us = un->to_us,
-                                          .calendar = bf->s->calendar, .cadence_us = bf->s->cadence_us};
+                                          .calendar = bf->s->calendar, .cadence_us = bf->s->cadence_us,
+                                          .lease_holder = bf->holder, .lease_epoch = un->u->epoch};
     engine_group_open(bf->e, &un->g);
     un->state = UNIT_LISTING;
     un->list_step = 0;

@@ -9,10 +9,10 @@
 #include <cjson/cJSON.h>
 
 #include "optsnap/commands.h"
+#include "optsnap/config/cli.h"
 #include "optsnap/util/log.h"
 #include "optsnap/util/timeutil.h"
 
-extern char **environ;
 
 /* --- queries ---------------------------------------------------------------- */
 
@@ -192,48 +192,6 @@ void gap_list_free(struct gap_list *list)
     memset(list, 0, sizeof *list);
 }
 
-/* --- leases ----------------------------------------------------------------- */
-
-static int lease_call(PGconn *conn, const char *sql, int nparams, const char *const *params,
-                      bool *ok)
-{
-    *ok = false;
-    PGresult *res = PQexecParams(conn, sql, nparams, NULL, params, NULL, NULL, 0);
-    if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1) {
-        log_pg_error("gaps: lease call failed", conn, res);
-        PQclear(res);
-        return GAPS_ERR_DB;
-    }
-    *ok = strcmp(PQgetvalue(res, 0, 0), "t") == 0;
-    PQclear(res);
-    return 0;
-}
-
-int gaps_lease_acquire(PGconn *conn, const char *underlying, const char *holder, int64_t ttl_us,
-                       bool *ok)
-{
-    char ttl[32];
-    snprintf(ttl, sizeof ttl, "%" PRId64, ttl_us);
-    const char *p[3] = {underlying, holder, ttl};
-    return lease_call(conn, "SELECT optsnap_lease_acquire($1, $2, $3::bigint * interval '1 microsecond')",
-                      3, p, ok);
-}
-
-int gaps_lease_renew(PGconn *conn, const char *underlying, const char *holder, int64_t ttl_us,
-                     bool *ok)
-{
-    char ttl[32];
-    snprintf(ttl, sizeof ttl, "%" PRId64, ttl_us);
-    const char *p[3] = {underlying, holder, ttl};
-    return lease_call(conn, "SELECT optsnap_lease_renew($1, $2, $3::bigint * interval '1 microsecond')",
-                      3, p, ok);
-}
-
-int gaps_lease_release(PGconn *conn, const char *underlying, const char *holder, bool *ok)
-{
-    const char *p[2] = {underlying, holder};
-    return lease_call(conn, "SELECT optsnap_lease_release($1, $2)", 2, p, ok);
-}
 
 /* --- the command ------------------------------------------------------------ */
 
@@ -438,40 +396,6 @@ struct gaps_options {
     const char *format;
 };
 
-static int parse_options(char **argv, const int *rest, int nrest, struct gaps_options *o)
-{
-    static const char *const names[] = {"--since", "--until", "--underlying", "--format"};
-    for (int k = 0; k < nrest; k++) {
-        const char *a = argv[rest[k]];
-        const char *value = NULL;
-        int which = -1;
-        for (int n = 0; n < 4 && which < 0; n++) {
-            size_t len = strlen(names[n]);
-            if (strncmp(a, names[n], len) != 0)
-                continue;
-            if (a[len] == '=') {
-                value = a + len + 1;
-                which = n;
-            } else if (a[len] == '\0') {
-                /* the value is the next argv entry, which settings left in rest too */
-                if (k + 1 >= nrest || rest[k + 1] != rest[k] + 1) {
-                    fprintf(stderr, "optsnap gaps: %s needs a value\n", a);
-                    return -1;
-                }
-                value = argv[rest[++k]];
-                which = n;
-            }
-        }
-        if (which < 0) {
-            fprintf(stderr, "optsnap gaps: unknown argument '%s'\n", a);
-            return -1;
-        }
-        const char **slot[4] = {&o->since, &o->until, &o->underlying, &o->format};
-        *slot[which] = value;
-    }
-    return 0;
-}
-
 static int gaps_run(struct settings *s, const struct gaps_options *o)
 {
     int64_t now_us = time_now_us();
@@ -581,23 +505,16 @@ static int gaps_run(struct settings *s, const struct gaps_options *o)
 
 int cmd_gaps(int argc, char **argv)
 {
-    for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
-            gaps_usage(stdout);
-            return EXIT_OK;
-        }
+    if (cli_help_asked(argc, argv)) {
+        gaps_usage(stdout);
+        return EXIT_OK;
     }
     struct settings s;
-    char err[512];
-    int rest[64], nrest = 0;
-    if (settings_load_all(&s, argc, argv, environ, rest, 64, &nrest, err, sizeof err)) {
-        fprintf(stderr, "optsnap gaps: %s\n", err);
-        settings_free(&s);
-        return EXIT_USAGE;
-    }
     struct gaps_options o = {0};
+    const struct cli_option opts[] = {{"--since", &o.since, false}, {"--until", &o.until, false},
+                                      {"--underlying", &o.underlying, false}, {"--format", &o.format, false}};
     int rc;
-    if (parse_options(argv, rest, nrest, &o) != 0) {
+    if (cli_load("gaps", argc, argv, &s, opts, sizeof opts / sizeof opts[0]) != 0) {
         gaps_usage(stderr);
         rc = EXIT_USAGE;
     } else {

@@ -7,13 +7,12 @@
 #include <string.h>
 
 #include "optsnap/commands.h"
+#include "optsnap/config/cli.h"
 #include "optsnap/db/pg_connect.h"
 #include "optsnap/history/backfill.h"
 #include "optsnap/history/gaps.h"
 #include "optsnap/pipeline/schedule.h"
 #include "optsnap/util/timeutil.h"
-
-extern char **environ;
 
 #define REPORT_LINES 50
 
@@ -22,42 +21,6 @@ extern char **environ;
 struct cmd_options {
     const char *from, *to, *underlying, *resolution, *lookback, *until;
 };
-
-static int parse_options(const char *cmd, char **argv, const int *rest, int nrest, struct cmd_options *o,
-                         bool repair)
-{
-    const char *names[6] = {"--from", "--to", "--underlying", "--resolution", "--lookback", "--until"};
-    const char **slot[6] = {&o->from, &o->to, &o->underlying, &o->resolution, &o->lookback, &o->until};
-    for (int k = 0; k < nrest; k++) {
-        const char *a = argv[rest[k]];
-        int which = -1;
-        const char *value = NULL;
-        for (int n = 0; n < 6 && which < 0; n++) {
-            if ((n <= 1 || n == 3) == repair && n != 2)
-                continue; /* backfill: from/to/resolution; repair: lookback/until */
-            size_t len = strlen(names[n]);
-            if (strncmp(a, names[n], len) != 0)
-                continue;
-            if (a[len] == '=') {
-                value = a + len + 1;
-                which = n;
-            } else if (a[len] == '\0') {
-                if (k + 1 >= nrest || rest[k + 1] != rest[k] + 1) {
-                    fprintf(stderr, "optsnap %s: %s needs a value\n", cmd, a);
-                    return -1;
-                }
-                value = argv[rest[++k]];
-                which = n;
-            }
-        }
-        if (which < 0) {
-            fprintf(stderr, "optsnap %s: unknown argument '%s' (see optsnap %s --help)\n", cmd, a, cmd);
-            return -1;
-        }
-        *slot[which] = value;
-    }
-    return 0;
-}
 
 static void common_settings_help(FILE *out)
 {
@@ -122,13 +85,13 @@ static int load_command(const char *cmd, int argc, char **argv, struct settings 
                         bool repair)
 {
     char err[512];
-    int rest[64], nrest = 0;
-    if (settings_load_all(s, argc, argv, environ, rest, 64, &nrest, err, sizeof err)) {
-        fprintf(stderr, "optsnap %s: %s\n", cmd, err);
-        return -1;
-    }
     memset(o, 0, sizeof *o);
-    if (parse_options(cmd, argv, rest, nrest, o, repair) != 0)
+    const struct cli_option backfill_opts[] = {{"--from", &o->from, false}, {"--to", &o->to, false},
+                                               {"--underlying", &o->underlying, false},
+                                               {"--resolution", &o->resolution, false}};
+    const struct cli_option repair_opts[] = {{"--lookback", &o->lookback, false}, {"--until", &o->until, false},
+                                             {"--underlying", &o->underlying, false}};
+    if (repair ? cli_load(cmd, argc, argv, s, repair_opts, 3) : cli_load(cmd, argc, argv, s, backfill_opts, 4))
         return -1;
     if (o->underlying != NULL &&
         settings_set(s, "universe", o->underlying, SOURCE_FLAG, "--underlying", err, sizeof err)) {
@@ -158,17 +121,9 @@ static void print_summary(const char *cmd, const struct backfill_result *r)
            r->seconds > 0 ? (double)r->rows_written / r->seconds : 0.0);
 }
 
-static int help_asked(int argc, char **argv)
-{
-    for (int i = 1; i < argc; i++)
-        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0)
-            return 1;
-    return 0;
-}
-
 int cmd_backfill(int argc, char **argv)
 {
-    if (help_asked(argc, argv)) {
+    if (cli_help_asked(argc, argv)) {
         backfill_usage(stdout);
         return EXIT_OK;
     }
@@ -237,7 +192,7 @@ static void print_gaps(const struct gap_list *g)
 
 int cmd_repair(int argc, char **argv)
 {
-    if (help_asked(argc, argv)) {
+    if (cli_help_asked(argc, argv)) {
         repair_usage(stdout);
         return EXIT_OK;
     }

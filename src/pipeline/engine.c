@@ -37,12 +37,12 @@ struct engine {
     int nowned;
     int holds;
 
-    struct pager *wait_head, *wait_tail; /* pagers waiting for room to fetch */
+    struct list_node waiting;     /* pagers waiting for room to fetch, FIFO */
     int nwaiting, fetches_in_flight;
-    long rows_reserved;                  /* by fetches in flight */
-    struct engine_group *open_groups;
-    long rows_open;                      /* in open batches */
-    struct engine_query *q_head, *q_tail;
+    long rows_reserved;           /* by fetches in flight */
+    struct list_node open_groups; /* groups with rows yet to come */
+    long rows_open;               /* in open batches */
+    struct list_node queries;     /* the drivers' statements waiting for a connection */
     int queries_in_flight;
 
     struct engine_counters c;
@@ -92,38 +92,29 @@ void engine_release(struct engine *e) { e->holds--; }
 
 void engine_fetch_enqueue(struct engine *e, struct pager *p)
 {
-    p->next = NULL;
+    list_push_back(&e->waiting, &p->link);
     p->queued = true;
-    if (e->wait_tail)
-        e->wait_tail->next = p;
-    else
-        e->wait_head = p;
-    e->wait_tail = p;
     e->nwaiting++;
 }
 
 void engine_fetch_remove(struct engine *e, struct pager *p)
 {
-    struct pager *prev = NULL;
-    for (struct pager *x = e->wait_head; x; prev = x, x = x->next) {
-        if (x != p)
-            continue;
-        if (prev)
-            prev->next = x->next;
-        else
-            e->wait_head = x->next;
-        if (e->wait_tail == x)
-            e->wait_tail = prev;
-        x->next = NULL;
-        x->queued = false;
-        e->nwaiting--;
+    if (!p->queued)
         return;
-    }
+    list_remove(&p->link);
+    p->queued = false;
+    e->nwaiting--;
+}
+
+static struct pager *first_waiting(const struct engine *e)
+{
+    struct list_node *n = list_first(&e->waiting);
+    return n ? list_entry(n, struct pager, link) : NULL;
 }
 
 static struct pager *fetch_pop(struct engine *e)
 {
-    struct pager *p = e->wait_head;
+    struct pager *p = first_waiting(e);
     if (p)
         engine_fetch_remove(e, p);
     return p;
@@ -147,9 +138,12 @@ void engine_fetch_finished(struct engine *e, long reserve_rows)
 
 static void seal_open_groups(struct engine *e, int64_t opened_before_us)
 {
-    for (struct engine_group *g = e->open_groups; g; g = g->next)
+    struct list_node *n, *tmp;
+    list_for_each_safe(n, tmp, &e->open_groups) {
+        struct engine_group *g = list_entry(n, struct engine_group, link);
         if (g->cur && g->cur_opened_us <= opened_before_us)
             engine_group_seal(e, g);
+    }
 }
 
 /* Starts fetches while the wide pool has room and the queue has room for what
@@ -159,10 +153,12 @@ static void seal_open_groups(struct engine *e, int64_t opened_before_us)
 static void pump_fetches(struct engine *e)
 {
     long max = e->cfg.queue_max_rows;
-    if (e->wait_head && engine_rows_pending(e) + e->wait_head->reserve_rows > max)
+    struct pager *p = first_waiting(e);
+    if (p && engine_rows_pending(e) + p->reserve_rows > max)
         seal_open_groups(e, INT64_MAX);
-    while (e->state == ENGINE_RUNNING && e->wait_head && e->fetches_in_flight < e->cfg.http_concurrency) {
-        long need = e->wait_head->reserve_rows;
+    while (e->state == ENGINE_RUNNING && (p = first_waiting(e)) != NULL &&
+           e->fetches_in_flight < e->cfg.http_concurrency) {
+        long need = p->reserve_rows;
         long pending = engine_rows_pending(e);
         if (pending > 0 && pending + need > max)
             break;
@@ -186,16 +182,14 @@ static void query_done(struct pg_txn *txn, const struct pg_txn_result *r)
 
 static void dispatch_queries(struct engine *e)
 {
-    while (e->q_head && e->state != ENGINE_CLOSING && pg_pool_has_idle(e->pool)) {
-        struct engine_query *q = e->q_head;
+    struct list_node *n;
+    while ((n = list_first(&e->queries)) != NULL && e->state != ENGINE_CLOSING && pg_pool_has_idle(e->pool)) {
+        struct engine_query *q = list_entry(n, struct engine_query, link);
         q->txn.done = query_done;
         q->txn.user = q->user; /* what the statements' on_tuples get */
         if (pg_pool_submit(e->pool, &q->txn) != 0)
             break;
-        e->q_head = q->next;
-        if (e->q_head == NULL)
-            e->q_tail = NULL;
-        q->next = NULL;
+        list_remove(&q->link);
         e->queries_in_flight++;
     }
 }
@@ -210,12 +204,7 @@ int engine_query_submit(struct engine *e, struct engine_query *q)
         return -EBUSY;
     q->e = e;
     q->pending = true;
-    q->next = NULL;
-    if (e->q_tail)
-        e->q_tail->next = q;
-    else
-        e->q_head = q;
-    e->q_tail = q;
+    list_push_back(&e->queries, &q->link);
     dispatch_queries(e);
     return 0;
 }
@@ -226,14 +215,12 @@ static void cancel_queued_queries(struct engine *e)
     memset(&r, 0, sizeof r);
     r.status = PG_TXN_CANCELLED;
     r.failed_stmt = -1;
-    while (e->q_head) {
-        struct engine_query *q = e->q_head;
-        e->q_head = q->next;
-        q->next = NULL;
+    struct list_node *n;
+    while ((n = list_pop_front(&e->queries)) != NULL) {
+        struct engine_query *q = list_entry(n, struct engine_query, link);
         q->pending = false;
         q->done(q, &r);
     }
-    e->q_tail = NULL;
 }
 
 /* ---- rows ---- */
@@ -241,26 +228,13 @@ static void cancel_queued_queries(struct engine *e)
 void engine_group_open(struct engine *e, struct engine_group *g)
 {
     g->cur = NULL;
-    g->open = true;
-    g->prev = NULL;
-    g->next = e->open_groups;
-    if (e->open_groups)
-        e->open_groups->prev = g;
-    e->open_groups = g;
+    list_push_back(&e->open_groups, &g->link);
 }
 
-static void group_unlink(struct engine *e, struct engine_group *g)
+static void group_unlink(struct engine_group *g)
 {
-    if (!g->open)
-        return;
-    if (g->prev)
-        g->prev->next = g->next;
-    else
-        e->open_groups = g->next;
-    if (g->next)
-        g->next->prev = g->prev;
-    g->prev = g->next = NULL;
-    g->open = false;
+    if (list_linked(&g->link))
+        list_remove(&g->link);
 }
 
 void engine_group_fail(struct engine *e, struct engine_group *g, const char *why)
@@ -332,7 +306,7 @@ void engine_group_seal(struct engine *e, struct engine_group *g)
 void engine_group_close(struct engine *e, struct engine_group *g)
 {
     engine_group_seal(e, g);
-    group_unlink(e, g);
+    group_unlink(g);
     if (e->state == ENGINE_CLOSING)
         return;
     write_queue_close_group(e->wq, &g->wg); /* may settle the group at once */
@@ -412,7 +386,8 @@ static void check_drained(struct engine *e)
 {
     if (e->state != ENGINE_DRAINING)
         return;
-    if (e->fetches_in_flight > 0 || e->wait_head || e->open_groups || e->q_head || e->queries_in_flight > 0 ||
+    if (e->fetches_in_flight > 0 || !list_empty(&e->waiting) || !list_empty(&e->open_groups) ||
+        !list_empty(&e->queries) || e->queries_in_flight > 0 ||
         !write_queue_idle(e->wq) || (e->d.busy && e->d.busy(e->d.self)))
         return;
     log_info("drained: everything fetched is committed", "command=%s rows_written=%llu rows_unchanged=%llu",
@@ -478,14 +453,16 @@ static void close_all(struct engine *e)
     struct pager *p;
     while ((p = fetch_pop(e)) != NULL)
         pager_end_waiting(p, "shutting down");
-    for (struct engine_group *g = e->open_groups; g; g = e->open_groups) {
+    struct list_node *n;
+    while ((n = list_first(&e->open_groups)) != NULL) {
+        struct engine_group *g = list_entry(n, struct engine_group, link);
         if (g->cur) {
             e->rows_open -= (long)g->cur->nrows;
             batch_free(g->cur);
             g->cur = NULL;
         }
         g->wg.failed = true;
-        group_unlink(e, g);
+        group_unlink(g);
     }
     cancel_queued_queries(e);
     if (e->http)
@@ -623,6 +600,9 @@ int engine_create(struct engine **out, struct settings *s, const struct engine_c
     e->s = s;
     e->cfg = *cfg;
     e->d = *driver;
+    list_init(&e->waiting);
+    list_init(&e->open_groups);
+    list_init(&e->queries);
     if (e->cfg.batch_rows < 1)
         e->cfg.batch_rows = 1;
     if (api_origin_init(&e->origin, s->api_url) != 0) {

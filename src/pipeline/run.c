@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "optsnap/commands.h"
+#include "optsnap/config/cli.h"
 #include "optsnap/db/pg_connect.h"
 #include "optsnap/ops/sd_notify.h"
 #include "optsnap/pipeline/calendar.h"
@@ -635,28 +636,17 @@ static void run_usage(FILE *out)
                  "underlying's option chain snapshot into PostgreSQL and mark the window covered.\n"
                  "SIGTERM/SIGINT drain and exit 0; a second signal or shutdown_timeout stops at once (exit 1).\n\n"
                  "settings (also OPTSNAP_<KEY> variables and `key = value` lines in the config file):\n");
-    for (size_t i = 0; i < settings_count; i++)
-        fprintf(out, "  --%-26s %s (default: %s)\n", settings_table[i].name, settings_table[i].doc,
-                settings_table[i].default_value[0] ? settings_table[i].default_value : "\"\"");
+    cli_print_settings(out);
 }
 
 int cmd_run(int argc, char **argv)
 {
-    for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
-            run_usage(stdout);
-            return EXIT_OK;
-        }
+    if (cli_help_asked(argc, argv)) {
+        run_usage(stdout);
+        return EXIT_OK;
     }
     struct settings s;
-    char err[512];
-    int rest[64], nrest = 0;
-    if (settings_load_all(&s, argc, argv, environ, rest, 64, &nrest, err, sizeof err)) {
-        fprintf(stderr, "optsnap run: %s\n", err);
-        return EXIT_USAGE;
-    }
-    if (nrest > 0) {
-        fprintf(stderr, "optsnap run: unknown option '%s' (see optsnap run --help)\n", argv[rest[0]]);
+    if (cli_load("run", argc, argv, &s, NULL, 0) != 0) {
         settings_free(&s);
         return EXIT_USAGE;
     }

@@ -57,7 +57,7 @@ sim_start "$TMP/sim2.log" --seed 12 --underlyings SPY,QQQ --contracts 400 --cloc
 DB2=$(e2e_db optsnap_e2e_engine2) || fail "database"
 # QQQ's lease row exists, expired, and a transaction holds it locked: QQQ's
 # lease statement waits on the lock (its connection is busy), SPY's unit runs
-psql -X -q "$DB2" -c "INSERT INTO ingest_leases (underlying, holder, expires_at) VALUES ('QQQ', 'nobody', now() - interval '1 hour')"
+psql -X -q "$DB2" -c "INSERT INTO ingest_leases (kind, underlying, holder, expires_at) VALUES ('history', 'QQQ', 'nobody', now() - interval '1 hour')"
 mkfifo "$TMP/hold"
 ( psql -X -q "$DB2" -v ON_ERROR_STOP=1 <"$TMP/hold" >"$TMP/hold.log" 2>&1 ) &
 HOLD_PID=$!

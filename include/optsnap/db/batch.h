@@ -9,6 +9,7 @@
 #include <stdint.h>
 
 #include "optsnap/api/row.h"
+#include "optsnap/util/list.h"
 
 struct batch {
     struct snapshot_row *rows;
@@ -20,7 +21,7 @@ struct batch {
 
     /* Set by the owner (the ingester); the batch module never reads them. */
     void *owner;                /* the sweep this batch belongs to */
-    struct batch *next;         /* queue link */
+    struct list_node link;      /* the write queue's list */
     int64_t not_before_us;      /* retry backoff: not submitted before this time */
     int attempts;
     bool final;                 /* the last batch of its sweep: may carry the coverage mark */

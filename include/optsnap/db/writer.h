@@ -26,6 +26,11 @@ struct coverage_mark {
     /* Live (one window): refused unless window_start <= the database's now()
      * + max_ahead_us (the clock-skew bound). */
     int64_t max_ahead_us;
+    /* The lease the mark is fenced by (live: kind 'live', backfill: kind
+     * 'history'): refused unless that lease is live, ours and of this epoch.
+     * NULL holder = not fenced. The string must outlive the job. */
+    const char *lease_holder;
+    int64_t lease_epoch;
     /* Backfill: when calendar is set, every expected window of that calendar
      * and cadence inside [window_start_us, window_end_us) is marked (source
      * backfill never replaces a live mark), instead of the one window. */
@@ -41,7 +46,7 @@ struct writer_stmt_params {
     int lengths[WRITER_MAX_PARAMS];
     int formats[WRITER_MAX_PARAMS];
     size_t offsets[WRITER_MAX_PARAMS]; /* into buf, resolved to values once built */
-    char text[8][128];                 /* scalar text parameters */
+    char text[10][128];                /* scalar text parameters */
 };
 
 /* One batch's transaction. Embeds the pg_txn; owns its parameter memory. The

@@ -1,6 +1,5 @@
 /* gaps.h - missing cadence windows per underlying (sql/003_gaps.sql's
- * optsnap_gaps) and the per-underlying lease repair and backfill take
- * (optsnap_lease_*). Wraps libpq, blocking: for short commands (gaps, repair,
+ * optsnap_gaps). Wraps libpq, blocking: for short commands (gaps, repair,
  * backfill start-up), never on the ingester's loop. */
 #ifndef OPTSNAP_GAPS_H
 #define OPTSNAP_GAPS_H
@@ -61,19 +60,6 @@ int gaps_query(PGconn *conn, const struct gap_request *req, struct gap_list *out
                size_t err_size) __attribute__((warn_unused_result));
 
 void gap_list_free(struct gap_list *list);
-
-/* The lease on one underlying (ingest_leases), one autocommitted statement
- * each, so it holds through a transaction-mode pooler. `holder` names the
- * process ("repair:host:pid"); ttl_us > 0. Each returns 0 and sets *ok (true:
- * the lease is ours / was renewed / was released by us), or GAPS_ERR_DB.
- * Call them outside an open transaction: an acquire inside one keeps the row
- * locked, and a competitor's acquire waits for it, until that commits. */
-int gaps_lease_acquire(PGconn *conn, const char *underlying, const char *holder, int64_t ttl_us,
-                       bool *ok) __attribute__((warn_unused_result));
-int gaps_lease_renew(PGconn *conn, const char *underlying, const char *holder, int64_t ttl_us,
-                     bool *ok) __attribute__((warn_unused_result));
-int gaps_lease_release(PGconn *conn, const char *underlying, const char *holder, bool *ok)
-    __attribute__((warn_unused_result));
 
 /* `optsnap gaps ...`; returns the process exit code (enum exit_code). */
 int cmd_gaps(int argc, char **argv);

@@ -25,6 +25,7 @@
 #include "optsnap/db/write_queue.h"
 #include "optsnap/http/http_client.h"
 #include "optsnap/ops/metrics.h"
+#include "optsnap/util/list.h"
 
 struct engine;
 
@@ -37,8 +38,7 @@ struct engine_group {
     /* the engine's */
     struct batch *cur;               /* open batch, NULL when none */
     int64_t cur_opened_us;           /* real time the open batch got its first row */
-    struct engine_group *prev, *next; /* open groups: sealed on batch_max_age and when the queue is full */
-    bool open;
+    struct list_node link;           /* open groups: sealed on batch_max_age and when the queue is full */
 };
 
 /* A statement (or a few) of the driver's own, through the pool: leases,
@@ -50,7 +50,7 @@ struct engine_query {
     void *user;
     /* the engine's */
     struct engine *e;
-    struct engine_query *next;
+    struct list_node link;
     bool pending; /* queued or in the database */
 };
 

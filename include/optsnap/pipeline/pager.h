@@ -12,6 +12,7 @@
 
 #include "optsnap/http/http_client.h"
 #include "optsnap/pipeline/pager_rules.h"
+#include "optsnap/util/list.h"
 
 struct engine;
 struct pager;
@@ -42,7 +43,7 @@ struct pager {
     struct engine *e;
     struct pager_rules rules;
     char *url;          /* the page to fetch (again) */
-    struct pager *next; /* the engine's queue of pagers waiting to fetch */
+    struct list_node link; /* in the engine's queue of pagers waiting to fetch */
     bool queued, in_flight, active, abandoned;
     char abandon_why[96];
 };

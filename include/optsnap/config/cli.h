@@ -1,0 +1,33 @@
+/* cli.h - what every command's command line shares: --help, the settings,
+ * then the command's own options (--name value or --name=value) among the
+ * arguments the settings left. Errors are printed as "optsnap CMD: ...".
+ * Pure (stdio only). */
+#ifndef OPTSNAP_CLI_H
+#define OPTSNAP_CLI_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdio.h>
+
+#include "optsnap/config/settings.h"
+
+/* One option of a command's own: "--from", and where its value goes (NULL
+ * stays when not given). A flag with no value sets *value to "". */
+struct cli_option {
+    const char *name;
+    const char **value;
+    bool flag;
+};
+
+/* True when argv holds --help or -h. */
+bool cli_help_asked(int argc, char **argv);
+
+/* settings_load_all, then opts from what it left. Returns 0, or -1 after
+ * printing the error (the caller exits 2). s needs settings_free either way. */
+int cli_load(const char *cmd, int argc, char **argv, struct settings *s, const struct cli_option *opts, size_t nopts)
+    __attribute__((warn_unused_result));
+
+/* One line per setting: "  --name  doc (default: v[, reloadable])". */
+void cli_print_settings(FILE *out);
+
+#endif
