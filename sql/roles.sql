@@ -30,6 +30,8 @@ GRANT USAGE ON SCHEMA public TO optsnap_writer, optsnap_reader;
 -- the writer
 GRANT SELECT, INSERT, UPDATE ON options, option_snapshots, ingest_coverage TO optsnap_writer;
 GRANT SELECT, INSERT ON ingest_rejects TO optsnap_writer;
+-- `optsnap rejects --replay` marks what it replayed; the dead letter itself stays as written
+GRANT UPDATE (replayed_at, replay_result) ON ingest_rejects TO optsnap_writer;
 GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO optsnap_writer;
 GRANT SELECT, INSERT, UPDATE, DELETE ON ingest_leases TO optsnap_writer;
 GRANT SELECT, INSERT ON ingest_lease_log TO optsnap_writer;

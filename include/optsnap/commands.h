@@ -12,5 +12,6 @@ int cmd_config(int argc, char **argv);   /* config/config_cmd.c */
 int cmd_gaps(int argc, char **argv);     /* history/gaps.c */
 int cmd_backfill(int argc, char **argv); /* history/repair.c */
 int cmd_repair(int argc, char **argv);   /* history/repair.c */
+int cmd_rejects(int argc, char **argv);  /* history/rejects.c */
 
 #endif

@@ -10,9 +10,6 @@
 #include "optsnap/api/api_envelope.h"
 
 #define AGGS_RESULTS_MAX 50000
-/* Bar starts outside [2000-01-01, 2100-01-01) in ms are unit mistakes. */
-#define BAR_T_MIN_MS INT64_C(946684800000)
-#define BAR_T_MAX_MS INT64_C(4102444800000)
 
 /* Reads a required finite number; returns 0, or -1 with *why set. */
 static int bar_number(const cJSON *bar, const char *key, bool required, double *out,
@@ -40,7 +37,8 @@ static int bar_number(const cJSON *bar, const char *key, bool required, double *
 }
 
 /* Returns 0, or -1 with a message naming the bar and field. */
-static int bar_parse(const cJSON *bar, struct agg_bar *out, const char **field, const char **why)
+static int bar_parse(const struct api_envelope *env, const cJSON *bar, struct agg_bar *out, const char **field,
+                     const char **why)
 {
     if (!cJSON_IsObject(bar)) {
         *field = "bar";
@@ -68,11 +66,13 @@ static int bar_parse(const cJSON *bar, struct agg_bar *out, const char **field, 
         *why = "not an integer";
         return -1;
     }
-    if (vals[5] < (double)BAR_T_MIN_MS || vals[5] >= (double)BAR_T_MAX_MS) {
+    /* the spec says ms; read by magnitude like every API timestamp */
+    int64_t us;
+    if (api_timestamp_us(env, NULL, cJSON_GetObjectItemCaseSensitive(bar, "t"), &us) != API_TS_OK) {
         *why = "timestamp out of range";
         return -1;
     }
-    out->start_ms = (int64_t)vals[5];
+    out->start_ms = us / 1000;
     *field = "h";
     if (out->high < out->low) {
         *why = "high < low";
@@ -156,7 +156,7 @@ int aggs_page_parse(struct aggs_page *page, const char *body, size_t len, char *
     for (const cJSON *bar = (rc == PARSE_OK && count > 0) ? results->child : NULL;
          bar != NULL; bar = bar->next, i++) {
         const char *field = "", *why = "";
-        if (bar_parse(bar, &page->bars[page->nbars + i], &field, &why)) {
+        if (bar_parse(&env, bar, &page->bars[page->nbars + i], &field, &why)) {
             api_err_set(err, err_size, env.request_id, "results[%zu].%s: %s", i, field, why);
             rc = PARSE_ERR_SHAPE;
             break;

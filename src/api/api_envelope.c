@@ -1,6 +1,9 @@
 /* api_envelope.c - body checks, cJSON parse and the status/error envelope shared by the API page parsers. */
 #include "optsnap/api/api_envelope.h"
 
+#include "optsnap/api/api_error.h"
+#include "optsnap/util/array.h"
+
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -326,17 +329,16 @@ int api_envelope_open(struct api_envelope *env, const char *body, size_t len,
     bool status_ok = env->status[0] == '\0' || strcmp(env->status, "OK") == 0 ||
                      strcmp(env->status, "DELAYED") == 0;
     if (!status_ok || (error != NULL && !cJSON_IsNull(error))) {
-        const char *msg = string_item(root, "message");
-        if (msg == NULL)
-            msg = string_item(root, "error");
-        char msg_ascii[256];
-        api_copy_ascii(msg_ascii, sizeof msg_ascii, msg != NULL ? msg : "(no message)");
+        struct api_error e;
+        memset(&e, 0, sizeof e);
+        api_error_from_json(root, &e);
+        const char *msg = e.message[0] ? e.message : "(no message)";
         if (env->request_id[0] != '\0')
             api_err_set(err, err_size, NULL, "API error status=%s request_id=%s: %s",
-                        env->status[0] ? env->status : "(none)", env->request_id, msg_ascii);
+                        env->status[0] ? env->status : "(none)", env->request_id, msg);
         else
             api_err_set(err, err_size, NULL, "API error status=%s: %s",
-                        env->status[0] ? env->status : "(none)", msg_ascii);
+                        env->status[0] ? env->status : "(none)", msg);
         api_envelope_close(env);
         return PARSE_ERR_API;
     }
@@ -392,4 +394,146 @@ int api_number_exact_i64(const struct api_envelope *env, const struct json_exact
         return -1;
     *out = (int64_t)d;
     return 0;
+}
+
+static size_t skip_ws(const char *p, size_t i, size_t len)
+{
+    while (i < len && (p[i] == ' ' || p[i] == '\t' || p[i] == '\n' || p[i] == '\r'))
+        i++;
+    return i;
+}
+
+/* p[i] is '"': returns the index after the closing quote, or len. */
+static size_t skip_string(const char *p, size_t i, size_t len)
+{
+    for (i++; i < len; i++) {
+        if (p[i] == '\\')
+            i++;
+        else if (p[i] == '"')
+            return i + 1;
+    }
+    return len;
+}
+
+/* Returns the index after the value starting at p[i] (the body is JSON that cJSON accepted). */
+static size_t skip_value(const char *p, size_t i, size_t len)
+{
+    if (i >= len)
+        return len;
+    if (p[i] == '"')
+        return skip_string(p, i, len);
+    if (p[i] == '{' || p[i] == '[') {
+        int depth = 0;
+        while (i < len) {
+            char c = p[i];
+            if (c == '"') {
+                i = skip_string(p, i, len);
+                continue;
+            }
+            if (c == '{' || c == '[')
+                depth++;
+            else if (c == '}' || c == ']') {
+                if (--depth == 0)
+                    return i + 1;
+            }
+            i++;
+        }
+        return len;
+    }
+    while (i < len && p[i] != ',' && p[i] != '}' && p[i] != ']' && p[i] != ' ' && p[i] != '\t' &&
+           p[i] != '\n' && p[i] != '\r')
+        i++;
+    return i;
+}
+
+static int span_push(struct json_span **spans, size_t *cap, size_t n, size_t start, size_t end)
+{
+    if (array_reserve((void **)spans, cap, n + 1, sizeof **spans))
+        return -1;
+    (*spans)[n].start = start;
+    (*spans)[n].end = end;
+    return 0;
+}
+
+long api_results_spans(const char *body, size_t len, struct json_span **spans, size_t *cap)
+{
+    size_t i = skip_ws(body, 0, len);
+    if (i >= len || body[i] != '{')
+        return -1;
+    i = skip_ws(body, i + 1, len);
+    while (i < len && body[i] == '"') {
+        size_t kend = skip_string(body, i, len);
+        bool is_results = kend - i == 9 && memcmp(body + i, "\"results\"", 9) == 0;
+        i = skip_ws(body, kend, len);
+        if (i >= len || body[i] != ':')
+            return -1;
+        i = skip_ws(body, i + 1, len);
+        if (is_results) {
+            if (i < len && body[i] == '{') {
+                if (span_push(spans, cap, 0, i, skip_value(body, i, len)))
+                    return -1;
+                return 1;
+            }
+            if (i >= len || body[i] != '[')
+                return -1;
+            long n = 0;
+            i = skip_ws(body, i + 1, len);
+            while (i < len && body[i] != ']') {
+                size_t end = skip_value(body, i, len);
+                if (span_push(spans, cap, (size_t)n, i, end))
+                    return -1;
+                n++;
+                i = skip_ws(body, end, len);
+                if (i < len && body[i] == ',')
+                    i = skip_ws(body, i + 1, len);
+            }
+            return n;
+        }
+        i = skip_ws(body, skip_value(body, i, len), len);
+        if (i < len && body[i] == ',')
+            i = skip_ws(body, i + 1, len);
+    }
+    return -1;
+}
+
+/* [2000-01-01, 2100-01-01) in seconds; the same range in ms, us and ns is
+ * this times 1e3, 1e6, 1e9, and a range spans less than a factor 1000. */
+#define TS_MIN_S INT64_C(946684800)
+#define TS_MAX_S INT64_C(4102444800)
+
+int api_timestamp_us(const struct api_envelope *env, const struct json_exact_ints *exact,
+                     const cJSON *node, int64_t *us)
+{
+    if (!cJSON_IsNumber(node) || !isfinite(node->valuedouble))
+        return API_TS_NOT_NUMBER;
+    int64_t v;
+    if (api_number_exact_i64(env, exact, node, &v) == 0) {
+        if (v == 0)
+            return API_TS_NONE;
+        if (v >= TS_MIN_S && v < TS_MAX_S)
+            *us = v * 1000000;
+        else if (v >= TS_MIN_S * 1000 && v < TS_MAX_S * 1000)
+            *us = v * 1000;
+        else if (v >= TS_MIN_S * 1000000 && v < TS_MAX_S * 1000000)
+            *us = v;
+        else if (v >= TS_MIN_S * 1000000000 && v < TS_MAX_S * 1000000000)
+            *us = v / 1000;
+        else
+            return API_TS_OUT_OF_RANGE;
+        return API_TS_OK;
+    }
+    /* not integral: 1605195918.507 (s) or 1605195918507.25 (ms) */
+    double d = node->valuedouble, scale;
+    if (d >= (double)TS_MIN_S && d < (double)TS_MAX_S)
+        scale = 1e6;
+    else if (d >= (double)TS_MIN_S * 1e3 && d < (double)TS_MAX_S * 1e3)
+        scale = 1e3;
+    else if (d >= (double)TS_MIN_S * 1e6 && d < (double)TS_MAX_S * 1e6)
+        scale = 1;
+    else if (d >= (double)TS_MIN_S * 1e9 && d < (double)TS_MAX_S * 1e9)
+        scale = 1e-3;
+    else
+        return API_TS_OUT_OF_RANGE;
+    *us = llround(d * scale);
+    return API_TS_OK;
 }

@@ -25,6 +25,72 @@ static const char *opt_string(const cJSON *obj, const char *key, bool *bad)
     return it->valuestring;
 }
 
+/* additional_underlyings: an array of {type, underlying, amount}; the JSON
+ * text rebuilt from what was read, or NULL (with *bad) when it is not that. */
+static char *deliverables_parse(const cJSON *arr, bool *bad)
+{
+    if (!cJSON_IsArray(arr) || cJSON_GetArraySize(arr) > 64) {
+        *bad = true;
+        return NULL;
+    }
+    cJSON *out = cJSON_CreateArray();
+    if (out == NULL)
+        return NULL;
+    for (const cJSON *e = arr->child; e != NULL; e = e->next) {
+        const cJSON *type = cJSON_GetObjectItemCaseSensitive(e, "type");
+        const cJSON *und = cJSON_GetObjectItemCaseSensitive(e, "underlying");
+        const cJSON *amount = cJSON_GetObjectItemCaseSensitive(e, "amount");
+        if (!cJSON_IsObject(e) || !cJSON_IsString(type) || !cJSON_IsString(und) || !cJSON_IsNumber(amount) ||
+            !isfinite(amount->valuedouble)) {
+            cJSON_Delete(out);
+            *bad = true;
+            return NULL;
+        }
+        char t[32], u[32];
+        api_copy_ascii(t, sizeof t, type->valuestring);
+        api_copy_ascii(u, sizeof u, und->valuestring);
+        cJSON *o = cJSON_CreateObject();
+        if (o != NULL && !cJSON_AddItemToArray(out, o)) {
+            cJSON_Delete(o);
+            o = NULL;
+        }
+        /* from here out owns o */
+        if (o == NULL || cJSON_AddStringToObject(o, "type", t) == NULL ||
+            cJSON_AddStringToObject(o, "underlying", u) == NULL ||
+            cJSON_AddNumberToObject(o, "amount", amount->valuedouble) == NULL) {
+            cJSON_Delete(out);
+            return NULL;
+        }
+    }
+    char *text = cJSON_PrintUnformatted(out);
+    cJSON_Delete(out);
+    return text;
+}
+
+/* The fields of `options` only the reference endpoint knows. */
+static void reference_parse(const cJSON *res, struct contract_reference *ref, size_t *dropped)
+{
+    memset(ref, 0, sizeof *ref);
+    bool bad = false;
+    const char *s = opt_string(res, "primary_exchange", &bad);
+    if (s != NULL) {
+        api_copy_ascii(ref->primary_exchange, sizeof ref->primary_exchange, s);
+        ref->has_reference = true;
+    }
+    s = opt_string(res, "cfi", &bad);
+    if (s != NULL) {
+        api_copy_ascii(ref->cfi, sizeof ref->cfi, s);
+        ref->has_reference = true;
+    }
+    const cJSON *au = cJSON_GetObjectItemCaseSensitive(res, "additional_underlyings");
+    if (au != NULL && !cJSON_IsNull(au)) {
+        ref->additional_underlyings = deliverables_parse(au, &bad);
+        ref->has_reference = true;
+    }
+    if (bad)
+        (*dropped)++;
+}
+
 /* Returns 0 when res is a valid contract (fields that are absent come from
  * the OCC symbol), -1 when it is not. */
 static int contract_parse(const cJSON *res, struct option_contract *ct)
@@ -119,8 +185,10 @@ int contracts_page_parse(struct contracts_page *page, const char *body, size_t l
     char *next_url = NULL;
     if (rc == PARSE_OK)
         rc = api_next_url_take(&env, &next_url, err, err_size);
-    if (rc == PARSE_OK && array_reserve((void **)&page->contracts, &page->contracts_cap,
-                                        page->ncontracts + count, sizeof *page->contracts)) {
+    if (rc == PARSE_OK && (array_reserve((void **)&page->contracts, &page->contracts_cap,
+                                         page->ncontracts + count, sizeof *page->contracts) ||
+                           array_reserve((void **)&page->refs, &page->refs_cap, page->ncontracts + count,
+                                         sizeof *page->refs))) {
         api_err_set(err, err_size, env.request_id, "out of memory");
         rc = PARSE_ERR_NOMEM;
     }
@@ -131,10 +199,12 @@ int contracts_page_parse(struct contracts_page *page, const char *body, size_t l
     }
     const cJSON *res = count == 0 ? NULL : cJSON_IsArray(results) ? results->child : results;
     for (; res != NULL; res = cJSON_IsArray(results) ? res->next : NULL) {
-        if (contract_parse(res, &page->contracts[page->ncontracts]) == 0)
+        if (contract_parse(res, &page->contracts[page->ncontracts]) == 0) {
+            reference_parse(res, &page->refs[page->ncontracts], &page->nfields_dropped);
             page->ncontracts++;
-        else
+        } else {
             page->nskipped++;
+        }
     }
     free(page->next_url);
     page->next_url = next_url;
@@ -144,8 +214,11 @@ int contracts_page_parse(struct contracts_page *page, const char *body, size_t l
 
 void contracts_page_reset(struct contracts_page *page)
 {
+    for (size_t i = 0; i < page->ncontracts; i++)
+        free(page->refs[i].additional_underlyings);
     page->ncontracts = 0;
     page->nskipped = 0;
+    page->nfields_dropped = 0;
     free(page->next_url);
     page->next_url = NULL;
     page->request_id[0] = '\0';
@@ -155,5 +228,6 @@ void contracts_page_free(struct contracts_page *page)
 {
     contracts_page_reset(page);
     free(page->contracts);
+    free(page->refs);
     memset(page, 0, sizeof *page);
 }

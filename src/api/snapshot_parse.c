@@ -1,4 +1,4 @@
-/* snapshot_parse.c - option chain snapshot pages (cJSON) into snapshot rows and rejects. */
+/* snapshot_parse.c - option chain snapshot pages (cJSON) into snapshot rows, partial rows and rejects. */
 #include "optsnap/api/snapshot_parse.h"
 
 #include "optsnap/util/array.h"
@@ -10,14 +10,10 @@
 
 #include "optsnap/api/api_envelope.h"
 #include "optsnap/api/occ.h"
+#include "optsnap/api/roots.h"
 #include "optsnap/util/timeutil.h"
 
 #define SNAPSHOT_RESULTS_MAX 50000
-#define REJECT_RAW_MAX (1024 * 1024)
-/* Event timestamps outside [2000-01-01, 2100-01-01) are unit mistakes
- * (ms or s sent as ns) or garbage, never market data. */
-#define TS_MIN_NS INT64_C(946684800000000000)
-#define TS_MAX_NS INT64_C(4102444800000000000)
 /* Sizes and counts above 2^53 cannot have come through a double intact. */
 #define COUNT_MAX 9007199254740992.0
 
@@ -48,6 +44,7 @@ static bool col_is_price(enum snap_col c)
     case SNAP_MIDPOINT:
     case SNAP_TRADE_PRICE:
     case SNAP_UNDERLYING_PRICE:
+    case SNAP_UNDERLYING_VALUE:
     case SNAP_FMV:
         return true;
     default:
@@ -76,11 +73,30 @@ static bool present(const cJSON *it)
     return it != NULL && !cJSON_IsNull(it);
 }
 
-static int reason_set(char *reason, const char *obj, const char *key, const char *what)
+#define REASON_SIZE sizeof((struct row_reject *)0)->reason
+
+static void reason_write(char *reason, const char *obj, const char *key, const char *what)
 {
-    snprintf(reason, sizeof ((struct row_reject *)0)->reason, "%s%s%s: %s", obj ? obj : "",
-             obj ? "." : "", key, what);
+    snprintf(reason, REASON_SIZE, "%s%s%s: %s", obj ? obj : "", obj ? "." : "", key, what);
+}
+
+/* A whole-row reject: the reason, and 1 for the caller to return. */
+static int reject_row(char *reason, const char *obj, const char *key, const char *what)
+{
+    reason_write(reason, obj, key, what);
     return 1;
+}
+
+/* Fields of one result that were dropped: the first reason and how many. */
+struct dropped {
+    char first[REASON_SIZE];
+    int n;
+};
+
+static void drop(struct dropped *d, const char *obj, const char *key, const char *what)
+{
+    if (d->n++ == 0)
+        reason_write(d->first, obj, key, what);
 }
 
 static char contract_type_code(const char *s)
@@ -103,57 +119,61 @@ static char exercise_style_code(const char *s)
     return '?';
 }
 
-/* details{} must agree with the OCC symbol; missing fields come from it. */
+/* details{} must agree with the OCC symbol (a disagreement rejects the row:
+ * which of the two is right cannot be told); missing fields come from the
+ * symbol; a field that cannot be read is dropped. */
 static int details_check(const cJSON *details, const struct occ_symbol *occ,
-                         struct option_contract *ct, char *reason)
+                         struct option_contract *ct, char *reason, struct dropped *d)
 {
     const cJSON *it = cJSON_GetObjectItemCaseSensitive(details, "contract_type");
     if (present(it)) {
         if (!cJSON_IsString(it))
-            return reason_set(reason, "details", "contract_type", "not a string");
-        if (contract_type_code(it->valuestring) != occ->contract_type)
-            return reason_set(reason, "details", "contract_type", "disagrees with ticker");
+            drop(d, "details", "contract_type", "not a string");
+        else if (contract_type_code(it->valuestring) != occ->contract_type)
+            return reject_row(reason, "details", "contract_type", "disagrees with ticker");
     }
     it = cJSON_GetObjectItemCaseSensitive(details, "exercise_style");
     if (present(it)) {
         if (!cJSON_IsString(it))
-            return reason_set(reason, "details", "exercise_style", "not a string");
-        ct->exercise_style = exercise_style_code(it->valuestring);
+            drop(d, "details", "exercise_style", "not a string");
+        else if ((ct->exercise_style = exercise_style_code(it->valuestring)) == '?')
+            drop(d, "details", "exercise_style", "unknown value");
     }
     it = cJSON_GetObjectItemCaseSensitive(details, "expiration_date");
     if (present(it)) {
         int32_t days;
         if (!cJSON_IsString(it))
-            return reason_set(reason, "details", "expiration_date", "not a string");
-        if (date_parse(it->valuestring, &days))
-            return reason_set(reason, "details", "expiration_date", "not a date");
-        if (days != occ->expiration_days)
-            return reason_set(reason, "details", "expiration_date", "disagrees with ticker");
+            drop(d, "details", "expiration_date", "not a string");
+        else if (date_parse(it->valuestring, &days))
+            drop(d, "details", "expiration_date", "not a date");
+        else if (days != occ->expiration_days)
+            return reject_row(reason, "details", "expiration_date", "disagrees with ticker");
     }
     it = cJSON_GetObjectItemCaseSensitive(details, "strike_price");
     if (present(it)) {
+        double v = cJSON_IsNumber(it) ? it->valuedouble : 0;
         if (!cJSON_IsNumber(it))
-            return reason_set(reason, "details", "strike_price", "not a number");
-        double d = it->valuedouble;
-        if (!isfinite(d))
-            return reason_set(reason, "details", "strike_price", "not finite");
-        if (d < 0)
-            return reason_set(reason, "details", "strike_price", "negative");
-        if (d >= 1e6 || llround(d * 1000.0) != occ->strike_milli)
-            return reason_set(reason, "details", "strike_price", "disagrees with ticker");
+            drop(d, "details", "strike_price", "not a number");
+        else if (!isfinite(v))
+            drop(d, "details", "strike_price", "not finite");
+        else if (v < 0)
+            drop(d, "details", "strike_price", "negative");
+        else if (v >= 1e6 || llround(v * 1000.0) != occ->strike_milli)
+            return reject_row(reason, "details", "strike_price", "disagrees with ticker");
     }
     it = cJSON_GetObjectItemCaseSensitive(details, "shares_per_contract");
     if (present(it)) {
+        double v = cJSON_IsNumber(it) ? it->valuedouble : 0;
         if (!cJSON_IsNumber(it))
-            return reason_set(reason, "details", "shares_per_contract", "not a number");
-        double d = it->valuedouble;
-        if (!isfinite(d))
-            return reason_set(reason, "details", "shares_per_contract", "not finite");
-        if (d < 0)
-            return reason_set(reason, "details", "shares_per_contract", "negative");
-        if (d != floor(d) || d > 2147483647.0)
-            return reason_set(reason, "details", "shares_per_contract", "not an integer");
-        ct->shares_per_contract = (int32_t)d;
+            drop(d, "details", "shares_per_contract", "not a number");
+        else if (!isfinite(v))
+            drop(d, "details", "shares_per_contract", "not finite");
+        else if (v < 0)
+            drop(d, "details", "shares_per_contract", "negative");
+        else if (v != floor(v) || v > 2147483647.0)
+            drop(d, "details", "shares_per_contract", "not an integer");
+        else
+            ct->shares_per_contract = (int32_t)v;
     }
     return 0;
 }
@@ -163,28 +183,103 @@ struct parse_ctx {
     const struct json_exact_ints *exact;
     const struct col_plan *plan;
     const char *underlying; /* "" = take it from the data */
+    int64_t fallback_us;
 };
 
-/* Fills *row from one result. Returns 0, or 1 with a reason (a reject);
- * ticker gets the symbol as far as it could be read. */
+/* Reads one value column from its JSON item into row, or drops it. */
+static void column_read(const struct parse_ctx *cx, const cJSON *it, int c, struct snapshot_row *row,
+                        struct dropped *d)
+{
+    const struct snap_col_desc *cd = &snap_cols[c];
+    switch (cd->type) {
+    case SNAP_TIMEFRAME:
+        if (!cJSON_IsString(it))
+            drop(d, cd->json_obj, cd->json_key, "not a string");
+        else if (strcmp(it->valuestring, "DELAYED") == 0)
+            snapshot_row_set_i64(row, (enum snap_col)c, SNAP_TIMEFRAME_DELAYED);
+        else if (strcmp(it->valuestring, "REAL-TIME") == 0)
+            snapshot_row_set_i64(row, (enum snap_col)c, SNAP_TIMEFRAME_REAL_TIME);
+        else
+            drop(d, cd->json_obj, cd->json_key, "unknown value");
+        return;
+    case SNAP_CONDITIONS: {
+        if (!cJSON_IsArray(it)) {
+            drop(d, cd->json_obj, cd->json_key, "not an array");
+            return;
+        }
+        uint8_t n = 0;
+        for (const cJSON *e = it->child; e != NULL; e = e->next) {
+            if (!cJSON_IsNumber(e) || !isfinite(e->valuedouble) || e->valuedouble != floor(e->valuedouble) ||
+                e->valuedouble < 0 || e->valuedouble > 2147483647.0) {
+                drop(d, cd->json_obj, cd->json_key, "not a list of condition codes");
+                return;
+            }
+            if (n == SNAP_CONDITIONS_MAX) {
+                drop(d, cd->json_obj, cd->json_key, "more than 16 codes");
+                return;
+            }
+            row->conditions[n++] = (int32_t)e->valuedouble;
+        }
+        row->nconditions = n;
+        row->present |= UINT64_C(1) << c;
+        return;
+    }
+    case SNAP_TS: {
+        int64_t us;
+        int rc = api_timestamp_us(cx->env, cx->exact, it, &us);
+        if (rc == API_TS_OK)
+            snapshot_row_set_i64(row, (enum snap_col)c, us);
+        else if (rc == API_TS_NOT_NUMBER)
+            drop(d, cd->json_obj, cd->json_key, cJSON_IsNumber(it) ? "not finite" : "not a number");
+        else if (rc == API_TS_OUT_OF_RANGE)
+            drop(d, cd->json_obj, cd->json_key, "timestamp out of range");
+        return; /* API_TS_NONE: 0 is how the API says "no such event" */
+    }
+    case SNAP_F64:
+    case SNAP_I64:
+        break;
+    }
+    if (!cJSON_IsNumber(it)) {
+        drop(d, cd->json_obj, cd->json_key, "not a number");
+        return;
+    }
+    double v = it->valuedouble;
+    if (!isfinite(v))
+        drop(d, cd->json_obj, cd->json_key, "not finite");
+    else if (cd->type == SNAP_F64 && cx->plan->price[c] && v < 0)
+        drop(d, cd->json_obj, cd->json_key, "negative");
+    else if (cd->type == SNAP_F64)
+        snapshot_row_set_f64(row, (enum snap_col)c, v);
+    else if (v < 0)
+        drop(d, cd->json_obj, cd->json_key, "negative");
+    else if (v != floor(v) || v > COUNT_MAX)
+        drop(d, cd->json_obj, cd->json_key, "not an integer");
+    else
+        snapshot_row_set_i64(row, (enum snap_col)c, (int64_t)v);
+}
+
+/* Fills *row from one result. Returns 0 (a row; d says what was dropped),
+ * or 1 with a reason (a reject); ticker gets the symbol as far as it could
+ * be read. */
 static int row_parse(const struct parse_ctx *cx, const cJSON *res, struct snapshot_row *row,
-                     char *reason, char *ticker)
+                     char *reason, char *ticker, struct dropped *d)
 {
     ticker[0] = '\0';
+    memset(d, 0, sizeof *d);
     if (!cJSON_IsObject(res))
-        return reason_set(reason, NULL, "result", "not an object");
+        return reject_row(reason, NULL, "result", "not an object");
     const cJSON *details = cJSON_GetObjectItemCaseSensitive(res, "details");
     if (present(details) && !cJSON_IsObject(details))
-        return reason_set(reason, NULL, "details", "not an object");
+        return reject_row(reason, NULL, "details", "not an object");
     const cJSON *tk = present(details) ? cJSON_GetObjectItemCaseSensitive(details, "ticker") : NULL;
     if (!present(tk))
-        return reason_set(reason, "details", "ticker", "missing");
+        return reject_row(reason, "details", "ticker", "missing");
     if (!cJSON_IsString(tk))
-        return reason_set(reason, "details", "ticker", "not a string");
+        return reject_row(reason, "details", "ticker", "not a string");
     api_copy_ascii(ticker, OPTSNAP_TICKER_MAX, tk->valuestring);
     struct occ_symbol occ;
     if (occ_parse(tk->valuestring, &occ))
-        return reason_set(reason, "details", "ticker", "not an OCC symbol");
+        return reject_row(reason, "details", "ticker", "not an OCC symbol");
 
     memset(row, 0, sizeof *row);
     struct option_contract *ct = &row->contract;
@@ -193,37 +288,37 @@ static int row_parse(const struct parse_ctx *cx, const cJSON *res, struct snapsh
     ct->exercise_style = '?';
     ct->expiration_days = occ.expiration_days;
     ct->strike_price = (double)occ.strike_milli / 1000.0;
-    if (details_check(details, &occ, ct, reason))
+    if (details_check(details, &occ, ct, reason, d))
         return 1;
 
     const cJSON *blk[BLK_N];
     blk[BLK_TOP] = res;
     for (int b = 1; b < BLK_N; b++) {
         const cJSON *it = cJSON_GetObjectItemCaseSensitive(res, block_names[b]);
-        if (!present(it)) {
-            blk[b] = NULL;
+        blk[b] = NULL;
+        if (!present(it))
             continue;
-        }
         if (!cJSON_IsObject(it))
-            return reason_set(reason, NULL, block_names[b], "not an object");
-        blk[b] = it;
+            drop(d, NULL, block_names[b], "not an object");
+        else
+            blk[b] = it;
     }
 
     const char *ua = NULL;
     if (blk[BLK_UNDERLYING] != NULL) {
         const cJSON *it = cJSON_GetObjectItemCaseSensitive(blk[BLK_UNDERLYING], "ticker");
         if (present(it) && !cJSON_IsString(it))
-            return reason_set(reason, "underlying_asset", "ticker", "not a string");
-        if (present(it) && it->valuestring[0] != '\0')
+            drop(d, "underlying_asset", "ticker", "not a string");
+        else if (present(it) && it->valuestring[0] != '\0')
             ua = it->valuestring;
     }
+    if (!option_row_matches_underlying(cx->underlying, ua, occ.root))
+        return reject_row(reason, "underlying_asset", "ticker", "not the requested underlying");
     if (cx->underlying[0] != '\0') {
-        if (ua != NULL && strcmp(ua, cx->underlying) != 0)
-            return reason_set(reason, "underlying_asset", "ticker", "not the requested underlying");
         api_copy_ascii(ct->underlying, sizeof ct->underlying, cx->underlying);
     } else if (ua != NULL) {
         if (strlen(ua) >= sizeof ct->underlying)
-            return reason_set(reason, "underlying_asset", "ticker", "too long");
+            return reject_row(reason, "underlying_asset", "ticker", "too long");
         api_copy_ascii(ct->underlying, sizeof ct->underlying, ua);
     } else {
         memcpy(ct->underlying, occ.root, strlen(occ.root) + 1);
@@ -233,38 +328,9 @@ static int row_parse(const struct parse_ctx *cx, const cJSON *res, struct snapsh
         const cJSON *b = blk[cx->plan->block[c]];
         if (b == NULL)
             continue;
-        const struct snap_col_desc *cd = &snap_cols[c];
-        const cJSON *it = cJSON_GetObjectItemCaseSensitive(b, cd->json_key);
-        if (!present(it))
-            continue;
-        if (!cJSON_IsNumber(it))
-            return reason_set(reason, cd->json_obj, cd->json_key, "not a number");
-        double d = it->valuedouble;
-        if (!isfinite(d))
-            return reason_set(reason, cd->json_obj, cd->json_key, "not finite");
-        switch (cd->type) {
-        case SNAP_F64:
-            if (cx->plan->price[c] && d < 0)
-                return reason_set(reason, cd->json_obj, cd->json_key, "negative");
-            snapshot_row_set_f64(row, (enum snap_col)c, d);
-            break;
-        case SNAP_I64:
-            if (d < 0)
-                return reason_set(reason, cd->json_obj, cd->json_key, "negative");
-            if (d != floor(d) || d > COUNT_MAX)
-                return reason_set(reason, cd->json_obj, cd->json_key, "not an integer");
-            snapshot_row_set_i64(row, (enum snap_col)c, (int64_t)d);
-            break;
-        case SNAP_TS: {
-            int64_t ns;
-            if (api_number_exact_i64(cx->env, cx->exact, it, &ns))
-                return reason_set(reason, cd->json_obj, cd->json_key, "not an integer");
-            if (ns < TS_MIN_NS || ns >= TS_MAX_NS)
-                return reason_set(reason, cd->json_obj, cd->json_key, "timestamp out of range");
-            snapshot_row_set_i64(row, (enum snap_col)c, ns_to_us(ns));
-            break;
-        }
-        }
+        const cJSON *it = cJSON_GetObjectItemCaseSensitive(b, snap_cols[c].json_key);
+        if (present(it))
+            column_read(cx, it, c, row, d);
     }
 
     /* The key is the contract's own latest event; the underlying's clock is not one. */
@@ -278,35 +344,66 @@ static int row_parse(const struct parse_ctx *cx, const cJSON *res, struct snapsh
             row->last_updated_us = t;
         have = true;
     }
-    if (!have)
-        return reason_set(reason, NULL, "last_updated", "no event timestamp");
+    if (!have) {
+        if (cx->fallback_us <= 0)
+            return reject_row(reason, NULL, "last_updated", "no event timestamp");
+        row->last_updated_us = cx->fallback_us;
+        row->last_updated_fallback = true;
+    }
     row->source = ROW_SOURCE_LIVE;
     return 0;
 }
 
-static int reject_add(struct snapshot_page *page, const cJSON *res, const char *reason,
-                      const char *ticker)
+/* The raw text of result `index`: the exact bytes the API sent when the
+ * spans are known, else cJSON's printing of it (numbers may then differ in
+ * form); valid UTF-8 without NUL, capped. malloc'd; NULL when out of memory. */
+static char *result_raw(const char *body, const struct json_span *span, const cJSON *res, size_t *out_len)
 {
-    if (array_reserve((void **)&page->rejects, &page->rejects_cap, page->nrejects + 1, sizeof *page->rejects))
-        return PARSE_ERR_NOMEM;
-    char *raw = cJSON_PrintUnformatted(res);
-    if (raw == NULL)
-        return PARSE_ERR_NOMEM;
-    size_t n = strlen(raw);
-    /* It goes to a text column: valid UTF-8, no NUL, bounded. */
-    if (n > REJECT_RAW_MAX || api_utf8_first_invalid(raw, n) != n) {
-        char *clean = api_text_sanitize(raw, n, REJECT_RAW_MAX, &n);
+    const char *text;
+    size_t n;
+    char *printed = NULL;
+    if (span != NULL) {
+        text = body + span->start;
+        n = span->end - span->start;
+    } else {
+        printed = cJSON_PrintUnformatted(res);
+        if (printed == NULL)
+            return NULL;
+        text = printed;
+        n = strlen(printed);
+    }
+    char *raw;
+    if (n > SNAPSHOT_REJECT_RAW_MAX || api_utf8_first_invalid(text, n) != n) {
+        raw = api_text_sanitize(text, n, SNAPSHOT_REJECT_RAW_MAX, &n);
+    } else {
+        raw = malloc(n + 1);
+        if (raw != NULL) {
+            memcpy(raw, text, n);
+            raw[n] = '\0';
+        }
+    }
+    free(printed);
+    *out_len = n;
+    return raw;
+}
+
+static int reject_add(struct snapshot_page *page, char *raw, size_t raw_len, const char *reason,
+                      const char *ticker, enum reject_kind kind, int64_t key_us)
+{
+    if (array_reserve((void **)&page->rejects, &page->rejects_cap, page->nrejects + 1, sizeof *page->rejects)) {
         free(raw);
-        if (clean == NULL)
-            return PARSE_ERR_NOMEM;
-        raw = clean;
+        return PARSE_ERR_NOMEM;
     }
     struct row_reject *rj = &page->rejects[page->nrejects++];
     memset(rj, 0, sizeof *rj);
     api_copy_ascii(rj->ticker, sizeof rj->ticker, ticker);
     api_copy_ascii(rj->reason, sizeof rj->reason, reason);
     rj->raw = raw;
-    rj->raw_len = n;
+    rj->raw_len = raw_len;
+    rj->kind = kind;
+    rj->key_us = key_us;
+    if (kind == REJECT_PARTIAL)
+        page->npartial++;
     return PARSE_OK;
 }
 
@@ -317,6 +414,13 @@ static int rows_reserve(struct snapshot_page *page, size_t more)
 
 int snapshot_page_parse(struct snapshot_page *page, const char *body, size_t len,
                         const char *underlying, char *err, size_t err_size)
+{
+    struct snapshot_parse_opts opts = {.underlying = underlying, .fallback_us = 0};
+    return snapshot_page_parse_opts(page, body, len, &opts, err, err_size);
+}
+
+int snapshot_page_parse_opts(struct snapshot_page *page, const char *body, size_t len,
+                             const struct snapshot_parse_opts *opts, char *err, size_t err_size)
 {
     if (err != NULL && err_size > 0)
         err[0] = '\0';
@@ -371,22 +475,48 @@ int snapshot_page_parse(struct snapshot_page *page, const char *body, size_t len
         .env = &env,
         .exact = page->exact,
         .plan = &plan,
-        .underlying = underlying != NULL ? underlying : "",
+        .underlying = opts != NULL && opts->underlying != NULL ? opts->underlying : "",
+        .fallback_us = opts != NULL ? opts->fallback_us : 0,
     };
-    size_t nrows0 = page->nrows, nrejects0 = page->nrejects;
+    size_t nrows0 = page->nrows, nrejects0 = page->nrejects, npartial0 = page->npartial;
+    /* spans are found on the first reject only: most pages have none */
+    long nspans = -2;
+    size_t index = 0;
     const cJSON *res = cJSON_IsArray(results) ? results->child : results;
-    for (; res != NULL; res = cJSON_IsArray(results) ? res->next : NULL) {
-        char reason[sizeof ((struct row_reject *)0)->reason];
+    for (; res != NULL; res = cJSON_IsArray(results) ? res->next : NULL, index++) {
+        char reason[REASON_SIZE];
         char ticker[OPTSNAP_TICKER_MAX];
+        struct dropped d;
         struct snapshot_row *row = &page->rows[page->nrows];
-        if (row_parse(&cx, res, row, reason, ticker) == 0) {
+        int bad = row_parse(&cx, res, row, reason, ticker, &d);
+        if (bad == 0 && d.n == 0) {
             page->nrows++;
             continue;
         }
-        if (reject_add(page, res, reason, ticker) != PARSE_OK) {
+        if (nspans == -2) {
+            nspans = api_results_spans(body, len, &page->spans, &page->spans_cap);
+            if (nspans != (long)count)
+                nspans = -1;
+        }
+        size_t raw_len = 0;
+        char *raw = result_raw(body, nspans >= 0 ? &page->spans[index] : NULL, res, &raw_len);
+        int arc = PARSE_ERR_NOMEM;
+        if (raw != NULL && bad == 0) {
+            if (d.n > 1) {
+                size_t k = strlen(d.first);
+                snprintf(d.first + k, sizeof d.first - k, " (and %d more)", d.n - 1);
+            }
+            arc = reject_add(page, raw, raw_len, d.first, ticker, REJECT_PARTIAL, row->last_updated_us);
+            if (arc == PARSE_OK)
+                page->nrows++;
+        } else if (raw != NULL) {
+            arc = reject_add(page, raw, raw_len, reason, ticker, REJECT_ROW, cx.fallback_us);
+        }
+        if (arc != PARSE_OK) {
             while (page->nrejects > nrejects0)
                 row_reject_clear(&page->rejects[--page->nrejects]);
             page->nrows = nrows0;
+            page->npartial = npartial0;
             free(next_url);
             api_envelope_close(&env);
             api_err_set(err, err_size, env.request_id, "out of memory");
@@ -404,6 +534,7 @@ void snapshot_page_reset(struct snapshot_page *page)
     for (size_t i = 0; i < page->nrejects; i++)
         row_reject_clear(&page->rejects[i]);
     page->nrejects = 0;
+    page->npartial = 0;
     page->nrows = 0;
     free(page->next_url);
     page->next_url = NULL;
@@ -419,5 +550,6 @@ void snapshot_page_free(struct snapshot_page *page)
     if (page->exact != NULL)
         free(page->exact->items);
     free(page->exact);
+    free(page->spans);
     memset(page, 0, sizeof *page);
 }

@@ -32,8 +32,7 @@ static const struct cli_option *find(const char *a, const struct cli_option *opt
     return NULL;
 }
 
-static int take_options(const char *cmd, char **argv, const int *rest, int nrest, const struct cli_option *opts,
-                        size_t nopts)
+int cli_parse(const char *cmd, char **argv, const int *rest, int nrest, const struct cli_option *opts, size_t nopts)
 {
     for (int k = 0; k < nrest; k++) {
         const char *a = argv[rest[k]], *value;
@@ -42,8 +41,12 @@ static int take_options(const char *cmd, char **argv, const int *rest, int nrest
             fprintf(stderr, "optsnap %s: unknown argument '%s' (see optsnap %s --help)\n", cmd, a, cmd);
             return -1;
         }
-        if (o->flag) {
-            *o->value = value ? value : "";
+        if (o->flag != NULL) {
+            if (value != NULL) {
+                fprintf(stderr, "optsnap %s: %s takes no value\n", cmd, o->name);
+                return -1;
+            }
+            *o->flag = true;
             continue;
         }
         if (value == NULL) {
@@ -67,7 +70,7 @@ int cli_load(const char *cmd, int argc, char **argv, struct settings *s, const s
         fprintf(stderr, "optsnap %s: %s\n", cmd, err);
         return -1;
     }
-    return take_options(cmd, argv, rest, nrest, opts, nopts);
+    return cli_parse(cmd, argv, rest, nrest, opts, nopts);
 }
 
 void cli_print_settings(FILE *out)

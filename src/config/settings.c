@@ -10,14 +10,17 @@
 
 #include "optsnap/util/log.h"
 #include "optsnap/util/timeutil.h"
+#include "optsnap/util/url.h"
 
 #define OFF(field) offsetof(struct settings, field)
 #define STR(field) OFF(field), sizeof(((struct settings *)0)->field)
 #define NUM(field) OFF(field), 0
 
 const struct setting_desc settings_table[] = {
-    {"api_url", SETTING_STRING, "https://api.polygon.io", false, false, NULL, 0, 0, STR(api_url),
-     "base URL of the market-data API (or of `optsnap mock-api`)"},
+    {"api_url", SETTING_STRING, "https://api.massive.com", false, false, NULL, 0, 0, STR(api_url),
+     "base URL of the market-data API (or of `optsnap mock-api`); https unless on loopback"},
+    {"api_allowed_hosts", SETTING_STRING, "", false, false, NULL, 0, 0, STR(api_allowed_hosts),
+     "more hosts (host or host:port, comma list) next_url may point to; the API's own alias hosts need no entry"},
     {"api_key_file", SETTING_STRING, "", false, false, NULL, 0, 0, STR(api_key_file),
      "file holding the API key (else OPTSNAP_API_KEY, else $CREDENTIALS_DIRECTORY/api_key)"},
     {"database_url", SETTING_STRING, "", false, true, NULL, 0, 0, STR(database_url),
@@ -369,9 +372,28 @@ int settings_validate(const struct settings *s, char *err, size_t err_size)
         snprintf(err, err_size, "api_url: '%s' must start with http:// or https://", s->api_url);
         return -1;
     }
-    if (strchr(s->api_url, '?') != NULL) {
+    if (strchr(s->api_url, '?') != NULL || strchr(s->api_url, '#') != NULL) {
         snprintf(err, err_size, "api_url: must not carry a query string (the key goes in a header)");
         return -1;
+    }
+    struct url_parts u;
+    if (url_split(s->api_url, &u)) {
+        snprintf(err, err_size, "api_url: '%.200s' is not a plain http(s) URL (no userinfo, a valid host)",
+                 s->api_url);
+        return -1;
+    }
+    if (!u.https && !url_host_is_loopback(u.host)) {
+        snprintf(err, err_size, "api_url: plain http only on loopback hosts (the key would cross the network in clear)");
+        return -1;
+    }
+    const char *cur = s->api_allowed_hosts, *t;
+    for (size_t n; (n = url_list_next(&cur, &t)) > 0;) {
+        char host[URL_HOST_MAX];
+        int port;
+        if (url_host_port_parse(t, n, host, &port)) {
+            snprintf(err, err_size, "api_allowed_hosts: '%.*s' is not host or host:port", (int)(n > 80 ? 80 : n), t);
+            return -1;
+        }
     }
     return 0;
 }
@@ -469,12 +491,19 @@ void settings_format_value(const struct settings *s, size_t index, char *buf, si
     }
 }
 
+/* "SPY", "BRK.B", or an index as the API spells it: "I:SPX". */
 static int valid_underlying(const char *t)
 {
     size_t n = strlen(t);
     if (n == 0 || n >= sizeof((struct universe_entry *)0)->underlying)
         return 0;
-    for (size_t i = 0; i < n; i++)
+    size_t i = 0;
+    if (t[0] == 'I' && t[1] == ':') {
+        if (n == 2)
+            return 0;
+        i = 2;
+    }
+    for (; i < n; i++)
         if (!(isupper((unsigned char)t[i]) || isdigit((unsigned char)t[i]) || t[i] == '.'))
             return 0;
     return 1;
@@ -484,7 +513,7 @@ static int universe_add(struct universe_entry **arr, int *n, int *cap, const cha
                         size_t err_size, const char *where)
 {
     if (!valid_underlying(tok)) {
-        snprintf(err, err_size, "universe%s: '%.40s' is not an underlying ticker (A-Z, 0-9, '.')",
+        snprintf(err, err_size, "universe%s: '%.40s' is not an underlying ticker (A-Z, 0-9, '.'; indexes as I:SPX)",
                  where, tok);
         return -1;
     }

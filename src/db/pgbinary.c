@@ -99,6 +99,23 @@ void pgarray_add_timestamptz(struct pgarray *a, int64_t unix_us)
     pgarray_add_int8(a, unix_us - PG_EPOCH_OFFSET_US);
 }
 
+void pgarray_add_bool(struct pgarray *a, bool v)
+{
+    unsigned char b = v ? 1 : 0;
+    bytebuf_put_u32(a->buf, 1);
+    bytebuf_append(a->buf, &b, 1);
+    a->count++;
+}
+
+void pgarray_add_jsonb(struct pgarray *a, const char *json, size_t len)
+{
+    unsigned char version = 1;
+    bytebuf_put_u32(a->buf, (uint32_t)len + 1);
+    bytebuf_append(a->buf, &version, 1);
+    bytebuf_append(a->buf, json, len);
+    a->count++;
+}
+
 size_t pgarray_end(struct pgarray *a)
 {
     patch_u32(a->buf, a->start + 4, a->has_null ? 1 : 0);

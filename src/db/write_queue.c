@@ -35,6 +35,10 @@ struct write_work {
 
 static void on_txn_done(struct pg_txn *txn, const struct pg_txn_result *r);
 
+/* Refused rows after which a bisection that finds more refused than good
+ * rows stops (notes/decisions.md, "Bisection that is not the rows' fault"). */
+#define BISECT_STOP_REFUSED 16
+
 static void push(struct write_queue *q, struct batch *b, bool at_head)
 {
     if (at_head)
@@ -184,7 +188,10 @@ void write_queue_dispatch(struct write_queue *q)
     q->dispatching = false;
 }
 
-/* A row the database refused on its own becomes a reject, with the refusal as reason. */
+/* A row the database refused on its own becomes a reject (kind refused),
+ * with the refusal as reason and, as raw, the row in the API's shape: the
+ * snapshot parser reads it back, so `optsnap rejects --replay` can write it
+ * once the cause is gone. */
 static void row_to_reject(struct batch *b, const struct pg_txn_result *r)
 {
     struct snapshot_row *row = &b->rows[0];
@@ -192,27 +199,24 @@ static void row_to_reject(struct batch *b, const struct pg_txn_result *r)
     memset(&rj, 0, sizeof rj);
     snprintf(rj.ticker, sizeof rj.ticker, "%s", row->contract.ticker);
     snprintf(rj.reason, sizeof rj.reason, "database %s: %.100s", r->sqlstate, r->message);
-    char raw[4096], ts[40];
-    int n = snprintf(raw, sizeof raw, "{\"ticker\":\"%s\",\"last_updated\":\"%s\"", row->contract.ticker,
-                     timestamp_format(ts, sizeof ts, row->last_updated_us));
-    for (int c = 0; c < SNAP_NCOLS && n > 0 && (size_t)n < sizeof raw - 64; c++) {
-        if (!snapshot_row_has(row, (enum snap_col)c))
-            continue;
-        if (snap_cols[c].type == SNAP_F64)
-            n += snprintf(raw + n, sizeof raw - (size_t)n, ",\"%s\":%.17g", snap_cols[c].name, row->v[c].f);
-        else
-            n += snprintf(raw + n, sizeof raw - (size_t)n, ",\"%s\":%lld", snap_cols[c].name,
-                          (long long)row->v[c].i);
-    }
-    if (n > 0 && (size_t)n < sizeof raw - 2) {
-        raw[n++] = '}';
-        raw[n] = '\0';
-    }
-    rj.raw = strdup(raw);
+    rj.kind = REJECT_REFUSED;
+    rj.key_us = row->last_updated_us;
+    char raw[8192];
+    long n = snapshot_row_to_api_json(row, raw, sizeof raw);
+    rj.raw = n > 0 ? strdup(raw) : strdup("{}");
     rj.raw_len = rj.raw ? strlen(rj.raw) : 0;
     b->nrows = 0;
     if (rj.raw == NULL || batch_add_reject(b, &rj))
         row_reject_clear(&rj);
+}
+
+/* Most rows examined refused: the cause is not in the rows. */
+static bool bisection_hopeless(const struct write_group *g)
+{
+    long need = g->bisect_rows / 2 + 1;
+    if (need > BISECT_STOP_REFUSED)
+        need = BISECT_STOP_REFUSED;
+    return g->bisect_refused >= need && g->bisect_refused > g->bisect_committed;
 }
 
 static void on_txn_done(struct pg_txn *txn, const struct pg_txn_result *r)
@@ -231,6 +235,8 @@ static void on_txn_done(struct pg_txn *txn, const struct pg_txn_result *r)
             written = 0;
         g->rows_written += written;
         g->rows_unchanged += nrows - written;
+        if (b->bisected)
+            g->bisect_committed += nrows;
         report(q, g, WRITE_COMMITTED, b, NULL, NULL, written, 0);
         if (w->job.has_coverage && writer_job_mark_refused(&w->job, r)) {
             g->failed = true;
@@ -257,8 +263,26 @@ static void on_txn_done(struct pg_txn *txn, const struct pg_txn_result *r)
     } else if (pg_sqlstate_is_data_error(r->sqlstate) && strcmp(stmt, "insert_rejects") != 0 &&
                strcmp(stmt, "mark_coverage") != 0 && strcmp(stmt, "mark_coverage_range") != 0 &&
                nrows > 0) {
+        if (!b->bisected)
+            g->bisect_rows += nrows;
+        if (!g->bisect_stopped && bisection_hopeless(g)) {
+            g->bisect_stopped = true;
+            struct pg_txn_result why = *r;
+            snprintf(why.message, sizeof why.message,
+                     "bisection stopped: %ld rows refused, %ld committed, of %ld: not the rows' fault: %.120s",
+                     g->bisect_refused, g->bisect_committed, g->bisect_rows, r->message);
+            g->failed = true;
+            report(q, g, WRITE_DROPPED, b, stmt, &why, 0, 0);
+            goto done_batch;
+        }
+        if (g->bisect_stopped) { /* the group gave up: its other parts are not tried one by one */
+            g->failed = true;
+            report(q, g, WRITE_DROPPED, b, stmt, r, 0, 0);
+            goto done_batch;
+        }
         if (nrows == 1) {
             report(q, g, WRITE_ROW_REFUSED, b, stmt, r, 0, 0);
+            g->bisect_refused++;
             q->rows -= 1;
             row_to_reject(b, r);
             push(q, b, true);
@@ -267,6 +291,8 @@ static void on_txn_done(struct pg_txn *txn, const struct pg_txn_result *r)
         struct batch *second;
         if (batch_split(b, &second) == 0) {
             report(q, g, WRITE_BISECTED, b, stmt, r, 0, 0);
+            b->bisected = true;
+            second->bisected = true;
             /* neither half carries the mark: the group writes it after both */
             b->final = false;
             second->final = false;

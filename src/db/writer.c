@@ -26,49 +26,79 @@ const char writer_sql_snapshots[] =
     "day_open, day_high, day_low, day_close, day_volume, day_vwap, day_change, "
     "day_change_percent, day_previous_close, day_time, implied_volatility, open_interest, "
     "delta, gamma, theta, vega, bid, ask, bid_size, ask_size, midpoint, quote_time, "
-    "trade_price, trade_size, trade_exchange, trade_time, underlying_price, "
-    "underlying_time, change_to_break_even, break_even_price, fmv, underlying, source) "
-    "SELECT u.*, $34::text, $35::text FROM unnest($1::text[], $2::timestamptz[], "
-    "$3::float8[], $4::float8[], $5::float8[], $6::float8[], $7::int8[], $8::float8[], "
-    "$9::float8[], $10::float8[], $11::float8[], $12::timestamptz[], $13::float8[], "
-    "$14::int8[], $15::float8[], $16::float8[], $17::float8[], $18::float8[], "
+    "trade_price, trade_size, trade_exchange, trade_time, underlying_price, underlying_time, "
+    "change_to_break_even, break_even_price, fmv, quote_timeframe, bid_exchange, ask_exchange, "
+    "trade_timeframe, trade_conditions, underlying_value, underlying_timeframe, fmv_time, "
+    "last_updated_fallback, underlying, source) "
+    "SELECT u.*, $43::text, $44::text FROM unnest("
+    "$1::text[], $2::timestamptz[], $3::float8[], $4::float8[], $5::float8[], $6::float8[], "
+    "$7::int8[], $8::float8[], $9::float8[], $10::float8[], $11::float8[], $12::timestamptz[], "
+    "$13::float8[], $14::int8[], $15::float8[], $16::float8[], $17::float8[], $18::float8[], "
     "$19::float8[], $20::float8[], $21::int8[], $22::int8[], $23::float8[], "
     "$24::timestamptz[], $25::float8[], $26::int8[], $27::int8[], $28::timestamptz[], "
-    "$29::float8[], $30::timestamptz[], $31::float8[], $32::float8[], $33::float8[]) AS u "
+    "$29::float8[], $30::timestamptz[], $31::float8[], $32::float8[], $33::float8[], "
+    "$34::text[], $35::int8[], $36::int8[], $37::text[], $38::jsonb[], $39::float8[], "
+    "$40::text[], $41::timestamptz[], $42::bool[]) AS u "
     "ON CONFLICT (ticker, last_updated) DO UPDATE SET "
     "day_open = EXCLUDED.day_open, day_high = EXCLUDED.day_high, day_low = EXCLUDED.day_low, "
-    "day_close = EXCLUDED.day_close, day_volume = EXCLUDED.day_volume, day_vwap = EXCLUDED.day_vwap, "
-    "day_change = EXCLUDED.day_change, day_change_percent = EXCLUDED.day_change_percent, "
+    "day_close = EXCLUDED.day_close, day_volume = EXCLUDED.day_volume, "
+    "day_vwap = EXCLUDED.day_vwap, day_change = EXCLUDED.day_change, "
+    "day_change_percent = EXCLUDED.day_change_percent, "
     "day_previous_close = EXCLUDED.day_previous_close, day_time = EXCLUDED.day_time, "
     "implied_volatility = EXCLUDED.implied_volatility, open_interest = EXCLUDED.open_interest, "
     "delta = EXCLUDED.delta, gamma = EXCLUDED.gamma, theta = EXCLUDED.theta, "
-    "vega = EXCLUDED.vega, bid = EXCLUDED.bid, ask = EXCLUDED.ask, bid_size = EXCLUDED.bid_size, "
-    "ask_size = EXCLUDED.ask_size, midpoint = EXCLUDED.midpoint, quote_time = EXCLUDED.quote_time, "
-    "trade_price = EXCLUDED.trade_price, trade_size = EXCLUDED.trade_size, trade_exchange = EXCLUDED.trade_exchange, "
+    "vega = EXCLUDED.vega, bid = EXCLUDED.bid, ask = EXCLUDED.ask, "
+    "bid_size = EXCLUDED.bid_size, ask_size = EXCLUDED.ask_size, midpoint = EXCLUDED.midpoint, "
+    "quote_time = EXCLUDED.quote_time, trade_price = EXCLUDED.trade_price, "
+    "trade_size = EXCLUDED.trade_size, trade_exchange = EXCLUDED.trade_exchange, "
     "trade_time = EXCLUDED.trade_time, underlying_price = EXCLUDED.underlying_price, "
-    "underlying_time = EXCLUDED.underlying_time, change_to_break_even = EXCLUDED.change_to_break_even, "
-    "break_even_price = EXCLUDED.break_even_price, fmv = EXCLUDED.fmv, source = EXCLUDED.source, ingested_at = now() "
+    "underlying_time = EXCLUDED.underlying_time, "
+    "change_to_break_even = EXCLUDED.change_to_break_even, "
+    "break_even_price = EXCLUDED.break_even_price, fmv = EXCLUDED.fmv, "
+    "quote_timeframe = EXCLUDED.quote_timeframe, bid_exchange = EXCLUDED.bid_exchange, "
+    "ask_exchange = EXCLUDED.ask_exchange, trade_timeframe = EXCLUDED.trade_timeframe, "
+    "trade_conditions = EXCLUDED.trade_conditions, "
+    "underlying_value = EXCLUDED.underlying_value, "
+    "underlying_timeframe = EXCLUDED.underlying_timeframe, fmv_time = EXCLUDED.fmv_time, "
+    "last_updated_fallback = EXCLUDED.last_updated_fallback, source = EXCLUDED.source, "
+    "ingested_at = now() "
     "WHERE (EXCLUDED.source = 'live' OR s.source = 'backfill') AND ("
-    "s.day_open, s.day_high, s.day_low, s.day_close, s.day_volume, s.day_vwap, "
-    "s.day_change, s.day_change_percent, s.day_previous_close, s.day_time, s.implied_volatility, "
-    "s.open_interest, s.delta, s.gamma, s.theta, s.vega, s.bid, s.ask, s.bid_size, "
-    "s.ask_size, s.midpoint, s.quote_time, s.trade_price, s.trade_size, s.trade_exchange, "
-    "s.trade_time, s.underlying_price, s.underlying_time, s.change_to_break_even, "
-    "s.break_even_price, s.fmv, s.source) IS DISTINCT FROM ("
+    "s.day_open, s.day_high, s.day_low, s.day_close, s.day_volume, s.day_vwap, s.day_change, "
+    "s.day_change_percent, s.day_previous_close, s.day_time, s.implied_volatility, "
+    "s.open_interest, s.delta, s.gamma, s.theta, s.vega, s.bid, s.ask, s.bid_size, s.ask_size, "
+    "s.midpoint, s.quote_time, s.trade_price, s.trade_size, s.trade_exchange, s.trade_time, "
+    "s.underlying_price, s.underlying_time, s.change_to_break_even, s.break_even_price, s.fmv, "
+    "s.quote_timeframe, s.bid_exchange, s.ask_exchange, s.trade_timeframe, s.trade_conditions, "
+    "s.underlying_value, s.underlying_timeframe, s.fmv_time, s.last_updated_fallback, "
+    "s.source) IS DISTINCT FROM ("
     "EXCLUDED.day_open, EXCLUDED.day_high, EXCLUDED.day_low, EXCLUDED.day_close, "
     "EXCLUDED.day_volume, EXCLUDED.day_vwap, EXCLUDED.day_change, EXCLUDED.day_change_percent, "
     "EXCLUDED.day_previous_close, EXCLUDED.day_time, EXCLUDED.implied_volatility, "
-    "EXCLUDED.open_interest, EXCLUDED.delta, EXCLUDED.gamma, EXCLUDED.theta, "
-    "EXCLUDED.vega, EXCLUDED.bid, EXCLUDED.ask, EXCLUDED.bid_size, EXCLUDED.ask_size, "
-    "EXCLUDED.midpoint, EXCLUDED.quote_time, EXCLUDED.trade_price, EXCLUDED.trade_size, "
-    "EXCLUDED.trade_exchange, EXCLUDED.trade_time, EXCLUDED.underlying_price, "
-    "EXCLUDED.underlying_time, EXCLUDED.change_to_break_even, EXCLUDED.break_even_price, "
-    "EXCLUDED.fmv, EXCLUDED.source)";
+    "EXCLUDED.open_interest, EXCLUDED.delta, EXCLUDED.gamma, EXCLUDED.theta, EXCLUDED.vega, "
+    "EXCLUDED.bid, EXCLUDED.ask, EXCLUDED.bid_size, EXCLUDED.ask_size, EXCLUDED.midpoint, "
+    "EXCLUDED.quote_time, EXCLUDED.trade_price, EXCLUDED.trade_size, EXCLUDED.trade_exchange, "
+    "EXCLUDED.trade_time, EXCLUDED.underlying_price, EXCLUDED.underlying_time, "
+    "EXCLUDED.change_to_break_even, EXCLUDED.break_even_price, EXCLUDED.fmv, "
+    "EXCLUDED.quote_timeframe, EXCLUDED.bid_exchange, EXCLUDED.ask_exchange, "
+    "EXCLUDED.trade_timeframe, EXCLUDED.trade_conditions, EXCLUDED.underlying_value, "
+    "EXCLUDED.underlying_timeframe, EXCLUDED.fmv_time, EXCLUDED.last_updated_fallback, "
+    "EXCLUDED.source)";
 
 const char writer_sql_rejects[] =
-    "INSERT INTO ingest_rejects (underlying, ticker, reason, raw, request_id, source) "
-    "SELECT $1::text, u.t, u.r, u.raw, $5::text, $6::text "
-    "FROM unnest($2::text[], $3::text[], $4::text[]) AS u(t, r, raw)";
+    "INSERT INTO ingest_rejects (underlying, ticker, reason, raw, request_id, source, kind, key_time) "
+    "SELECT $1::text, u.t, u.r, u.raw, $5::text, $6::text, u.k, u.kt "
+    "FROM unnest($2::text[], $3::text[], $4::text[], $7::text[], $8::timestamptz[]) AS u(t, r, raw, k, kt)";
+
+/* Reference data of contracts (/v3/reference/options/contracts) onto the
+ * contracts already in `options`; a contract not there yet gets it from the
+ * next listing after its first snapshot. Rows that would not change are
+ * not touched. */
+const char writer_sql_contract_reference[] =
+    "UPDATE options AS o SET primary_exchange = u.pe, cfi = u.cfi, additional_underlyings = u.au, "
+    "reference_updated_at = now() "
+    "FROM unnest($1::text[], $2::text[], $3::text[], $4::jsonb[]) AS u(t, pe, cfi, au) "
+    "WHERE o.ticker = u.t AND (o.primary_exchange, o.cfi, o.additional_underlyings) "
+    "IS DISTINCT FROM (u.pe, u.cfi, u.au)";
 
 /* A live mark replaces a backfill one, never another live one (a window is
  * swept live once: windows only move forward), and never marks a window that
@@ -106,13 +136,16 @@ static const char *const stmt_names[] = {
     [WSTMT_OPTIONS] = "insert_options",     [WSTMT_LAST_SEEN] = "touch_options",
     [WSTMT_SNAPSHOTS] = "upsert_snapshots", [WSTMT_REJECTS] = "insert_rejects",
     [WSTMT_COVERAGE] = "mark_coverage",       [WSTMT_COVERAGE_RANGE] = "mark_coverage_range",
+    [WSTMT_CONTRACT_REFERENCE] = "update_contract_reference",
 };
 
 static const unsigned int col_array_oid[] = {
     [SNAP_F64] = PG_OID_FLOAT8_ARRAY, [SNAP_I64] = PG_OID_INT8_ARRAY,
-    [SNAP_TS] = PG_OID_TIMESTAMPTZ_ARRAY};
+    [SNAP_TS] = PG_OID_TIMESTAMPTZ_ARRAY, [SNAP_TIMEFRAME] = PG_OID_TEXT_ARRAY,
+    [SNAP_CONDITIONS] = PG_OID_JSONB_ARRAY};
 static const unsigned int col_elem_oid[] = {
-    [SNAP_F64] = PG_OID_FLOAT8, [SNAP_I64] = PG_OID_INT8, [SNAP_TS] = PG_OID_TIMESTAMPTZ};
+    [SNAP_F64] = PG_OID_FLOAT8, [SNAP_I64] = PG_OID_INT8, [SNAP_TS] = PG_OID_TIMESTAMPTZ,
+    [SNAP_TIMEFRAME] = PG_OID_TEXT, [SNAP_CONDITIONS] = PG_OID_JSONB};
 
 /* Array parameters are appended to j->buf; their offsets are resolved into
  * pointers once the buffer stops growing. */
@@ -233,7 +266,7 @@ static void build_options(struct writer_job *j, const struct batch *b, const cha
 static void build_snapshots(struct writer_job *j, const struct batch *b, const char *underlying,
                             enum row_source source)
 {
-    int s = add_stmt(j, WSTMT_SNAPSHOTS, writer_sql_snapshots, 2 + SNAP_NCOLS + 2);
+    int s = add_stmt(j, WSTMT_SNAPSHOTS, writer_sql_snapshots, 2 + SNAP_NCOLS + 3);
     struct pgarray a;
     param_array_begin(j, &a, s, 0, PG_OID_TEXT_ARRAY, PG_OID_TEXT);
     for (size_t i = 0; i < b->nrows; i++)
@@ -248,25 +281,43 @@ static void build_snapshots(struct writer_job *j, const struct batch *b, const c
         param_array_begin(j, &a, s, 2 + c, col_array_oid[t], col_elem_oid[t]);
         for (size_t i = 0; i < b->nrows; i++) {
             const struct snapshot_row *r = &b->rows[i];
-            if (!snapshot_row_has(r, (enum snap_col)c))
+            const char *tf;
+            if (!snapshot_row_has(r, (enum snap_col)c)) {
                 pgarray_add_null(&a);
-            else if (t == SNAP_F64)
+            } else if (t == SNAP_F64) {
                 pgarray_add_float8(&a, r->v[c].f);
-            else if (t == SNAP_I64)
+            } else if (t == SNAP_I64) {
                 pgarray_add_int8(&a, r->v[c].i);
-            else
+            } else if (t == SNAP_TS) {
                 pgarray_add_timestamptz(&a, r->v[c].i);
+            } else if (t == SNAP_TIMEFRAME && (tf = snap_timeframe_name(r->v[c].i)) != NULL) {
+                pgarray_add_text(&a, tf, strlen(tf));
+            } else if (t == SNAP_CONDITIONS) {
+                char json[SNAP_CONDITIONS_MAX * 12 + 3];
+                size_t n = 0;
+                json[n++] = '[';
+                for (unsigned k = 0; k < r->nconditions && k < SNAP_CONDITIONS_MAX; k++)
+                    n += (size_t)snprintf(json + n, sizeof json - n, "%s%d", k ? "," : "", (int)r->conditions[k]);
+                json[n++] = ']';
+                pgarray_add_jsonb(&a, json, n);
+            } else {
+                pgarray_add_null(&a);
+            }
         }
         param_array_end(j, &a, s, 2 + c);
     }
-    param_text(j, s, 2 + SNAP_NCOLS, 0, underlying);
-    param_text(j, s, 3 + SNAP_NCOLS, 1, row_source_name(source));
+    param_array_begin(j, &a, s, 2 + SNAP_NCOLS, PG_OID_BOOL_ARRAY, PG_OID_BOOL);
+    for (size_t i = 0; i < b->nrows; i++)
+        pgarray_add_bool(&a, b->rows[i].last_updated_fallback);
+    param_array_end(j, &a, s, 2 + SNAP_NCOLS);
+    param_text(j, s, 3 + SNAP_NCOLS, 0, underlying);
+    param_text(j, s, 4 + SNAP_NCOLS, 1, row_source_name(source));
 }
 
 static void build_rejects(struct writer_job *j, const struct batch *b, const char *underlying,
                           enum row_source source)
 {
-    int s = add_stmt(j, WSTMT_REJECTS, writer_sql_rejects, 6);
+    int s = add_stmt(j, WSTMT_REJECTS, writer_sql_rejects, 8);
     struct pgarray a;
     param_text(j, s, 0, 0, underlying);
     param_array_begin(j, &a, s, 1, PG_OID_TEXT_ARRAY, PG_OID_TEXT);
@@ -288,6 +339,20 @@ static void build_rejects(struct writer_job *j, const struct batch *b, const cha
     param_array_end(j, &a, s, 3);
     param_text(j, s, 4, 1, b->request_id[0] ? b->request_id : NULL);
     param_text(j, s, 5, 2, row_source_name(source));
+    param_array_begin(j, &a, s, 6, PG_OID_TEXT_ARRAY, PG_OID_TEXT);
+    for (size_t i = 0; i < b->nrejects; i++) {
+        const char *k = reject_kind_name(b->rejects[i].kind);
+        pgarray_add_text(&a, k, strlen(k));
+    }
+    param_array_end(j, &a, s, 6);
+    param_array_begin(j, &a, s, 7, PG_OID_TIMESTAMPTZ_ARRAY, PG_OID_TIMESTAMPTZ);
+    for (size_t i = 0; i < b->nrejects; i++) {
+        if (b->rejects[i].key_us != 0)
+            pgarray_add_timestamptz(&a, b->rejects[i].key_us);
+        else
+            pgarray_add_null(&a);
+    }
+    param_array_end(j, &a, s, 7);
 }
 
 static void build_coverage(struct writer_job *j, const char *underlying, enum row_source source,
@@ -319,6 +384,22 @@ static void build_coverage(struct writer_job *j, const char *underlying, enum ro
     param_text(j, s, 4, 4, n);
 }
 
+/* Points the binary parameters at their bytes once the buffer stopped growing. */
+static int resolve_params(struct writer_job *j)
+{
+    if (j->buf.failed) {
+        bytebuf_free(&j->buf);
+        return -1;
+    }
+    for (int s = 0; s < j->txn.nstmts; s++) {
+        struct writer_stmt_params *p = &j->params[s];
+        for (int k = 0; k < j->txn.stmts[s].nparams; k++)
+            if (p->formats[k] == 1)
+                p->values[k] = j->buf.data + p->offsets[k];
+    }
+    return 0;
+}
+
 int writer_job_build(struct writer_job *j, const struct batch *b, const char *underlying,
                      enum row_source source, const struct coverage_mark *cov)
 {
@@ -333,16 +414,8 @@ int writer_job_build(struct writer_job *j, const struct batch *b, const char *un
         build_coverage(j, underlying, source, cov);
         j->has_coverage = true;
     }
-    if (j->buf.failed) {
-        bytebuf_free(&j->buf);
+    if (resolve_params(j))
         return -1;
-    }
-    for (int s = 0; s < j->txn.nstmts; s++) {
-        struct writer_stmt_params *p = &j->params[s];
-        for (int k = 0; k < j->txn.stmts[s].nparams; k++)
-            if (p->formats[k] == 1)
-                p->values[k] = j->buf.data + p->offsets[k];
-    }
     j->nrows = (long)b->nrows;
     j->nrejects = (long)b->nrejects;
     return 0;
@@ -354,6 +427,57 @@ bool writer_job_mark_refused(const struct writer_job *j, const struct pg_txn_res
         if (j->kinds[s] == WSTMT_COVERAGE)
             return r->status == PG_TXN_OK && r->affected[s] == 0;
     return false;
+}
+
+int writer_contracts_job_build(struct writer_job *j, const struct contracts_page *page)
+{
+    memset(j, 0, sizeof *j);
+    size_t n = 0;
+    for (size_t i = 0; i < page->ncontracts; i++)
+        n += page->refs[i].has_reference;
+    if (n == 0)
+        return 0;
+    int s = add_stmt(j, WSTMT_CONTRACT_REFERENCE, writer_sql_contract_reference, 4);
+    struct pgarray a;
+    param_array_begin(j, &a, s, 0, PG_OID_TEXT_ARRAY, PG_OID_TEXT);
+    for (size_t i = 0; i < page->ncontracts; i++)
+        if (page->refs[i].has_reference)
+            pgarray_add_text(&a, page->contracts[i].ticker, strlen(page->contracts[i].ticker));
+    param_array_end(j, &a, s, 0);
+    param_array_begin(j, &a, s, 1, PG_OID_TEXT_ARRAY, PG_OID_TEXT);
+    for (size_t i = 0; i < page->ncontracts; i++)
+        if (page->refs[i].has_reference) {
+            const char *v = page->refs[i].primary_exchange;
+            if (v[0])
+                pgarray_add_text(&a, v, strlen(v));
+            else
+                pgarray_add_null(&a);
+        }
+    param_array_end(j, &a, s, 1);
+    param_array_begin(j, &a, s, 2, PG_OID_TEXT_ARRAY, PG_OID_TEXT);
+    for (size_t i = 0; i < page->ncontracts; i++)
+        if (page->refs[i].has_reference) {
+            const char *v = page->refs[i].cfi;
+            if (v[0])
+                pgarray_add_text(&a, v, strlen(v));
+            else
+                pgarray_add_null(&a);
+        }
+    param_array_end(j, &a, s, 2);
+    param_array_begin(j, &a, s, 3, PG_OID_JSONB_ARRAY, PG_OID_JSONB);
+    for (size_t i = 0; i < page->ncontracts; i++)
+        if (page->refs[i].has_reference) {
+            const char *v = page->refs[i].additional_underlyings;
+            if (v != NULL)
+                pgarray_add_jsonb(&a, v, strlen(v));
+            else
+                pgarray_add_null(&a);
+        }
+    param_array_end(j, &a, s, 3);
+    if (resolve_params(j))
+        return -1;
+    j->nrows = (long)n;
+    return 0;
 }
 
 long writer_job_rows_written(const struct writer_job *j, const struct pg_txn_result *r)

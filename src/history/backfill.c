@@ -13,8 +13,10 @@
 
 #include "optsnap/api/aggs_parse.h"
 #include "optsnap/api/reference_parse.h"
+#include "optsnap/api/roots.h"
 #include "optsnap/api/snapshot_parse.h" /* enum parse_result */
 #include "optsnap/db/pg_connect.h"
+#include "optsnap/db/writer.h"
 #include "optsnap/history/dayblock.h"
 #include "optsnap/pipeline/calendar.h"
 #include "optsnap/pipeline/engine.h"
@@ -607,6 +609,41 @@ static void fetch_free(struct bf_fetch *f)
     free(f);
 }
 
+/* A contracts page's reference data (primary exchange, CFI, deliverables)
+ * onto `options`, as a statement of its own through the pool. */
+struct reference_write {
+    struct engine_query q;
+    struct writer_job job;
+};
+
+static void on_reference_written(struct engine_query *q, const struct pg_txn_result *r)
+{
+    struct reference_write *w = (struct reference_write *)q;
+    if (r->status == PG_TXN_SQL_ERROR || r->status == PG_TXN_CONN_LOST)
+        log_warn("contract reference data not written (the next listing writes it)", "sqlstate=%s", r->sqlstate);
+    writer_job_free(&w->job);
+    free(w);
+}
+
+static void contracts_reference_write(struct backfill *bf, const struct contracts_page *page)
+{
+    struct reference_write *w = calloc(1, sizeof *w);
+    if (w == NULL || writer_contracts_job_build(&w->job, page) != 0 || w->job.txn.nstmts == 0) {
+        if (w)
+            writer_job_free(&w->job);
+        free(w);
+        return;
+    }
+    memcpy(w->q.txn.stmts, w->job.txn.stmts, sizeof w->q.txn.stmts);
+    w->q.txn.nstmts = w->job.txn.nstmts;
+    w->q.done = on_reference_written;
+    w->q.user = w;
+    if (engine_query_submit(bf->e, &w->q) != 0) {
+        writer_job_free(&w->job);
+        free(w);
+    }
+}
+
 static enum page_verdict on_contracts_page(struct pager *p, const struct http_response *resp, const char **next_url,
                                            char *why, size_t why_size)
 {
@@ -619,9 +656,10 @@ static enum page_verdict on_contracts_page(struct pager *p, const struct http_re
         return PAGE_MALFORMED;
     if (rc != PARSE_OK)
         return PAGE_FAILED;
+    contracts_reference_write(bf, &bf->cpage);
     for (size_t i = 0; i < bf->cpage.ncontracts; i++) {
-        if (strcmp(bf->cpage.contracts[i].underlying, un->u->name) != 0)
-            continue;
+        if (!option_contract_matches_underlying(&bf->cpage.contracts[i], un->u->name))
+            continue; /* SPXW is SPX's, I:SPX's */
         if (unit_add_contract(un, &bf->cpage.contracts[i]) != 0) {
             snprintf(why, why_size, "too many contracts or out of memory");
             return PAGE_FAILED;

@@ -231,18 +231,6 @@ static void gaps_usage(FILE *out)
 }
 
 /* Accepts what timestamp_parse does, or a duration meaning that long before now. */
-static int parse_when(const char *text, int64_t now_us, int64_t *out)
-{
-    if (timestamp_parse(text, out) == 0)
-        return 0;
-    int64_t d;
-    if (duration_parse(text, &d) == 0) {
-        *out = now_us - d;
-        return 0;
-    }
-    return -1;
-}
-
 /* "2026-11-02T14:30:00Z", with the fraction only when there is one. */
 static const char *format_time(char *buf, size_t size, int64_t us)
 {
@@ -400,11 +388,11 @@ static int gaps_run(struct settings *s, const struct gaps_options *o)
 {
     int64_t now_us = time_now_us();
     int64_t since_us = now_us - 7 * USEC_PER_DAY, until_us = now_us;
-    if (o->since != NULL && parse_when(o->since, now_us, &since_us) != 0) {
+    if (o->since != NULL && time_or_ago_parse(o->since, now_us, &since_us) != 0) {
         fprintf(stderr, "optsnap gaps: --since '%s' is not a time or a duration\n", o->since);
         return EXIT_USAGE;
     }
-    if (o->until != NULL && parse_when(o->until, now_us, &until_us) != 0) {
+    if (o->until != NULL && time_or_ago_parse(o->until, now_us, &until_us) != 0) {
         fprintf(stderr, "optsnap gaps: --until '%s' is not a time or a duration\n", o->until);
         return EXIT_USAGE;
     }
@@ -511,8 +499,8 @@ int cmd_gaps(int argc, char **argv)
     }
     struct settings s;
     struct gaps_options o = {0};
-    const struct cli_option opts[] = {{"--since", &o.since, false}, {"--until", &o.until, false},
-                                      {"--underlying", &o.underlying, false}, {"--format", &o.format, false}};
+    const struct cli_option opts[] = {{"--since", &o.since, NULL}, {"--until", &o.until, NULL},
+                                      {"--underlying", &o.underlying, NULL}, {"--format", &o.format, NULL}};
     int rc;
     if (cli_load("gaps", argc, argv, &s, opts, sizeof opts / sizeof opts[0]) != 0) {
         gaps_usage(stderr);

@@ -86,11 +86,11 @@ static int load_command(const char *cmd, int argc, char **argv, struct settings 
 {
     char err[512];
     memset(o, 0, sizeof *o);
-    const struct cli_option backfill_opts[] = {{"--from", &o->from, false}, {"--to", &o->to, false},
-                                               {"--underlying", &o->underlying, false},
-                                               {"--resolution", &o->resolution, false}};
-    const struct cli_option repair_opts[] = {{"--lookback", &o->lookback, false}, {"--until", &o->until, false},
-                                             {"--underlying", &o->underlying, false}};
+    const struct cli_option backfill_opts[] = {{"--from", &o->from, NULL}, {"--to", &o->to, NULL},
+                                               {"--underlying", &o->underlying, NULL},
+                                               {"--resolution", &o->resolution, NULL}};
+    const struct cli_option repair_opts[] = {{"--lookback", &o->lookback, NULL}, {"--until", &o->until, NULL},
+                                             {"--underlying", &o->underlying, NULL}};
     if (repair ? cli_load(cmd, argc, argv, s, repair_opts, 3) : cli_load(cmd, argc, argv, s, backfill_opts, 4))
         return -1;
     if (o->underlying != NULL &&

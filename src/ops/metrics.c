@@ -236,6 +236,33 @@ static void render_underlyings(const struct metrics_snapshot *m, struct bytebuf 
         sample_u64(out, "optsnap_underlying_rows_rejected_total", "underlying", u[i].name,
                    u[i].rows_rejected);
 
+    family(out, "optsnap_underlying_rows_fetched_total", "counter",
+           "Results the API returned, per underlying: stored rows plus whole-row rejects.");
+    for (size_t i = 0; i < n; i++)
+        sample_u64(out, "optsnap_underlying_rows_fetched_total", "underlying", u[i].name, u[i].rows_fetched);
+
+    family(out, "optsnap_underlying_rows_partial_total", "counter",
+           "Rows stored with fields dropped (NULL), their raw JSON kept in ingest_rejects as kind partial.");
+    for (size_t i = 0; i < n; i++)
+        sample_u64(out, "optsnap_underlying_rows_partial_total", "underlying", u[i].name, u[i].rows_partial);
+
+    family(out, "optsnap_underlying_last_sweep_rows", "gauge",
+           "Results the API returned in the last finished sweep of an underlying.");
+    for (size_t i = 0; i < n; i++)
+        sample_u64(out, "optsnap_underlying_last_sweep_rows", "underlying", u[i].name, u[i].last_sweep_rows);
+
+    family(out, "optsnap_underlying_last_sweep_rejected", "gauge",
+           "Whole-row rejects in the last finished sweep of an underlying.");
+    for (size_t i = 0; i < n; i++)
+        sample_u64(out, "optsnap_underlying_last_sweep_rejected", "underlying", u[i].name,
+                   u[i].last_sweep_rejected);
+
+    family(out, "optsnap_underlying_delayed", "gauge",
+           "1 when the API labels an underlying's data DELAYED, 0 when REAL-TIME (absent until known).");
+    for (size_t i = 0; i < n; i++)
+        if (u[i].timeframe == 1 || u[i].timeframe == 2)
+            sample_u64(out, "optsnap_underlying_delayed", "underlying", u[i].name, u[i].timeframe == 1);
+
     family(out, "optsnap_underlying_errors_total", "counter",
            "HTTP and database failures that left a window of this underlying uncovered.");
     for (size_t i = 0; i < n; i++)
@@ -311,6 +338,10 @@ void metrics_render_prometheus(const struct metrics_snapshot *m, struct bytebuf 
     sample_u64(out, n, "outcome", "incomplete", m->sweeps_incomplete);
     sample_u64(out, n, "outcome", "overrun", m->sweeps_overrun);
     sample_u64(out, n, "outcome", "mark_refused", m->sweeps_mark_refused);
+    n = "optsnap_api_refused_total";
+    family(out, n, "counter", "Sweeps the API refused for good, by reason (key: 401, plan: 403).");
+    sample_u64(out, n, "reason", "key", m->api_refused_key);
+    sample_u64(out, n, "reason", "plan", m->api_refused_plan);
     counter(out, "optsnap_pages_capped_total",
             "Paginated fetches stopped at max_pages (their window stays uncovered).", m->pages_capped);
     n = "optsnap_clock_skew_seconds";

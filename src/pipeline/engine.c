@@ -605,9 +605,14 @@ int engine_create(struct engine **out, struct settings *s, const struct engine_c
     list_init(&e->queries);
     if (e->cfg.batch_rows < 1)
         e->cfg.batch_rows = 1;
+    char err[300], q[300];
     if (api_origin_init(&e->origin, s->api_url) != 0) {
-        char q[300];
         log_error("bad api_url", "api_url=%s", log_quote(q, sizeof q, s->api_url));
+        free(e);
+        return -1;
+    }
+    if (api_origin_allow_hosts(&e->origin, s->api_allowed_hosts, err, sizeof err) != 0) {
+        log_error("bad api_allowed_hosts", "error=%s", log_quote(q, sizeof q, err));
         free(e);
         return -1;
     }

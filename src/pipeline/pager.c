@@ -42,6 +42,7 @@ int pager_start(struct engine *e, struct pager *p, const char *url)
     p->active = true;
     p->abandoned = false;
     p->in_flight = false;
+    memset(&p->error, 0, sizeof p->error);
     engine_fetch_enqueue(e, p);
     engine_after_event(e);
     return 0;
@@ -78,14 +79,15 @@ void pager_fetch_now(struct pager *p)
 static void after_page(struct pager *p, const char *next)
 {
     struct engine *e = p->e;
-    enum pager_step step = pager_rules_next(&p->rules, engine_origin(e), next);
+    char fetch[8192];
+    enum pager_step step = pager_rules_next(&p->rules, engine_origin(e), next, fetch, sizeof fetch);
     char l[80], u[300], s[300];
     switch (step) {
     case PAGER_STEP_LAST:
         pager_end(p, true, "");
         return;
     case PAGER_STEP_FOLLOW: {
-        char *nu = engine_running(e) ? strdup(next) : NULL;
+        char *nu = engine_running(e) ? strdup(fetch) : NULL;
         if (nu == NULL) {
             pager_end(p, false, engine_running(e) ? "out of memory" : "shutting down");
             return;
@@ -126,11 +128,16 @@ static void on_http(void *user, const struct http_response *resp)
         goto out;
     }
     if (resp->outcome != HTTP_OK) {
+        char said[400];
         engine_counters_mut(e)->requests_failed++;
+        api_error_parse(resp->status, resp->body, resp->body_len, &p->error);
+        if (resp->status > 0)
+            api_error_format(&p->error, said, sizeof said);
+        else
+            snprintf(said, sizeof said, "%s", resp->error ? resp->error : "no answer");
         log_error("request failed", "what=%s for=%s status=%ld attempts=%d error=%s", p->what,
-                  log_quote(l, sizeof l, p->label), resp->status, resp->attempts,
-                  log_quote(q, sizeof q, resp->error ? resp->error : ""));
-        snprintf(why, sizeof why, "request failed (status %ld)", resp->status);
+                  log_quote(l, sizeof l, p->label), resp->status, resp->attempts, log_quote(q, sizeof q, said));
+        snprintf(why, sizeof why, "request failed: %.170s", said);
         pager_end(p, false, why);
         goto out;
     }

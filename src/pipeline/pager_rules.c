@@ -30,13 +30,14 @@ static uint64_t url_hash(const char *s)
     return h;
 }
 
-enum pager_step pager_rules_next(struct pager_rules *r, const struct api_origin *origin, const char *next_url)
+enum pager_step pager_rules_next(struct pager_rules *r, const struct api_origin *origin, const char *next_url,
+                                 char *fetch, size_t size)
 {
     r->pages++;
     r->parse_retries = 0;
     if (next_url == NULL || next_url[0] == '\0')
         return PAGER_STEP_LAST;
-    if (!api_origin_owns(origin, next_url))
+    if (api_origin_resolve(origin, next_url, fetch, size) == API_ORIGIN_REFUSED)
         return PAGER_STEP_OFF_ORIGIN;
     uint64_t h = url_hash(next_url);
     for (size_t i = 0; i < r->nseen; i++)

@@ -48,7 +48,9 @@ static enum page_verdict on_snapshot_page(struct pager *p, const struct http_res
     struct run *r = sw->r;
     struct engine *e = r->e;
     snapshot_page_reset(&r->page);
-    int rc = snapshot_page_parse(&r->page, resp->body, resp->body_len, sw->u->name, why, why_size);
+    /* a row with no event time at all is keyed on the window it was fetched in */
+    struct snapshot_parse_opts opts = {.underlying = sw->u->name, .fallback_us = sw->window_start_us};
+    int rc = snapshot_page_parse_opts(&r->page, resp->body, resp->body_len, &opts, why, why_size);
     if (rc == PARSE_ERR_JSON)
         return PAGE_MALFORMED;
     if (rc != PARSE_OK)
@@ -62,13 +64,22 @@ static enum page_verdict on_snapshot_page(struct pager *p, const struct http_res
         if (engine_group_add_row(e, &sw->g, &r->page.rows[i]) != 0)
             return PAGE_FAILED;
         sw->rows_fetched++;
+        const struct snapshot_row *row = &r->page.rows[i];
+        if (snapshot_row_has(row, SNAP_QUOTE_TIMEFRAME))
+            sw->u->timeframe = (int)row->v[SNAP_QUOTE_TIMEFRAME].i;
+        else if (snapshot_row_has(row, SNAP_TRADE_TIMEFRAME))
+            sw->u->timeframe = (int)row->v[SNAP_TRADE_TIMEFRAME].i;
     }
     sw->pages++;
+    size_t whole = r->page.nrejects - r->page.npartial; /* a partial row is stored, so fetched, not rejected */
+    sw->rows_rejected += (long)whole;
+    sw->u->rows_fetched += r->page.nrows + whole;
+    sw->u->rows_partial += r->page.npartial;
     for (size_t i = 0; i < r->page.nrejects; i++) {
         struct row_reject *rj = &r->page.rejects[i];
         char t[80], q[200], id[120];
-        sw->u->rows_rejected++;
-        log_info("row rejected", "underlying=%s ticker=%s reason=%s request_id=%s", sw->u->name,
+        sw->u->rows_rejected += rj->kind != REJECT_PARTIAL;
+        log_info(rj->kind == REJECT_PARTIAL ? "row stored with fields dropped" : "row rejected", "underlying=%s ticker=%s reason=%s request_id=%s", sw->u->name,
                  log_quote(t, sizeof t, rj->ticker), log_quote(q, sizeof q, rj->reason),
                  log_quote(id, sizeof id, r->page.request_id));
         if (engine_group_add_reject(e, &sw->g, rj) != 0)
@@ -86,6 +97,17 @@ static void on_sweep_fetched(struct pager *p, bool complete, const char *why)
     struct run *r = sw->r;
     if (engine_closing(r->e))
         return; /* freed with the driver after the loop */
+    if (!complete && api_error_is_permanent(&p->error)) {
+        struct underlying_state *u = sw->u;
+        api_error_format(&p->error, u->refusal, sizeof u->refusal);
+        u->refused_real_us = run_real_now();
+        if (p->error.kind == API_ERROR_KEY)
+            r->api_refused_key++;
+        else
+            r->api_refused_plan++;
+    } else if (complete) {
+        sw->u->refusal[0] = '\0';
+    }
     if (!complete)
         engine_group_fail(r->e, &sw->g, why);
     else if (sw->skewed || !run_clocks_agree(r))
@@ -134,6 +156,8 @@ static void on_group_settled(void *self, struct engine_group *g)
     struct sweep *sw = g->wg.owner;
     struct underlying_state *u = sw->u;
     double secs = (double)(run_real_now() - sw->started_real_us) / 1e6;
+    u->last_sweep_rows = (uint64_t)(sw->rows_fetched + sw->rows_rejected);
+    u->last_sweep_rejected = (uint64_t)sw->rows_rejected;
     if (g->wg.coverage_written) {
         char ws[40];
         r->sweeps_covered++;

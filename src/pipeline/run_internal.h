@@ -29,6 +29,11 @@ struct underlying_state {
     int64_t last_covered_us, last_covered_real_us;
     double last_sweep_seconds;
     uint64_t rows_written, rows_rejected, sweeps_covered, sweeps_incomplete, errors;
+    uint64_t rows_fetched, rows_partial, last_sweep_rows, last_sweep_rejected;
+    int timeframe;          /* enum snap_timeframe of the last page's data, 0 = unknown */
+    /* the API refused this underlying for good (401 key, 403 plan): why, and when (real) */
+    char refusal[200];
+    int64_t refused_real_us;
     struct timeline timeline;
 };
 
@@ -39,7 +44,7 @@ struct sweep {
     struct pager pager;
     int64_t window_start_us, window_end_us;
     int64_t started_real_us;
-    long rows_fetched;
+    long rows_fetched, rows_rejected;
     int pages;
     bool skewed;            /* a page's Date disagreed with our clock */
 };
@@ -67,6 +72,7 @@ struct run {
     int windows_scheduled;
     bool last_window_scheduled;   /* max_sweeps reached: finish, then drain */
     uint64_t sweeps_started, sweeps_covered, sweeps_incomplete, sweeps_overrun, sweeps_refused;
+    uint64_t api_refused_key, api_refused_plan;
     double last_sweep_seconds;
     int64_t started_real_us;
 

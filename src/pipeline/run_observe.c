@@ -142,6 +142,11 @@ static void fill_underlyings(struct run *r, struct metrics_snapshot *m, int64_t 
         x->sweeps_covered = u->sweeps_covered;
         x->sweeps_incomplete = u->sweeps_incomplete;
         x->errors = u->errors;
+        x->rows_fetched = u->rows_fetched;
+        x->rows_partial = u->rows_partial;
+        x->last_sweep_rows = u->last_sweep_rows;
+        x->last_sweep_rejected = u->last_sweep_rejected;
+        x->timeframe = u->timeframe;
         r->tl[i] = u->timeline.spans;
         r->tln[i] = u->timeline.n;
     }
@@ -191,6 +196,8 @@ static void on_snapshot(void *user, struct metrics_snapshot *m)
     m->clock_skew_api_s = (double)r->api_clock.skew_us / 1e6;
     m->clock_skew_db_s = (double)r->db_clock.skew_us / 1e6;
     m->clock_skew_exceeded = !run_clocks_agree(r);
+    m->api_refused_key = r->api_refused_key;
+    m->api_refused_plan = r->api_refused_plan;
     if (size_arrays(r) == 0)
         fill_underlyings(r, m, now);
 }
@@ -212,6 +219,13 @@ static bool on_ready(void *user, char *why, size_t size)
     }
     int64_t now = run_market_now(r), cadence = r->s->cadence_us;
     int64_t bound_real = 3 * (int64_t)((double)cadence / r->clock.speed) + 10 * USEC_PER_SEC;
+    for (size_t i = 0; i < r->nus; i++) {
+        const struct underlying_state *u = r->us[i];
+        if (!u->retired && u->refusal[0] && run_real_now() - u->refused_real_us < bound_real) {
+            snprintf(why, size, "underlying %s: the API refused it: %.180s\n", u->name, u->refusal);
+            return false;
+        }
+    }
     bool expected = session_set_expects(&r->sessions, window_start_of(now, cadence) - 2 * cadence, cadence) == 1;
     if (!expected || run_real_now() - r->started_real_us < bound_real)
         return true;

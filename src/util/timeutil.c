@@ -202,3 +202,15 @@ const char *timestamp_format_brief(char *buf, size_t size, int64_t us)
         memcpy(frac, "Z", 2);
     return buf;
 }
+
+int time_or_ago_parse(const char *text, int64_t now_us, int64_t *out_us)
+{
+    if (timestamp_parse(text, out_us) == 0)
+        return 0;
+    int64_t d;
+    if (duration_parse(text, &d) == 0) {
+        *out_us = now_us - d;
+        return 0;
+    }
+    return -1;
+}

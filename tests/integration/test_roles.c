@@ -85,6 +85,11 @@ static void test_writer_can_ingest(void)
     CHECK_INT(pgtest_scalar(w, "SELECT optsnap_lease_release('SPY', 'test')::int"), 1);
     CHECK_INT(pgtest_scalar(w, "SELECT count(*) FROM optsnap_gaps('always', interval '1 minute', "
                                "'2026-11-02T15:00:00Z', '2026-11-02T15:03:00Z', ARRAY['SPY'])"), 1);
+    /* a replay marks the dead letter, and changes nothing else of it */
+    CHECK_INT(pgtest_exec(w, "INSERT INTO ingest_rejects (reason, raw) VALUES ('r', '{}')"), 0);
+    CHECK_INT(pgtest_exec(w, "UPDATE ingest_rejects SET replayed_at = now(), replay_result = 'written'"), 0);
+    CHECK(pgtest_exec_fails(w, "UPDATE ingest_rejects SET raw = 'x'", "42501") == 0);
+    CHECK(pgtest_exec_fails(w, "DELETE FROM ingest_rejects", "42501") == 0);
     /* and nothing more */
     CHECK(pgtest_exec_fails(w, "DROP TABLE option_snapshots", "42501") == 0);
     CHECK(pgtest_exec_fails(w, "ALTER TABLE options ADD COLUMN x int", "42501") == 0);

@@ -10,6 +10,7 @@
 
 #include "optsnap/db/migrate.h"
 #include "optsnap/api/row.h"
+#include "optsnap/db/writer.h"
 #include "pgtest.h"
 #include "test.h"
 
@@ -22,32 +23,66 @@ static const char *type_name(enum snap_col_type t)
     case SNAP_F64: return "double precision";
     case SNAP_I64: return "bigint";
     case SNAP_TS: return "timestamp with time zone";
+    case SNAP_TIMEFRAME: return "text";
+    case SNAP_CONDITIONS: return "jsonb";
     }
     return "?";
 }
 
+/* 001_schema.sql: ticker, last_updated, SNAP_DAY_OPEN..SNAP_FMV, underlying,
+ * source, ingested_at; 006_fields.sql appends SNAP_QUOTE_TIMEFRAME.. and
+ * last_updated_fallback. */
 static void test_snapshot_columns_follow_row_h(void)
 {
     PGresult *res = PQexec(db, "SELECT column_name, data_type, is_nullable FROM information_schema.columns"
                                " WHERE table_schema = 'public' AND table_name = 'option_snapshots'"
                                " ORDER BY ordinal_position");
     CHECK(PQresultStatus(res) == PGRES_TUPLES_OK);
-    CHECK_INT(PQntuples(res), SNAP_NCOLS + 5);
-    if (PQntuples(res) == SNAP_NCOLS + 5) {
+    CHECK_INT(PQntuples(res), SNAP_NCOLS + 6);
+    if (PQntuples(res) == SNAP_NCOLS + 6) {
         CHECK_STR(PQgetvalue(res, 0, 0), "ticker");
         CHECK_STR(PQgetvalue(res, 1, 0), "last_updated");
         CHECK_STR(PQgetvalue(res, 1, 2), "NO");
         for (int c = 0; c < SNAP_NCOLS; c++) {
-            CHECK_STR(PQgetvalue(res, c + 2, 0), snap_cols[c].name);
-            CHECK_STR(PQgetvalue(res, c + 2, 1), type_name(snap_cols[c].type));
-            CHECK_STR(PQgetvalue(res, c + 2, 2), "YES");
+            int at = c < SNAP_NCOLS_001 ? c + 2 : c + 5;
+            CHECK_STR(PQgetvalue(res, at, 0), snap_cols[c].name);
+            CHECK_STR(PQgetvalue(res, at, 1), type_name(snap_cols[c].type));
+            CHECK_STR(PQgetvalue(res, at, 2), "YES");
         }
-        CHECK_STR(PQgetvalue(res, SNAP_NCOLS + 2, 0), "underlying");
-        CHECK_STR(PQgetvalue(res, SNAP_NCOLS + 3, 0), "source");
-        CHECK_STR(PQgetvalue(res, SNAP_NCOLS + 4, 0), "ingested_at");
-        CHECK_STR(PQgetvalue(res, SNAP_NCOLS + 4, 2), "NO");
+        CHECK_STR(PQgetvalue(res, SNAP_NCOLS_001 + 2, 0), "underlying");
+        CHECK_STR(PQgetvalue(res, SNAP_NCOLS_001 + 3, 0), "source");
+        CHECK_STR(PQgetvalue(res, SNAP_NCOLS_001 + 4, 0), "ingested_at");
+        CHECK_STR(PQgetvalue(res, SNAP_NCOLS_001 + 4, 2), "NO");
+        CHECK_STR(PQgetvalue(res, SNAP_NCOLS + 5, 0), "last_updated_fallback");
+        CHECK_STR(PQgetvalue(res, SNAP_NCOLS + 5, 1), "boolean");
+        CHECK_STR(PQgetvalue(res, SNAP_NCOLS + 5, 2), "NO");
     }
     PQclear(res);
+    /* the writer's INSERT names its columns in the same order */
+    char list[4096] = "ticker, last_updated, ";
+    for (int c = 0; c < SNAP_NCOLS; c++) {
+        strcat(list, snap_cols[c].name);
+        strcat(list, ", ");
+    }
+    strcat(list, "last_updated_fallback, underlying, source)");
+    CHECK(strstr(writer_sql_snapshots, list) != NULL);
+}
+
+static void test_reference_and_reject_columns(void)
+{
+    char buf[256];
+    CHECK(pgtest_text(db, "SELECT string_agg(column_name || ':' || data_type, ',' ORDER BY ordinal_position)"
+                          " FROM information_schema.columns WHERE table_name = 'options'"
+                          " AND column_name IN ('primary_exchange', 'cfi', 'additional_underlyings')",
+                      buf, sizeof buf) == 0);
+    CHECK_STR(buf, "primary_exchange:text,cfi:text,additional_underlyings:jsonb");
+    CHECK_INT(pgtest_exec_fails(db, "INSERT INTO ingest_rejects (reason, raw, kind) VALUES ('x', '{}', 'other')",
+                                "23514"),
+              0);
+    CHECK_INT(pgtest_exec(db, "INSERT INTO ingest_rejects (reason, raw) VALUES ('kind defaults', '{}')"), 0);
+    CHECK_INT(pgtest_scalar(db, "SELECT count(*) FROM ingest_rejects WHERE reason = 'kind defaults'"
+                                " AND kind = 'reject' AND replayed_at IS NULL"),
+              1);
 }
 
 static void test_constraints(void)
@@ -374,6 +409,7 @@ int main(void)
         return 1;
     RUN(test_snapshot_columns_follow_row_h);
     RUN(test_constraints);
+    RUN(test_reference_and_reject_columns);
     RUN(test_row_without_partition_is_moved);
     RUN(test_ensure_partitions_concurrently);
     RUN(test_calendar_sessions_per_year);

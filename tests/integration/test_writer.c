@@ -240,6 +240,99 @@ static void test_data_error_is_atomic(void)
     batch_free(b);
 }
 
+/* 006_fields.sql's columns, the fallback flag, the rejects' kind and key,
+ * and contracts' reference data, through the real statements. */
+static void test_api_fields_and_reject_kinds(void)
+{
+    struct snapshot_row r = mkrow("O:SPXW261218C05000000", "2026-11-10T15:00:00Z", 12.5);
+    snprintf(r.contract.underlying, sizeof r.contract.underlying, "I:SPX");
+    snapshot_row_set_i64(&r, SNAP_QUOTE_TIMEFRAME, SNAP_TIMEFRAME_DELAYED);
+    snapshot_row_set_i64(&r, SNAP_TRADE_TIMEFRAME, SNAP_TIMEFRAME_REAL_TIME);
+    snapshot_row_set_i64(&r, SNAP_UNDERLYING_TIMEFRAME, SNAP_TIMEFRAME_DELAYED);
+    snapshot_row_set_i64(&r, SNAP_BID_EXCHANGE, 302);
+    snapshot_row_set_i64(&r, SNAP_ASK_EXCHANGE, 323);
+    snapshot_row_set_f64(&r, SNAP_UNDERLYING_VALUE, 5012.25);
+    snapshot_row_set_i64(&r, SNAP_FMV_TIME, r.last_updated_us - 1);
+    r.conditions[0] = 209;
+    r.conditions[1] = 219;
+    r.nconditions = 2;
+    r.present |= UINT64_C(1) << SNAP_TRADE_CONDITIONS;
+    struct snapshot_row fb = mkrow("O:SPXW261218C05100000", "2026-11-10T15:01:00Z", 1.0);
+    snprintf(fb.contract.underlying, sizeof fb.contract.underlying, "I:SPX");
+    fb.last_updated_fallback = true;
+    struct snapshot_row rows[] = {r, fb};
+    struct batch *b = batch_of(rows, 2);
+    struct row_reject rj;
+    memset(&rj, 0, sizeof rj);
+    snprintf(rj.ticker, sizeof rj.ticker, "O:SPXW261218C05000000");
+    snprintf(rj.reason, sizeof rj.reason, "fmv: not a number");
+    rj.raw = strdup("{\"fmv\":\"x\"}");
+    rj.raw_len = strlen(rj.raw);
+    rj.kind = REJECT_PARTIAL;
+    rj.key_us = r.last_updated_us;
+    CHECK(batch_add_reject(b, &rj) == 0);
+    memset(&rj, 0, sizeof rj);
+    snprintf(rj.reason, sizeof rj.reason, "details.ticker: missing");
+    rj.raw = strdup("{}");
+    rj.raw_len = 2;
+    CHECK(batch_add_reject(b, &rj) == 0);
+    struct pg_txn_result res = run_batch(b, "I:SPX", ROW_SOURCE_LIVE, NULL, NULL);
+    CHECK_INT(res.status, PG_TXN_OK);
+    char buf[512];
+    CHECK(pgtest_text(db, "SELECT concat_ws('|', quote_timeframe, trade_timeframe, underlying_timeframe, bid_exchange,"
+                          " ask_exchange, trade_conditions::text, underlying_value, fmv_time = last_updated - interval '1 microsecond',"
+                          " last_updated_fallback, underlying) FROM option_snapshots WHERE ticker = 'O:SPXW261218C05000000'",
+                      buf, sizeof buf) == 0);
+    CHECK_STR(buf, "DELAYED|REAL-TIME|DELAYED|302|323|[209, 219]|5012.25|t|f|I:SPX");
+    CHECK_INT(pgtest_scalar(db, "SELECT count(*) FROM option_snapshots WHERE ticker = 'O:SPXW261218C05100000'"
+                                " AND last_updated_fallback AND trade_conditions IS NULL AND quote_timeframe IS NULL"),
+              1);
+    CHECK(pgtest_text(db, "SELECT string_agg(kind || ':' || coalesce(key_time::text, '-'), ',' ORDER BY id)"
+                          " FROM ingest_rejects WHERE underlying = 'I:SPX'", buf, sizeof buf) == 0);
+    CHECK_STR(buf, "partial:2026-11-10 15:00:00+00,reject:-");
+    /* an unchanged re-poll of the new columns writes nothing */
+    long written = -1;
+    b->nrejects = 0;
+    for (size_t i = 0; i < 2; i++)
+        free(b->rejects[i].raw);
+    res = run_batch(b, "I:SPX", ROW_SOURCE_LIVE, NULL, &written);
+    CHECK_INT(res.status, PG_TXN_OK);
+    CHECK_INT(written, 0);
+    /* one condition more is a change */
+    b->rows[0].conditions[2] = 1;
+    b->rows[0].nconditions = 3;
+    res = run_batch(b, "I:SPX", ROW_SOURCE_LIVE, NULL, &written);
+    CHECK_INT(written, 1);
+    batch_free(b);
+
+    /* the reference endpoint's fields onto the contracts */
+    struct contracts_page page = {0};
+    char err[256];
+    const char *ref = "{\"status\":\"OK\",\"results\":[{\"ticker\":\"O:SPXW261218C05000000\","
+                      "\"underlying_ticker\":\"I:SPX\",\"cfi\":\"OCEICS\",\"primary_exchange\":\"XCBO\","
+                      "\"additional_underlyings\":[{\"type\":\"index\",\"underlying\":\"I:SPX\",\"amount\":100}]},"
+                      "{\"ticker\":\"O:SPXW261218C09990000\",\"cfi\":\"OCEICS\"}]}";
+    CHECK_INT(contracts_page_parse(&page, ref, strlen(ref), err, sizeof err), 0);
+    struct writer_job j;
+    CHECK(writer_contracts_job_build(&j, &page) == 0);
+    CHECK_INT(j.txn.nstmts, 1);
+    struct waiter w = {0};
+    wait_idle();
+    j.txn.done = on_done;
+    j.txn.user = &w;
+    CHECK(pg_pool_submit(pool, &j.txn) == 0);
+    while (!w.done)
+        uv_run(&loop, UV_RUN_ONCE);
+    CHECK_INT(w.result.status, PG_TXN_OK);
+    CHECK_INT(w.result.affected[0], 1); /* the contract not in `options` is left for later */
+    writer_job_free(&j);
+    CHECK(pgtest_text(db, "SELECT concat_ws('|', cfi, primary_exchange, additional_underlyings->0->>'underlying',"
+                          " reference_updated_at IS NOT NULL) FROM options WHERE ticker = 'O:SPXW261218C05000000'",
+                      buf, sizeof buf) == 0);
+    CHECK_STR(buf, "OCEICS|XCBO|I:SPX|t");
+    contracts_page_free(&page);
+}
+
 static void test_statement_timeout(void)
 {
     struct pg_pool *slow;
@@ -393,6 +486,7 @@ int main(void)
     RUN(test_rejects_coverage_and_missing_partition);
     RUN(test_coverage_range_for_backfill);
     RUN(test_marks_never_ahead_of_the_database_clock);
+    RUN(test_api_fields_and_reject_kinds);
     RUN(test_data_error_is_atomic);
     RUN(test_statement_timeout);
     RUN(test_concurrent_batches);

@@ -136,8 +136,9 @@ static void test_aggs_bad_bars(void)
         {"\"o\": 1.5032,", "\"o\": 1.6,", "results[0].o: outside [low, high]"},
         {"\"c\": 1.4675,", "\"c\": 1.4,", "results[1].c: outside [low, high]"},
         {"\"t\": 1112331600000,", "\"t\": 1112331600.5,", "results[0].t: not an integer"},
-        {"\"t\": 1112331600000,", "\"t\": 1112331600,", "results[0].t: timestamp out of range"},
-        {"\"t\": 1112331600000,", "\"t\": 1112331600000000000,", "results[0].t: timestamp out of range"},
+        /* no unit puts these in 2000..2100 */
+        {"\"t\": 1112331600000,", "\"t\": 86400000,", "results[0].t: timestamp out of range"},
+        {"\"t\": 1112331600000,", "\"t\": 5000000000000000000,", "results[0].t: timestamp out of range"},
         {"\"vw\": 1.469,", "\"vw\": \"x\",", "results[0].vw: not a number"},
         {"\"vw\": 1.469,", "\"vw\": -1.469,", "results[0].vw: negative"},
         {"\"n\": 82132", "\"n\": 821.5", "results[0].n: not an integer"},
@@ -155,6 +156,24 @@ static void test_aggs_bad_bars(void)
                     err, cases[i].msg);
             test_current_failed = 1;
         }
+        aggs_page_free(&p);
+        free(b);
+    }
+}
+
+/* "t" is ms by the spec; s, us and ns are read by magnitude to the same bar start */
+static void test_aggs_timestamp_units(void)
+{
+    static const char *const forms[] = {"\"t\": 1112331600,", "\"t\": 1112331600000000,",
+                                        "\"t\": 1112331600000000000,"};
+    for (size_t i = 0; i < sizeof forms / sizeof forms[0]; i++) {
+        char *b = text_replace(aggs_body, "\"t\": 1112331600000,", forms[i]);
+        struct aggs_page p = {0};
+        char err[256] = "";
+        CHECK_INT(aggs_page_parse(&p, b, strlen(b), err, sizeof err), PARSE_OK);
+        CHECK_INT(p.nbars, 2);
+        if (p.nbars == 2)
+            CHECK_INT(p.bars[0].start_ms, INT64_C(1112331600000));
         aggs_page_free(&p);
         free(b);
     }
@@ -241,6 +260,7 @@ int main(void)
     RUN(test_aggs_optional_fields);
     RUN(test_aggs_no_results);
     RUN(test_aggs_bad_bars);
+    RUN(test_aggs_timestamp_units);
     RUN(test_aggs_page_errors);
     RUN(test_aggs_fuzz);
     free(aggs_body);

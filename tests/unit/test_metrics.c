@@ -60,6 +60,13 @@ static void fill_snapshot(struct metrics_snapshot *m)
     test_underlyings[0].freshness_s = 12.5;
     test_underlyings[0].rows_written = 100;
     test_underlyings[0].errors = 1;
+    test_underlyings[0].rows_fetched = 250;
+    test_underlyings[0].rows_rejected = 200;
+    test_underlyings[0].rows_partial = 7;
+    test_underlyings[0].last_sweep_rows = 250;
+    test_underlyings[0].last_sweep_rejected = 200;
+    test_underlyings[0].timeframe = 1; /* DELAYED */
+    test_underlyings[2].timeframe = 2;
     snprintf(test_underlyings[1].name, sizeof test_underlyings[1].name, "QQQ");
     test_underlyings[1].freshness_s = -1; /* nothing committed yet */
     test_underlyings[1].rows_written = 0;
@@ -139,6 +146,17 @@ static void test_exact_lines(void)
     CHECK(has_line(t, "optsnap_freshness_seconds{underlying=\"SPY\"} 12.5"));
     CHECK(has_line(t, "optsnap_underlying_rows_written_total{underlying=\"SPY\"} 100"));
     CHECK(has_line(t, "optsnap_underlying_errors_total{underlying=\"SPY\"} 1"));
+    /* rejects per underlying and per sweep, for the "mostly rejected" alert */
+    CHECK(has_line(t, "optsnap_underlying_rows_fetched_total{underlying=\"SPY\"} 250"));
+    CHECK(has_line(t, "optsnap_underlying_rows_rejected_total{underlying=\"SPY\"} 200"));
+    CHECK(has_line(t, "optsnap_underlying_rows_partial_total{underlying=\"SPY\"} 7"));
+    CHECK(has_line(t, "optsnap_underlying_last_sweep_rows{underlying=\"SPY\"} 250"));
+    CHECK(has_line(t, "optsnap_underlying_last_sweep_rejected{underlying=\"SPY\"} 200"));
+    CHECK(has_line(t, "optsnap_underlying_last_sweep_rejected{underlying=\"QQQ\"} 0"));
+    CHECK(has_line(t, "# TYPE optsnap_underlying_last_sweep_rejected gauge"));
+    CHECK(has_line(t, "optsnap_underlying_delayed{underlying=\"SPY\"} 1"));
+    CHECK(has_line(t, "optsnap_underlying_delayed{underlying=\"A\\\"B\\\\C\\nD\"} 0"));
+    CHECK(strstr(t, "optsnap_underlying_delayed{underlying=\"QQQ\"}") == NULL); /* unknown: absent */
     CHECK(has_line(t, "optsnap_uncovered_windows 5"));
     CHECK(has_line(t, "optsnap_db_up 1"));
     CHECK(has_line(t, "optsnap_start_time_seconds 1794999000.5"));

@@ -58,9 +58,40 @@ static void test_text_and_time(void)
     bytebuf_free(&b);
 }
 
+static void test_bool_and_jsonb(void)
+{
+    struct bytebuf b = {0};
+    struct pgarray a;
+    pgarray_begin(&a, &b, PG_OID_BOOL);
+    pgarray_add_bool(&a, true);
+    pgarray_add_bool(&a, false);
+    size_t at = pgarray_end(&a);
+    const unsigned char *p = (const unsigned char *)b.data + at;
+    CHECK_INT(pgbinary_get_u32(p + 8), PG_OID_BOOL);
+    CHECK_INT(pgbinary_get_u32(p + 12), 2);
+    CHECK_INT(pgbinary_get_u32(p + 20), 1);
+    CHECK_INT(p[24], 1);
+    CHECK_INT(pgbinary_get_u32(p + 25), 1);
+    CHECK_INT(p[29], 0);
+    pgarray_begin(&a, &b, PG_OID_JSONB);
+    pgarray_add_jsonb(&a, "[209]", 5);
+    pgarray_add_null(&a);
+    at = pgarray_end(&a);
+    p = (const unsigned char *)b.data + at;
+    CHECK_INT(pgbinary_get_u32(p + 4), 1);
+    CHECK_INT(pgbinary_get_u32(p + 8), PG_OID_JSONB);
+    CHECK_INT(pgbinary_get_u32(p + 20), 6); /* version byte + text */
+    CHECK_INT(p[24], 1);
+    CHECK(memcmp(p + 25, "[209]", 5) == 0);
+    CHECK_INT(pgbinary_get_u32(p + 30), 0xFFFFFFFFu);
+    CHECK(!b.failed);
+    bytebuf_free(&b);
+}
+
 int main(void)
 {
     RUN(test_int8_array_bytes);
     RUN(test_text_and_time);
+    RUN(test_bool_and_jsonb);
     TEST_EXIT();
 }

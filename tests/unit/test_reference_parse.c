@@ -46,6 +46,10 @@ static void test_reference_pages(void)
         check_a_call(&p.contracts[0], "O:A220520C00065000", 65);
         check_a_call(&p.contracts[1], "O:A220520C00070000", 70);
         check_a_call(&p.contracts[9], "O:A220520C00110000", 110);
+        CHECK(p.refs[0].has_reference);
+        CHECK_STR(p.refs[0].primary_exchange, "BATO");
+        CHECK_STR(p.refs[0].cfi, "OCASPS");
+        CHECK(p.refs[0].additional_underlyings == NULL);
     }
     /* the second page: appended, and it is the last one */
     CHECK_INT(contracts_page_parse(&p, p2, n2, err, sizeof err), PARSE_OK);
@@ -140,10 +144,46 @@ static void test_reference_page_errors(void)
     contracts_page_free(&p);
 }
 
+/* An adjusted contract: deliverables beyond 100 shares of one stock
+ * (additional_underlyings), an index listing as underlying_ticker I:SPX. */
+static void test_reference_fields(void)
+{
+    const char *body =
+        "{\"status\":\"OK\",\"request_id\":\"r1\",\"results\":["
+        "{\"ticker\":\"O:XYZ1240119C00010000\",\"underlying_ticker\":\"XYZ\",\"cfi\":\"OCASPS\","
+        "\"primary_exchange\":\"XCBO\",\"correction\":1,\"additional_underlyings\":["
+        "{\"type\":\"equity\",\"underlying\":\"XYZ\",\"amount\":50},"
+        "{\"type\":\"currency\",\"underlying\":\"USD\",\"amount\":12.5}]},"
+        "{\"ticker\":\"O:SPXW240119P04000000\",\"underlying_ticker\":\"I:SPX\",\"exercise_style\":\"european\"},"
+        "{\"ticker\":\"O:ABC240119C00010000\",\"additional_underlyings\":[{\"type\":1}]},"
+        "{\"ticker\":\"O:ABC240119C00011000\",\"cfi\":7}]}";
+    struct contracts_page p = {0};
+    char err[256];
+    CHECK_INT(contracts_page_parse(&p, body, strlen(body), err, sizeof err), PARSE_OK);
+    CHECK_INT(p.ncontracts, 4);
+    CHECK_INT(p.nskipped, 0);
+    CHECK_INT(p.nfields_dropped, 2); /* a field that cannot be read costs the field */
+    if (p.ncontracts == 4) {
+        CHECK_STR(p.refs[0].cfi, "OCASPS");
+        CHECK_STR(p.refs[0].primary_exchange, "XCBO");
+        CHECK_STR(p.refs[0].additional_underlyings,
+                  "[{\"type\":\"equity\",\"underlying\":\"XYZ\",\"amount\":50},"
+                  "{\"type\":\"currency\",\"underlying\":\"USD\",\"amount\":12.5}]");
+        CHECK_STR(p.contracts[1].underlying, "I:SPX");
+        CHECK_INT(p.contracts[1].exercise_style, 'E');
+        CHECK(!p.refs[1].has_reference);
+        CHECK(p.refs[2].has_reference);
+        CHECK(p.refs[2].additional_underlyings == NULL); /* unreadable: NULL, counted */
+        CHECK_STR(p.refs[3].cfi, "");
+    }
+    contracts_page_free(&p);
+}
+
 int main(void)
 {
     RUN(test_reference_pages);
     RUN(test_reference_single);
+    RUN(test_reference_fields);
     RUN(test_reference_skipped);
     RUN(test_reference_page_errors);
     TEST_EXIT();

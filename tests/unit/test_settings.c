@@ -22,7 +22,7 @@ static void test_defaults(void)
 {
     struct settings s;
     settings_init(&s);
-    CHECK_STR(s.api_url, "https://api.polygon.io");
+    CHECK_STR(s.api_url, "https://api.massive.com");
     CHECK_INT(s.cadence_us, 60 * USEC_PER_SEC);
     CHECK_INT(s.http_concurrency, 64);
     CHECK_INT(s.db_connections, 4);
@@ -95,6 +95,23 @@ static void test_errors_name_file_and_line(void)
     settings_init(&s);
     CHECK(settings_set(&s, "queue_max_rows", "10", SOURCE_FLAG, "", err, sizeof err) == 0);
     CHECK(settings_validate(&s, err, sizeof err) == -1);
+    /* the key never crosses the network in clear, and never to userinfo's host */
+    static const char *const bad_urls[] = {"http://api.massive.com", "https://u:p@api.massive.com",
+                                           "https://api.massive.com#x", "https://-x/"};
+    for (size_t i = 0; i < sizeof bad_urls / sizeof bad_urls[0]; i++) {
+        settings_init(&s);
+        CHECK(settings_set(&s, "api_url", bad_urls[i], SOURCE_FLAG, "", err, sizeof err) == 0);
+        CHECK(settings_validate(&s, err, sizeof err) == -1);
+        CHECK(strstr(err, "api_url") != NULL);
+    }
+    settings_init(&s);
+    CHECK(settings_set(&s, "api_url", "http://127.0.0.1:8089", SOURCE_FLAG, "", err, sizeof err) == 0);
+    CHECK(settings_set(&s, "api_allowed_hosts", "localhost:8089, files.example.com", SOURCE_FLAG, "", err,
+                       sizeof err) == 0);
+    CHECK(settings_validate(&s, err, sizeof err) == 0);
+    CHECK(settings_set(&s, "api_allowed_hosts", "files.example.com/x", SOURCE_FLAG, "", err, sizeof err) == 0);
+    CHECK(settings_validate(&s, err, sizeof err) == -1);
+    CHECK(strstr(err, "api_allowed_hosts") != NULL);
 }
 
 static void test_mask(void)
@@ -125,6 +142,18 @@ static void test_universe(void)
     CHECK_INT(settings_load_universe(&s, &u, err, sizeof err), -1);
     snprintf(s.universe, sizeof s.universe, "SPY,../etc");
     CHECK_INT(settings_load_universe(&s, &u, err, sizeof err), -1);
+    /* index underlyings as the API spells them */
+    snprintf(s.universe, sizeof s.universe, "I:SPX,SPY,I:NDX");
+    CHECK_INT(settings_load_universe(&s, &u, err, sizeof err), 3);
+    if (u != NULL)
+        CHECK_STR(u[0].underlying, "I:SPX");
+    free(u);
+    u = NULL;
+    static const char *const bad[] = {"I:", "I:spx", "X:SPX", "I:SP:X", "I::SPX"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        snprintf(s.universe, sizeof s.universe, "%s", bad[i]);
+        CHECK_INT(settings_load_universe(&s, &u, err, sizeof err), -1);
+    }
     const char *path = write_tmp("# list\nAAPL\n\nMSFT # comment\n");
     snprintf(s.universe, sizeof s.universe, "@%s", path);
     CHECK_INT(settings_load_universe(&s, &u, err, sizeof err), 2);

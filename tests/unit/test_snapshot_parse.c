@@ -84,6 +84,36 @@ static void expect_reject(const char *body, const char *underlying, const char *
     snapshot_page_free(&p);
 }
 
+/* Parses body expecting one row stored with `col` dropped (-1: no column to
+ * check) and one partial reject with `reason` whose raw is the exact text
+ * of the result in body; returns the row. */
+static struct snapshot_row expect_partial(const char *body, const char *underlying, const char *reason, int col)
+{
+    struct snapshot_page p = {0};
+    struct snapshot_row r;
+    memset(&r, 0, sizeof r);
+    char err[256] = "";
+    CHECK_INT(parse_str(&p, body, underlying, err, sizeof err), PARSE_OK);
+    CHECK_INT(p.nrows, 1);
+    CHECK_INT(p.nrejects, 1);
+    CHECK_INT(p.npartial, 1);
+    if (p.nrows == 1)
+        r = p.rows[0];
+    if (p.nrejects == 1) {
+        const struct row_reject *rj = &p.rejects[0];
+        CHECK_INT(rj->kind, REJECT_PARTIAL);
+        CHECK_STR(rj->reason, reason);
+        CHECK_INT(rj->key_us, r.last_updated_us);
+        CHECK_STR(rj->ticker, r.contract.ticker);
+        CHECK(rj->raw != NULL && rj->raw[0] == '{' && strstr(body, rj->raw) != NULL);
+        CHECK_INT(rj->raw_len, strlen(rj->raw));
+    }
+    if (col >= 0)
+        CHECK(!snapshot_row_has(&r, (enum snap_col)col));
+    snapshot_page_free(&p);
+    return r;
+}
+
 /* Parses body expecting one row; returns it by value. */
 static struct snapshot_row expect_row(const char *body, const char *underlying)
 {
@@ -133,11 +163,21 @@ static void check_fixture_row(const struct snapshot_row *r, double fmv)
     /* last_trade.sip_timestamp 1678718527714665700 ns is the newest event. */
     CHECK_INT(r->last_updated_us, INT64_C(1678718527714665));
 
-    for (int c = 0; c < SNAP_NCOLS; c++)
+    for (int c = 0; c < SNAP_NCOLS_001; c++)
         if (!snapshot_row_has(r, (enum snap_col)c)) {
             fprintf(stderr, "  column %s missing\n", snap_cols[c].name);
             test_current_failed = 1;
         }
+    /* what the fixture carries of 006_fields.sql's columns */
+    CHECK_INT(r->v[SNAP_QUOTE_TIMEFRAME].i, SNAP_TIMEFRAME_REAL_TIME);
+    CHECK_INT(r->v[SNAP_TRADE_TIMEFRAME].i, SNAP_TIMEFRAME_REAL_TIME);
+    CHECK_INT(r->v[SNAP_UNDERLYING_TIMEFRAME].i, SNAP_TIMEFRAME_REAL_TIME);
+    CHECK(snapshot_row_has(r, SNAP_TRADE_CONDITIONS));
+    CHECK_INT(r->nconditions, 1);
+    CHECK_INT(r->conditions[0], 209);
+    CHECK(!snapshot_row_has(r, SNAP_BID_EXCHANGE) && !snapshot_row_has(r, SNAP_ASK_EXCHANGE));
+    CHECK(!snapshot_row_has(r, SNAP_UNDERLYING_VALUE) && !snapshot_row_has(r, SNAP_FMV_TIME));
+    CHECK(!r->last_updated_fallback);
     CHECK_DBL(r->v[SNAP_DAY_OPEN].f, 29.99);
     CHECK_DBL(r->v[SNAP_DAY_HIGH].f, 32.25);
     CHECK_DBL(r->v[SNAP_DAY_LOW].f, 29);
@@ -349,7 +389,12 @@ static void test_details_missing_or_partial(void)
 
 struct edit {
     const char *from, *to, *reason;
+    int col; /* the column dropped (REJECT_PARTIAL), -1 none; ignored for whole-row rejects */
+    bool whole_row;
 };
+
+#define PARTIAL(from, to, reason, col) {from, to, reason, col, false}
+#define WHOLE(from, to, reason) {from, to, reason, -1, true}
 
 static void run_edits(const struct edit *e, size_t n, const char *underlying)
 {
@@ -357,7 +402,10 @@ static void run_edits(const struct edit *e, size_t n, const char *underlying)
         char *b = text_replace(chain_body, e[i].from, e[i].to);
         int before = test_current_failed;
         test_current_failed = 0;
-        expect_reject(b, underlying, e[i].reason);
+        if (e[i].whole_row)
+            expect_reject(b, underlying, e[i].reason);
+        else
+            (void)expect_partial(b, underlying, e[i].reason, e[i].col);
         if (test_current_failed)
             fprintf(stderr, "  ^ edit %s -> %s\n", e[i].from, e[i].to);
         test_current_failed |= before;
@@ -367,36 +415,61 @@ static void run_edits(const struct edit *e, size_t n, const char *underlying)
 
 static void test_wrong_types(void)
 {
+    /* a field the parser cannot read costs that field (and a partial reject), never the row */
     static const struct edit e[] = {
-        {"\"delta\": 0.6436614934293701", "\"delta\": \"0.64\"", "greeks.delta: not a number"},
-        {"\"open_interest\": 8133", "\"open_interest\": true", "open_interest: not a number"},
-        {"\"volume\": 8,", "\"volume\": [8],", "day.volume: not a number"},
-        {"\"fmv\": 20.5", "\"fmv\": {}", "fmv: not a number"},
-        {"\"sip_timestamp\": 1678718527714665700", "\"sip_timestamp\": \"1678718527714665700\"",
-         "last_trade.sip_timestamp: not a number"},
-        {"\"greeks\": {", "\"greeks\": 5, \"x\": {", "greeks: not an object"},
-        {"\"day\": {", "\"day\": [], \"x\": {", "day: not an object"},
-        {"\"details\": {", "\"details\": \"x\", \"y\": {", "details: not an object"},
-        {"\"strike_price\": 150", "\"strike_price\": \"150\"", "details.strike_price: not a number"},
-        {"\"contract_type\": \"call\"", "\"contract_type\": 1", "details.contract_type: not a string"},
-        {"\"expiration_date\": \"2023-06-16\"", "\"expiration_date\": 20230616",
-         "details.expiration_date: not a string"},
-        {"\"ticker\": \"O:AAPL230616C00150000\"", "\"ticker\": 123", "details.ticker: not a string"},
-        {"\"ticker\": \"AAPL\"", "\"ticker\": false", "underlying_asset.ticker: not a string"},
+        PARTIAL("\"delta\": 0.6436614934293701", "\"delta\": \"0.64\"", "greeks.delta: not a number", SNAP_DELTA),
+        PARTIAL("\"open_interest\": 8133", "\"open_interest\": true", "open_interest: not a number",
+                SNAP_OPEN_INTEREST),
+        PARTIAL("\"volume\": 8,", "\"volume\": [8],", "day.volume: not a number", SNAP_DAY_VOLUME),
+        PARTIAL("\"fmv\": 20.5", "\"fmv\": {}", "fmv: not a number", SNAP_FMV),
+        PARTIAL("\"sip_timestamp\": 1678718527714665700", "\"sip_timestamp\": \"1678718527714665700\"",
+                "last_trade.sip_timestamp: not a number", SNAP_TRADE_TIME),
+        PARTIAL("\"greeks\": {", "\"greeks\": 5, \"x\": {", "greeks: not an object", SNAP_VEGA),
+        PARTIAL("\"day\": {", "\"day\": [], \"x\": {", "day: not an object", SNAP_DAY_TIME),
+        PARTIAL("\"strike_price\": 150", "\"strike_price\": \"150\"", "details.strike_price: not a number", -1),
+        PARTIAL("\"contract_type\": \"call\"", "\"contract_type\": 1", "details.contract_type: not a string", -1),
+        PARTIAL("\"expiration_date\": \"2023-06-16\"", "\"expiration_date\": 20230616",
+                "details.expiration_date: not a string", -1),
+        PARTIAL("\"ticker\": \"AAPL\"", "\"ticker\": false", "underlying_asset.ticker: not a string", -1),
+        PARTIAL("\"timeframe\": \"REAL-TIME\"", "\"timeframe\": 1", "last_quote.timeframe: not a string",
+                SNAP_QUOTE_TIMEFRAME),
+        PARTIAL("\"timeframe\": \"REAL-TIME\"", "\"timeframe\": \"REALTIME\"", "last_quote.timeframe: unknown value",
+                SNAP_QUOTE_TIMEFRAME),
+        PARTIAL("\"conditions\": [209]", "\"conditions\": 209", "last_trade.conditions: not an array",
+                SNAP_TRADE_CONDITIONS),
+        PARTIAL("\"conditions\": [209]", "\"conditions\": [209, \"x\"]",
+                "last_trade.conditions: not a list of condition codes", SNAP_TRADE_CONDITIONS),
+        PARTIAL("\"conditions\": [209]", "\"conditions\": [1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17]",
+                "last_trade.conditions: more than 16 codes", SNAP_TRADE_CONDITIONS),
+        /* no identity: the row is lost, whole */
+        WHOLE("\"details\": {", "\"details\": \"x\", \"y\": {", "details: not an object"),
+        WHOLE("\"ticker\": \"O:AAPL230616C00150000\"", "\"ticker\": 123", "details.ticker: not a string"),
     };
     run_edits(e, sizeof e / sizeof e[0], "AAPL");
+
+    /* several dropped fields: one partial reject naming the first and the count */
+    char *b = text_replace(chain_body, "\"fmv\": 20.5", "\"fmv\": \"x\"");
+    char *b2 = text_replace(b, "\"vega\": 0.6381159723175714", "\"vega\": null, \"x\": 1");
+    char *b3 = text_replace(b2, "\"open_interest\": 8133", "\"open_interest\": -1");
+    struct snapshot_row r = expect_partial(b3, "AAPL", "open_interest: negative (and 1 more)", SNAP_FMV);
+    CHECK(!snapshot_row_has(&r, SNAP_OPEN_INTEREST));
+    CHECK(snapshot_row_has(&r, SNAP_DELTA));
+    CHECK_INT(r.last_updated_us, INT64_C(1678718527714665));
+    free(b);
+    free(b2);
+    free(b3);
 }
 
 static void test_nan_inf(void)
 {
     static const struct edit e[] = {
-        {"\"delta\": 0.6436614934293701", "\"delta\": 1e999", "greeks.delta: not finite"},
-        {"\"ask\": 29.25", "\"ask\": -1e999", "last_quote.ask: not finite"},
-        {"\"implied_volatility\": 0.3570277203465058", "\"implied_volatility\": 1E400",
-         "implied_volatility: not finite"},
-        {"\"sip_timestamp\": 1678718527714665700", "\"sip_timestamp\": 1e999",
-         "last_trade.sip_timestamp: not finite"},
-        {"\"strike_price\": 150", "\"strike_price\": 1e999", "details.strike_price: not finite"},
+        PARTIAL("\"delta\": 0.6436614934293701", "\"delta\": 1e999", "greeks.delta: not finite", SNAP_DELTA),
+        PARTIAL("\"ask\": 29.25", "\"ask\": -1e999", "last_quote.ask: not finite", SNAP_ASK),
+        PARTIAL("\"implied_volatility\": 0.3570277203465058", "\"implied_volatility\": 1E400",
+                "implied_volatility: not finite", SNAP_IMPLIED_VOLATILITY),
+        PARTIAL("\"sip_timestamp\": 1678718527714665700", "\"sip_timestamp\": 1e999",
+                "last_trade.sip_timestamp: not finite", SNAP_TRADE_TIME),
+        PARTIAL("\"strike_price\": 150", "\"strike_price\": 1e999", "details.strike_price: not finite", -1),
     };
     run_edits(e, sizeof e / sizeof e[0], "AAPL");
 }
@@ -404,17 +477,18 @@ static void test_nan_inf(void)
 static void test_negative_and_fractional(void)
 {
     static const struct edit e[] = {
-        {"\"bid_size\": 294", "\"bid_size\": -294", "last_quote.bid_size: negative"},
-        {"\"size\": 1,", "\"size\": -1,", "last_trade.size: negative"},
-        {"\"open_interest\": 8133", "\"open_interest\": -8133", "open_interest: negative"},
-        {"\"volume\": 8,", "\"volume\": 8.5,", "day.volume: not an integer"},
-        {"\"ask_size\": 209", "\"ask_size\": 20.9", "last_quote.ask_size: not an integer"},
-        {"\"ask\": 29.25", "\"ask\": -29.25", "last_quote.ask: negative"},
-        {"\"price\": 29.25", "\"price\": -0.01", "last_trade.price: negative"},
-        {"\"open\": 29.99", "\"open\": -29.99", "day.open: negative"},
-        {"\"fmv\": 20.5", "\"fmv\": -20.5", "fmv: negative"},
-        {"\"shares_per_contract\": 100", "\"shares_per_contract\": -100",
-         "details.shares_per_contract: negative"},
+        PARTIAL("\"bid_size\": 294", "\"bid_size\": -294", "last_quote.bid_size: negative", SNAP_BID_SIZE),
+        PARTIAL("\"size\": 1,", "\"size\": -1,", "last_trade.size: negative", SNAP_TRADE_SIZE),
+        PARTIAL("\"open_interest\": 8133", "\"open_interest\": -8133", "open_interest: negative",
+                SNAP_OPEN_INTEREST),
+        PARTIAL("\"volume\": 8,", "\"volume\": 8.5,", "day.volume: not an integer", SNAP_DAY_VOLUME),
+        PARTIAL("\"ask_size\": 209", "\"ask_size\": 20.9", "last_quote.ask_size: not an integer", SNAP_ASK_SIZE),
+        PARTIAL("\"ask\": 29.25", "\"ask\": -29.25", "last_quote.ask: negative", SNAP_ASK),
+        PARTIAL("\"price\": 29.25", "\"price\": -0.01", "last_trade.price: negative", SNAP_TRADE_PRICE),
+        PARTIAL("\"open\": 29.99", "\"open\": -29.99", "day.open: negative", SNAP_DAY_OPEN),
+        PARTIAL("\"fmv\": 20.5", "\"fmv\": -20.5", "fmv: negative", SNAP_FMV),
+        PARTIAL("\"shares_per_contract\": 100", "\"shares_per_contract\": -100",
+                "details.shares_per_contract: negative", -1),
     };
     run_edits(e, sizeof e / sizeof e[0], "AAPL");
 
@@ -429,37 +503,53 @@ static void test_negative_and_fractional(void)
     r = expect_row(b, "AAPL");
     CHECK_INT(r.v[SNAP_DAY_VOLUME].i, 8);
     free(b);
+    b = text_replace(chain_body, "\"shares_per_contract\": 100", "\"shares_per_contract\": 1.5");
+    r = expect_partial(b, "AAPL", "details.shares_per_contract: not an integer", -1);
+    CHECK_INT(r.contract.shares_per_contract, 0);
+    free(b);
 }
 
 static void test_absurd_timestamps(void)
 {
+    /* values no unit puts in [2000, 2100): the field is dropped, the key is the newest one left */
     static const struct edit e[] = {
-        /* milliseconds sent as nanoseconds: 1970 */
-        {"\"sip_timestamp\": 1678718527714665700", "\"sip_timestamp\": 1678718527714",
-         "last_trade.sip_timestamp: timestamp out of range"},
-        {"\"last_updated\": 1651204800000000000", "\"last_updated\": 0",
-         "day.last_updated: timestamp out of range"},
-        {"\"last_updated\": 1651254260800059648", "\"last_updated\": -1651254260800059648",
-         "last_quote.last_updated: timestamp out of range"},
+        PARTIAL("\"last_updated\": 1651254260800059648", "\"last_updated\": -1651254260800059648",
+                "last_quote.last_updated: timestamp out of range", SNAP_QUOTE_TIME),
         /* one nanosecond before 2000-01-01 (a double would round it up into range) */
-        {"\"sip_timestamp\": 1678718527714665700", "\"sip_timestamp\": 946684799999999999",
-         "last_trade.sip_timestamp: timestamp out of range"},
-        /* 2100-01-01 and later: microseconds or garbage sent as nanoseconds */
-        {"\"sip_timestamp\": 1678718527714665700", "\"sip_timestamp\": 4102444800000000000",
-         "last_trade.sip_timestamp: timestamp out of range"},
-        {"\"last_updated\": 1651254263172073152", "\"last_updated\": 9223372036854775807",
-         "underlying_asset.last_updated: timestamp out of range"},
-        {"\"last_updated\": 1651254263172073152", "\"last_updated\": 1e30",
-         "underlying_asset.last_updated: not an integer"},
-        {"\"sip_timestamp\": 1678718527714665700", "\"sip_timestamp\": 1678718527714.5",
-         "last_trade.sip_timestamp: not an integer"},
+        PARTIAL("\"sip_timestamp\": 1678718527714665700", "\"sip_timestamp\": 946684799999999999",
+                "last_trade.sip_timestamp: timestamp out of range", SNAP_TRADE_TIME),
+        /* 2100-01-01 and later in every unit */
+        PARTIAL("\"sip_timestamp\": 1678718527714665700", "\"sip_timestamp\": 4102444800000000000",
+                "last_trade.sip_timestamp: timestamp out of range", SNAP_TRADE_TIME),
+        PARTIAL("\"sip_timestamp\": 1678718527714665700", "\"sip_timestamp\": 4102444800000",
+                "last_trade.sip_timestamp: timestamp out of range", SNAP_TRADE_TIME),
+        /* between the units' ranges: 1970 in ms, far past 2100 in s */
+        PARTIAL("\"sip_timestamp\": 1678718527714665700", "\"sip_timestamp\": 86400000",
+                "last_trade.sip_timestamp: timestamp out of range", SNAP_TRADE_TIME),
+        PARTIAL("\"sip_timestamp\": 1678718527714665700", "\"sip_timestamp\": 99999999999999999",
+                "last_trade.sip_timestamp: timestamp out of range", SNAP_TRADE_TIME),
+        PARTIAL("\"last_updated\": 1651254263172073152", "\"last_updated\": 9223372036854775807",
+                "underlying_asset.last_updated: timestamp out of range", SNAP_UNDERLYING_TIME),
+        PARTIAL("\"last_updated\": 1651254263172073152", "\"last_updated\": 1e30",
+                "underlying_asset.last_updated: timestamp out of range", SNAP_UNDERLYING_TIME),
     };
     run_edits(e, sizeof e / sizeof e[0], "AAPL");
+    char *b = text_replace(chain_body, "\"sip_timestamp\": 1678718527714665700", "\"sip_timestamp\": -5");
+    struct snapshot_row r = expect_partial(b, "AAPL", "last_trade.sip_timestamp: timestamp out of range",
+                                           SNAP_TRADE_TIME);
+    CHECK_INT(r.last_updated_us, INT64_C(1651254260800059)); /* the quote is the newest event left */
+    CHECK(snapshot_row_has(&r, SNAP_TRADE_PRICE));
+    free(b);
+
+    /* 0 is how the API says "no such event": absent, no reject */
+    b = text_replace(chain_body, "\"last_updated\": 1651204800000000000", "\"last_updated\": 0");
+    r = expect_row(b, "AAPL");
+    CHECK(!snapshot_row_has(&r, SNAP_DAY_TIME));
+    free(b);
 
     /* The bounds themselves: 2000-01-01T00:00:00 is in, the last ns before 2100 is in. */
-    char *b = text_replace(chain_body, "\"sip_timestamp\": 1678718527714665700",
-                           "\"sip_timestamp\": 946684800000000000");
-    struct snapshot_row r = expect_row(b, "AAPL");
+    b = text_replace(chain_body, "\"sip_timestamp\": 1678718527714665700", "\"sip_timestamp\": 946684800000000000");
+    r = expect_row(b, "AAPL");
     CHECK_INT(r.v[SNAP_TRADE_TIME].i, INT64_C(946684800000000));
     free(b);
     b = text_replace(chain_body, "\"sip_timestamp\": 1678718527714665700",
@@ -467,6 +557,45 @@ static void test_absurd_timestamps(void)
     r = expect_row(b, "AAPL");
     CHECK_INT(r.v[SNAP_TRADE_TIME].i, INT64_C(4102444799999999));
     CHECK_INT(r.last_updated_us, INT64_C(4102444799999999));
+    free(b);
+}
+
+/* The spec says ns; the official clients' test data mixes units (day.last_updated
+ * in ms beside a ns quote time). Every unit reads to the same microsecond. */
+static void test_timestamp_units(void)
+{
+    static const struct {
+        const char *value;
+        int64_t us;
+    } forms[] = {
+        {"1678718527", INT64_C(1678718527000000)},            /* s */
+        {"1678718527.714665", INT64_C(1678718527714665)},     /* s with a fraction */
+        {"1678718527714", INT64_C(1678718527714000)},         /* ms */
+        {"1678718527714.5", INT64_C(1678718527714500)},       /* ms with a fraction */
+        {"1678718527714665", INT64_C(1678718527714665)},      /* us */
+        {"1678718527714665700", INT64_C(1678718527714665)},   /* ns */
+        {"946684800000", INT64_C(946684800000000)},           /* 2000-01-01 in ms */
+        {"4102444799", INT64_C(4102444799000000)},            /* the last second before 2100 */
+    };
+    for (size_t i = 0; i < sizeof forms / sizeof forms[0]; i++) {
+        char to[64];
+        snprintf(to, sizeof to, "\"sip_timestamp\": %s", forms[i].value);
+        char *b = text_replace(chain_body, "\"sip_timestamp\": 1678718527714665700", to);
+        struct snapshot_row r = expect_row(b, "AAPL");
+        CHECK_INT(r.v[SNAP_TRADE_TIME].i, forms[i].us);
+        CHECK_INT(r.last_updated_us, forms[i].us > INT64_C(1651254260800059) ? forms[i].us
+                                                                             : INT64_C(1651254260800059));
+        free(b);
+    }
+    /* day.last_updated in ms beside the ns quote time: the quote stays the newest */
+    char *b = text_replace(chain_body, "\"last_updated\": 1651204800000000000", "\"last_updated\": 1651204800000");
+    struct snapshot_row r = expect_row(b, "AAPL");
+    CHECK_INT(r.v[SNAP_DAY_TIME].i, INT64_C(1651204800000000));
+    free(b);
+    /* fmv_last_updated is read too (a timestamp, by magnitude) */
+    b = text_replace(chain_body, "\"fmv\": 20.5", "\"fmv\": 20.5, \"fmv_last_updated\": 1651254263172");
+    r = expect_row(b, "AAPL");
+    CHECK_INT(r.v[SNAP_FMV_TIME].i, INT64_C(1651254263172000));
     free(b);
 }
 
@@ -481,7 +610,7 @@ static void test_timestamp_exact_digits(void)
     free(b);
     /* The same literal in a string elsewhere must not confuse the number count. */
     b = text_replace(chain_body, "\"timeframe\": \"REAL-TIME\"",
-                     "\"timeframe\": \"12345678901234567890 -1 \\\" 2\"");
+                     "\"timeframe\": \"REAL-TIME\", \"note\": \"12345678901234567890 -1 \\\" 2\"");
     char *b2 = text_replace(b, "\"sip_timestamp\": 1678718527714665700",
                             "\"sip_timestamp\": 1678718527714666000");
     r = expect_row(b2, "AAPL");
@@ -493,21 +622,21 @@ static void test_timestamp_exact_digits(void)
 static void test_non_occ_tickers(void)
 {
     static const struct edit e[] = {
-        {"\"ticker\": \"O:AAPL230616C00150000\"", "\"ticker\": \"AAPL\"",
-         "details.ticker: not an OCC symbol"},
-        {"\"ticker\": \"O:AAPL230616C00150000\"", "\"ticker\": \"O:AAPL231316C00150000\"",
-         "details.ticker: not an OCC symbol"},
-        {"\"ticker\": \"O:AAPL230616C00150000\"", "\"ticker\": \"o:aapl230616c00150000\"",
-         "details.ticker: not an OCC symbol"},
-        {"\"ticker\": \"O:AAPL230616C00150000\"", "\"ticker\": \"\"",
-         "details.ticker: not an OCC symbol"},
-        {"\"ticker\": \"O:AAPL230616C00150000\"", "\"ticker\": \"O:\\u00c4APL230616C00150000\"",
-         "details.ticker: not an OCC symbol"},
-        {"\"ticker\": \"O:AAPL230616C00150000\"", "\"ticker\": \"O:AAPL\\u0000230616C00150000\"",
-         "details.ticker: not an OCC symbol"},
-        {"\"ticker\": \"O:AAPL230616C00150000\"",
+        WHOLE("\"ticker\": \"O:AAPL230616C00150000\"", "\"ticker\": \"AAPL\"",
+         "details.ticker: not an OCC symbol"),
+        WHOLE("\"ticker\": \"O:AAPL230616C00150000\"", "\"ticker\": \"O:AAPL231316C00150000\"",
+         "details.ticker: not an OCC symbol"),
+        WHOLE("\"ticker\": \"O:AAPL230616C00150000\"", "\"ticker\": \"o:aapl230616c00150000\"",
+         "details.ticker: not an OCC symbol"),
+        WHOLE("\"ticker\": \"O:AAPL230616C00150000\"", "\"ticker\": \"\"",
+         "details.ticker: not an OCC symbol"),
+        WHOLE("\"ticker\": \"O:AAPL230616C00150000\"", "\"ticker\": \"O:\\u00c4APL230616C00150000\"",
+         "details.ticker: not an OCC symbol"),
+        WHOLE("\"ticker\": \"O:AAPL230616C00150000\"", "\"ticker\": \"O:AAPL\\u0000230616C00150000\"",
+         "details.ticker: not an OCC symbol"),
+        WHOLE("\"ticker\": \"O:AAPL230616C00150000\"",
          "\"ticker\": \"O:AAPL230616C00150000O:AAPL230616C00150000O:AAPL230616C00150000\"",
-         "details.ticker: not an OCC symbol"},
+         "details.ticker: not an OCC symbol"),
     };
     run_edits(e, sizeof e / sizeof e[0], "AAPL");
 
@@ -520,7 +649,7 @@ static void test_non_occ_tickers(void)
     CHECK_INT(p.nrejects, 1);
     if (p.nrejects == 1) {
         CHECK_STR(p.rejects[0].ticker, "O:??APL"); /* U+00C4 is two bytes */
-        CHECK(strstr(p.rejects[0].raw, "O:\xC3\x84" "APL") != NULL);
+        CHECK(strstr(p.rejects[0].raw, "O:\\u00c4APL") != NULL); /* the API's text, escape and all */
     }
     snapshot_page_free(&p);
     free(b);
@@ -529,18 +658,16 @@ static void test_non_occ_tickers(void)
 static void test_details_disagree(void)
 {
     static const struct edit e[] = {
-        {"\"contract_type\": \"call\"", "\"contract_type\": \"put\"",
-         "details.contract_type: disagrees with ticker"},
-        {"\"contract_type\": \"call\"", "\"contract_type\": \"other\"",
-         "details.contract_type: disagrees with ticker"},
-        {"\"expiration_date\": \"2023-06-16\"", "\"expiration_date\": \"2023-06-17\"",
-         "details.expiration_date: disagrees with ticker"},
-        {"\"expiration_date\": \"2023-06-16\"", "\"expiration_date\": \"2023-02-30\"",
-         "details.expiration_date: not a date"},
-        {"\"strike_price\": 150", "\"strike_price\": 155", "details.strike_price: disagrees with ticker"},
-        {"\"strike_price\": 150", "\"strike_price\": 150.001",
-         "details.strike_price: disagrees with ticker"},
-        {"\"strike_price\": 150", "\"strike_price\": 1e300", "details.strike_price: disagrees with ticker"},
+        WHOLE("\"contract_type\": \"call\"", "\"contract_type\": \"put\"",
+              "details.contract_type: disagrees with ticker"),
+        WHOLE("\"contract_type\": \"call\"", "\"contract_type\": \"other\"",
+              "details.contract_type: disagrees with ticker"),
+        WHOLE("\"expiration_date\": \"2023-06-16\"", "\"expiration_date\": \"2023-06-17\"",
+              "details.expiration_date: disagrees with ticker"),
+
+        WHOLE("\"strike_price\": 150", "\"strike_price\": 155", "details.strike_price: disagrees with ticker"),
+        WHOLE("\"strike_price\": 150", "\"strike_price\": 150.001", "details.strike_price: disagrees with ticker"),
+        WHOLE("\"strike_price\": 150", "\"strike_price\": 1e300", "details.strike_price: disagrees with ticker"),
     };
     run_edits(e, sizeof e / sizeof e[0], "AAPL");
     /* Exercise style is not part of the symbol: an unknown word is kept as unknown. */
@@ -550,8 +677,13 @@ static void test_details_disagree(void)
     CHECK_INT(r.contract.exercise_style, 'E');
     free(b);
     b = text_replace(chain_body, "\"exercise_style\": \"american\"", "\"exercise_style\": \"asian\"");
-    r = expect_row(b, "AAPL");
+    r = expect_partial(b, "AAPL", "details.exercise_style: unknown value", -1);
     CHECK_INT(r.contract.exercise_style, '?');
+    free(b);
+    /* a date that is no date: dropped; the ticker's date stands */
+    b = text_replace(chain_body, "\"expiration_date\": \"2023-06-16\"", "\"expiration_date\": \"2023-02-30\"");
+    r = expect_partial(b, "AAPL", "details.expiration_date: not a date", -1);
+    CHECK_INT(r.contract.expiration_days, days_from_civil(2023, 6, 16));
     free(b);
 }
 
@@ -618,7 +750,8 @@ static void test_invalid_utf8(void)
     expect_page_error(nul, n, PARSE_ERR_JSON, want);
     free(nul);
     /* valid multi-byte text is fine */
-    b = text_replace(chain_body, "\"timeframe\": \"REAL-TIME\"", "\"timeframe\": \"R\xC3\xA9\xE2\x82\xAC\xF0\x9F\x98\x80\"");
+    b = text_replace(chain_body, "\"timeframe\": \"REAL-TIME\"",
+                     "\"timeframe\": \"REAL-TIME\", \"note\": \"R\xC3\xA9\xE2\x82\xAC\xF0\x9F\x98\x80\"");
     (void)expect_row(b, "AAPL");
     free(b);
 }
@@ -809,28 +942,38 @@ static void test_mixed_page(void)
     struct snapshot_page p = {0};
     char err[256];
     CHECK_INT(parse_str(&p, body, "AAPL", err, sizeof err), PARSE_OK);
-    CHECK_INT(p.nrows, 3);
+    /* the bad delta and the negative size cost a field each; the non-OCC row is lost */
+    CHECK_INT(p.nrows, 5);
     CHECK_INT(p.nrejects, 3);
-    if (p.nrows == 3) {
+    CHECK_INT(p.npartial, 2);
+    if (p.nrows == 5) {
         CHECK_STR(p.rows[0].contract.ticker, "O:AAPL230616C00150000");
-        CHECK_STR(p.rows[1].contract.ticker, "O:AAPL230616P00145000");
-        CHECK_INT(p.rows[1].contract.contract_type, 'P');
-        CHECK_DBL(p.rows[1].contract.strike_price, 145.0);
-        CHECK(snapshot_row_has(&p.rows[1], SNAP_DELTA));
+        CHECK_STR(p.rows[1].contract.ticker, "O:AAPL230616C00150000");
+        CHECK(!snapshot_row_has(&p.rows[1], SNAP_DELTA));
+        CHECK(snapshot_row_has(&p.rows[1], SNAP_GAMMA));
         CHECK_STR(p.rows[2].contract.ticker, "O:AAPL230616P00145000");
-        CHECK(!snapshot_row_has(&p.rows[2], SNAP_DELTA));
+        CHECK_INT(p.rows[2].contract.contract_type, 'P');
+        CHECK_DBL(p.rows[2].contract.strike_price, 145.0);
+        CHECK(snapshot_row_has(&p.rows[2], SNAP_DELTA));
+        CHECK_STR(p.rows[3].contract.ticker, "O:AAPL230616P00145000");
+        CHECK(!snapshot_row_has(&p.rows[3], SNAP_DELTA));
+        CHECK(!snapshot_row_has(&p.rows[4], SNAP_BID_SIZE));
+        CHECK(snapshot_row_has(&p.rows[4], SNAP_ASK_SIZE));
     }
     if (p.nrejects == 3) {
         CHECK_STR(p.rejects[0].reason, "greeks.delta: not a number");
+        CHECK_INT(p.rejects[0].kind, REJECT_PARTIAL);
         CHECK_STR(p.rejects[0].ticker, "O:AAPL230616C00150000");
         CHECK(strstr(p.rejects[0].raw, "\"delta\":\"x\"") != NULL);
         CHECK_STR(p.rejects[1].reason, "details.ticker: not an OCC symbol");
+        CHECK_INT(p.rejects[1].kind, REJECT_ROW);
         CHECK_STR(p.rejects[1].ticker, "AAPL");
         CHECK_STR(p.rejects[2].reason, "last_quote.bid_size: negative");
+        CHECK_INT(p.rejects[2].kind, REJECT_PARTIAL);
         CHECK(strstr(p.rejects[2].raw, "\"bid_size\":-3") != NULL);
         for (size_t i = 0; i < 3; i++) {
             CHECK(p.rejects[i].raw[0] == '{');
-            CHECK(strchr(p.rejects[i].raw, '\n') == NULL); /* unformatted */
+            CHECK(strstr(body, p.rejects[i].raw) != NULL); /* the API's bytes */
         }
     }
     snapshot_page_free(&p);
@@ -871,7 +1014,7 @@ static void test_fuzz_byte_flips(void)
             int rc = snapshot_page_parse(&p, copy, chain_len, "AAPL", err, sizeof err);
             if (rc == PARSE_OK) {
                 oks++;
-                CHECK(p.nrows + p.nrejects == 1);
+                CHECK(p.nrows + p.nrejects - p.npartial == 1); /* a partial is a row and a reject */
                 for (size_t k = 0; k < p.nrejects; k++)
                     CHECK_INT(api_utf8_first_invalid(p.rejects[k].raw, p.rejects[k].raw_len),
                               p.rejects[k].raw_len);
@@ -886,6 +1029,194 @@ static void test_fuzz_byte_flips(void)
     CHECK(oks > 0 && errs > 0);
     snapshot_page_free(&p);
     free(copy);
+}
+
+/* The raw text of a reject is the API's bytes for that result: exact
+ * nanoseconds (a reprint would give 1.6512542608000596e+18), layout kept. */
+static void test_raw_is_the_api_text(void)
+{
+    char *b = text_replace(chain_body, "\"fmv\": 20.5", "\"fmv\": \"20.5\"");
+    struct snapshot_page p = {0};
+    char err[256];
+    CHECK_INT(parse_str(&p, b, "AAPL", err, sizeof err), PARSE_OK);
+    CHECK_INT(p.nrejects, 1);
+    if (p.nrejects == 1) {
+        const char *raw = p.rejects[0].raw;
+        const char *start = strstr(b, "[{") + 1;
+        const char *end = strstr(b, "}],") + 1;
+        CHECK_INT(p.rejects[0].raw_len, (size_t)(end - start));
+        CHECK(strncmp(raw, start, (size_t)(end - start)) == 0);
+        CHECK(strstr(raw, "\"last_updated\": 1651254260800059648") != NULL);
+        CHECK(strstr(raw, "\n    \"day\": {") != NULL);
+    }
+    snapshot_page_free(&p);
+    free(b);
+    /* the single-contract endpoint: results is the object itself */
+    b = text_replace(single_body, "\"fmv\": 29.2", "\"fmv\": true");
+    CHECK_INT(parse_str(&p, b, "AAPL", err, sizeof err), PARSE_OK);
+    CHECK_INT(p.nrejects, 1);
+    if (p.nrejects == 1) {
+        CHECK(p.rejects[0].raw[0] == '{');
+        CHECK(strstr(b, p.rejects[0].raw) != NULL);
+        CHECK(strstr(p.rejects[0].raw, "\"status\"") == NULL);
+    }
+    snapshot_page_free(&p);
+    free(b);
+    /* "results" written with an escape: cJSON finds it, the span scan does not;
+     * the reject falls back to cJSON's printing rather than the wrong bytes */
+    b = text_replace(chain_body, "\"results\"", "\"res\\u0075lts\"");
+    char *b2 = text_replace(b, "\"fmv\": 20.5", "\"fmv\": \"x\"");
+    CHECK_INT(parse_str(&p, b2, "AAPL", err, sizeof err), PARSE_OK);
+    CHECK_INT(p.nrejects, 1);
+    if (p.nrejects == 1)
+        CHECK(strstr(p.rejects[0].raw, "\"fmv\":\"x\"") != NULL);
+    snapshot_page_free(&p);
+    free(b);
+    free(b2);
+    /* a result over the cap is cut at a character boundary */
+    size_t pad = SNAPSHOT_REJECT_RAW_MAX * 2;
+    char *big = malloc(chain_len + pad + 64);
+    const char *at = strstr(chain_body, "\"fmv\": 20.5");
+    size_t head = (size_t)(at - chain_body);
+    memcpy(big, chain_body, head);
+    size_t o = head + (size_t)sprintf(big + head, "\"pad\": \"");
+    memset(big + o, 'x', pad);
+    o += pad;
+    o += (size_t)sprintf(big + o, "\", \"fmv\": \"bad\"");
+    memcpy(big + o, at + strlen("\"fmv\": 20.5"), chain_len - head - strlen("\"fmv\": 20.5"));
+    o += chain_len - head - strlen("\"fmv\": 20.5");
+    CHECK_INT(snapshot_page_parse(&p, big, o, "AAPL", err, sizeof err), PARSE_OK);
+    CHECK_INT(p.nrejects, 1);
+    if (p.nrejects == 1)
+        CHECK_INT(p.rejects[0].raw_len, SNAPSHOT_REJECT_RAW_MAX);
+    snapshot_page_free(&p);
+    free(big);
+}
+
+/* A contract with no event time (an illiquid contract on a plan without
+ * quotes and trades) is keyed on the sweep's window and flagged. */
+static void test_fallback_key(void)
+{
+    char *b = chain_mutate(del_all_events);
+    struct snapshot_page p = {0};
+    char err[256];
+    struct snapshot_parse_opts opts = {.underlying = "AAPL", .fallback_us = INT64_C(1700000040000000)};
+    CHECK_INT(snapshot_page_parse_opts(&p, b, strlen(b), &opts, err, sizeof err), PARSE_OK);
+    CHECK_INT(p.nrows, 1);
+    CHECK_INT(p.nrejects, 0);
+    if (p.nrows == 1) {
+        CHECK_INT(p.rows[0].last_updated_us, INT64_C(1700000040000000));
+        CHECK(p.rows[0].last_updated_fallback);
+        CHECK(snapshot_row_has(&p.rows[0], SNAP_FMV));
+    }
+    snapshot_page_free(&p);
+    /* its only time impossible: stored on the fallback, and a partial for it */
+    char *b2 = text_replace(chain_body, "\"last_updated\": 1651204800000000000", "\"last_updated\": 77");
+    cJSON *root = cJSON_Parse(b2);
+    del_blocks(cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(root, "results"), 0));
+    char *b3 = cJSON_PrintUnformatted(root);
+    CHECK_INT(snapshot_page_parse_opts(&p, b3, strlen(b3), &opts, err, sizeof err), PARSE_OK);
+    CHECK_INT(p.nrows, 1);
+    CHECK_INT(p.npartial, 1);
+    if (p.nrows == 1 && p.nrejects == 1) {
+        CHECK(p.rows[0].last_updated_fallback);
+        CHECK_STR(p.rejects[0].reason, "day.last_updated: timestamp out of range");
+        CHECK_INT(p.rejects[0].key_us, INT64_C(1700000040000000));
+    }
+    snapshot_page_free(&p);
+    /* a whole-row reject carries the fallback it had, for a replay */
+    char *b4 = text_replace(b, "O:AAPL230616C00150000", "AAPL");
+    CHECK_INT(snapshot_page_parse_opts(&p, b4, strlen(b4), &opts, err, sizeof err), PARSE_OK);
+    CHECK_INT(p.nrejects, 1);
+    if (p.nrejects == 1) {
+        CHECK_INT(p.rejects[0].kind, REJECT_ROW);
+        CHECK_INT(p.rejects[0].key_us, INT64_C(1700000040000000));
+    }
+    snapshot_page_free(&p);
+    /* without a fallback such a row stays a reject */
+    expect_reject(b, "AAPL", "last_updated: no event timestamp");
+    free(b);
+    free(b2);
+    cJSON_free(b3);
+    cJSON_Delete(root);
+    free(b4);
+}
+
+/* An I:SPX chain holds SPX and SPXW roots and names the index as I:SPX. */
+static void test_index_underlying(void)
+{
+    char *b1 = text_replace(chain_body, "O:AAPL230616C00150000", "O:SPXW230616C04150000");
+    char *b2 = text_replace(b1, "\"strike_price\": 150", "\"strike_price\": 4150");
+    char *b3 = text_replace(b2, "\"ticker\": \"AAPL\"", "\"ticker\": \"I:SPX\", \"value\": 4153.25");
+    struct snapshot_row r = expect_row(b3, "I:SPX");
+    CHECK_STR(r.contract.underlying, "I:SPX");
+    CHECK_DBL(r.v[SNAP_UNDERLYING_VALUE].f, 4153.25);
+    r = expect_row(b3, "SPX"); /* asked without the prefix */
+    CHECK_STR(r.contract.underlying, "SPX");
+    r = expect_row(b3, "");
+    CHECK_STR(r.contract.underlying, "I:SPX");
+    expect_reject(b3, "I:NDX", "underlying_asset.ticker: not the requested underlying");
+    expect_reject(b3, "SPY", "underlying_asset.ticker: not the requested underlying");
+    /* no underlying_asset.ticker: the root decides nothing, the row is the chain's */
+    char *b4 = text_replace(b2, "\"ticker\": \"AAPL\"", "\"ticker\": \"SPXW\"");
+    r = expect_row(b4, "I:SPX");
+    CHECK_STR(r.contract.underlying, "I:SPX");
+    /* quote exchanges and the data's timeframe */
+    char *b5 = text_replace(b3, "\"midpoint\": 29.075,\n      \"timeframe\": \"REAL-TIME\"",
+                            "\"midpoint\": 29.075, \"bid_exchange\": 302, \"ask_exchange\": 323, "
+                            "\"timeframe\": \"DELAYED\"");
+    r = expect_row(b5, "I:SPX");
+    CHECK_INT(r.v[SNAP_BID_EXCHANGE].i, 302);
+    CHECK_INT(r.v[SNAP_ASK_EXCHANGE].i, 323);
+    CHECK_INT(r.v[SNAP_QUOTE_TIMEFRAME].i, SNAP_TIMEFRAME_DELAYED);
+    CHECK_INT(r.v[SNAP_TRADE_TIMEFRAME].i, SNAP_TIMEFRAME_REAL_TIME);
+    free(b1);
+    free(b2);
+    free(b3);
+    free(b4);
+    free(b5);
+}
+
+/* A row the database refused is kept as the API shape rebuilt from it: the
+ * parser reads it back to the same row (what `rejects --replay` relies on). */
+static void test_row_to_api_json_round_trip(void)
+{
+    struct snapshot_page p = {0};
+    char err[256], json[8192];
+    CHECK_INT(snapshot_page_parse(&p, chain_body, chain_len, "AAPL", err, sizeof err), PARSE_OK);
+    CHECK_INT(p.nrows, 1);
+    struct snapshot_row want = p.rows[0];
+    want.conditions[1] = 219;
+    want.nconditions = 2;
+    snapshot_row_set_i64(&want, SNAP_BID_EXCHANGE, 7);
+    snapshot_row_set_i64(&want, SNAP_FMV_TIME, INT64_C(1651254263172000));
+    snapshot_page_free(&p);
+    long n = snapshot_row_to_api_json(&want, json, sizeof json);
+    CHECK(n > 0);
+    char body[9000];
+    snprintf(body, sizeof body, "{\"status\":\"OK\",\"results\":[%s]}", json);
+    CHECK_INT(parse_str(&p, body, "AAPL", err, sizeof err), PARSE_OK);
+    CHECK_INT(p.nrows, 1);
+    CHECK_INT(p.nrejects, 0);
+    if (p.nrows == 1) {
+        const struct snapshot_row *got = &p.rows[0];
+        CHECK_STR(got->contract.ticker, want.contract.ticker);
+        CHECK_INT(got->contract.exercise_style, want.contract.exercise_style);
+        CHECK_INT(got->contract.shares_per_contract, want.contract.shares_per_contract);
+        CHECK_INT(got->last_updated_us, want.last_updated_us);
+        CHECK_INT(got->present, want.present);
+        for (int c = 0; c < SNAP_NCOLS; c++)
+            if (snap_cols[c].type != SNAP_CONDITIONS && snapshot_row_has(&want, (enum snap_col)c) &&
+                memcmp(&got->v[c], &want.v[c], sizeof got->v[c]) != 0) {
+                fprintf(stderr, "  column %s differs\n", snap_cols[c].name);
+                test_current_failed = 1;
+            }
+        CHECK_INT(got->nconditions, 2);
+        CHECK_INT(got->conditions[1], 219);
+    }
+    snapshot_page_free(&p);
+    CHECK_INT(snapshot_row_to_api_json(&want, json, 40), -1);
+    CHECK_STR(json, "");
 }
 
 int main(void)
@@ -905,6 +1236,7 @@ int main(void)
     RUN(test_nan_inf);
     RUN(test_negative_and_fractional);
     RUN(test_absurd_timestamps);
+    RUN(test_timestamp_units);
     RUN(test_timestamp_exact_digits);
     RUN(test_non_occ_tickers);
     RUN(test_details_disagree);
@@ -919,6 +1251,10 @@ int main(void)
     RUN(test_next_url);
     RUN(test_mixed_page);
     RUN(test_reject_raw_sanitize);
+    RUN(test_raw_is_the_api_text);
+    RUN(test_fallback_key);
+    RUN(test_index_underlying);
+    RUN(test_row_to_api_json_round_trip);
     RUN(test_fuzz_byte_flips);
     free(chain_body);
     free(single_body);

@@ -67,6 +67,29 @@ void api_err_set(char *err, size_t err_size, const char *request_id, const char 
 int api_number_exact_i64(const struct api_envelope *env, const struct json_exact_ints *exact,
                          const cJSON *node, int64_t *out) __attribute__((warn_unused_result));
 
+/* Byte range [start, end) of one JSON value inside a body. */
+struct json_span {
+    size_t start, end;
+};
+
+/* The exact text of each result, for rejects: finds the root object's first
+ * "results" member in body[0..len) (a body api_envelope_open accepted) and
+ * writes the span of each element of that array (or of the object itself)
+ * into *spans (grown with array_reserve; the caller frees). Returns the
+ * count, or -1 when there is no such member written plainly (an escaped
+ * key), it is neither array nor object, or memory ran out. */
+long api_results_spans(const char *body, size_t len, struct json_span **spans, size_t *cap);
+
+/* A timestamp as the API sends it, read by magnitude: seconds,
+ * milliseconds, microseconds or nanoseconds since the epoch (the spec says
+ * ns; real answers mix units), within [2000-01-01, 2100-01-01) in any of
+ * them; those ranges do not overlap. Fractions are rounded to the us.
+ * Returns API_TS_OK with *us, API_TS_NONE for 0 (how the API says "never"),
+ * API_TS_NOT_NUMBER, or API_TS_OUT_OF_RANGE. */
+enum api_ts_result { API_TS_OK = 0, API_TS_NONE = 1, API_TS_NOT_NUMBER = -1, API_TS_OUT_OF_RANGE = -2 };
+int api_timestamp_us(const struct api_envelope *env, const struct json_exact_ints *exact,
+                     const cJSON *node, int64_t *us) __attribute__((warn_unused_result));
+
 /* Returns the byte offset of the first invalid UTF-8 sequence or NUL byte
  * in text[0..len), or len when there is none. */
 size_t api_utf8_first_invalid(const char *text, size_t len);

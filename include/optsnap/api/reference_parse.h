@@ -2,12 +2,29 @@
 #ifndef OPTSNAP_REFERENCE_PARSE_H
 #define OPTSNAP_REFERENCE_PARSE_H
 
+#include <stdbool.h>
+
 #include "optsnap/api/row.h"
+
+/* What the reference endpoint says of a contract beyond option_contract
+ * (columns of `options` from 006_fields.sql). */
+struct contract_reference {
+    bool has_reference;            /* any of the three below was sent */
+    char primary_exchange[16];     /* MIC, e.g. "BATO"; "" when absent */
+    char cfi[8];                   /* ISO 10962, e.g. "OCASPS"; "" when absent */
+    /* The deliverables of an adjusted contract as JSON text,
+     * [{"type":"equity","underlying":"AAPL","amount":100}, ...], rebuilt from
+     * the fields read (malloc'd, owned by the page); NULL when absent or
+     * unreadable (counted in nfields_dropped). */
+    char *additional_underlyings;
+};
 
 struct contracts_page {
     struct option_contract *contracts;
-    size_t ncontracts, contracts_cap;
+    struct contract_reference *refs; /* parallel to contracts, same index */
+    size_t ncontracts, contracts_cap, refs_cap;
     size_t nskipped;      /* results that were not valid contracts */
+    size_t nfields_dropped; /* reference fields of valid contracts that could not be read */
     char *next_url;       /* malloc'd or NULL */
     char request_id[96];
 };

@@ -25,10 +25,21 @@ struct option_contract {
     int32_t shares_per_contract;             /* 0 = unknown (NULL) */
 };
 
-enum snap_col_type { SNAP_F64, SNAP_I64, SNAP_TS };
+/* SNAP_TIMEFRAME holds enum snap_timeframe in v[].i; SNAP_CONDITIONS keeps
+ * its values in snapshot_row.conditions (v[] unused). */
+enum snap_col_type { SNAP_F64, SNAP_I64, SNAP_TS, SNAP_TIMEFRAME, SNAP_CONDITIONS };
+
+/* The API's "timeframe": how fresh the plan lets the data be. */
+enum snap_timeframe { SNAP_TIMEFRAME_DELAYED = 1, SNAP_TIMEFRAME_REAL_TIME = 2 };
+
+/* Trade condition codes kept per row; the API sends one to three. */
+#define SNAP_CONDITIONS_MAX 16
 
 /* Nullable value columns of `option_snapshots`, in table order. The writer
- * and the migrations follow this order; tests/unit/test_row.c checks it. */
+ * and the migrations follow this order; tests/integration/test_schema.c
+ * checks it. 001_schema.sql has SNAP_DAY_OPEN..SNAP_FMV before `underlying,
+ * source, ingested_at`; 006_fields.sql appends SNAP_QUOTE_TIMEFRAME.. after
+ * them, then `last_updated_fallback`. */
 enum snap_col {
     SNAP_DAY_OPEN,
     SNAP_DAY_HIGH,
@@ -61,8 +72,20 @@ enum snap_col {
     SNAP_CHANGE_TO_BREAK_EVEN,
     SNAP_BREAK_EVEN_PRICE,
     SNAP_FMV,
+    /* 006_fields.sql */
+    SNAP_QUOTE_TIMEFRAME,
+    SNAP_BID_EXCHANGE,
+    SNAP_ASK_EXCHANGE,
+    SNAP_TRADE_TIMEFRAME,
+    SNAP_TRADE_CONDITIONS,
+    SNAP_UNDERLYING_VALUE,
+    SNAP_UNDERLYING_TIMEFRAME,
+    SNAP_FMV_TIME,
     SNAP_NCOLS
 };
+
+/* Columns of 001_schema.sql, which sit before underlying/source/ingested_at. */
+#define SNAP_NCOLS_001 (SNAP_FMV + 1)
 
 struct snap_col_desc {
     const char *name;     /* column in option_snapshots */
@@ -87,6 +110,11 @@ struct snapshot_row {
     uint64_t present;        /* bit (1 << col) set when v[col] holds a value */
     union snap_value v[SNAP_NCOLS];
     enum row_source source;
+    /* The API sent no event time: last_updated_us is the fallback the
+     * caller gave (the sweep's window start). Column last_updated_fallback. */
+    bool last_updated_fallback;
+    uint8_t nconditions;     /* SNAP_TRADE_CONDITIONS, when present */
+    int32_t conditions[SNAP_CONDITIONS_MAX];
 };
 
 static inline bool snapshot_row_has(const struct snapshot_row *r, enum snap_col c)
@@ -106,13 +134,25 @@ static inline void snapshot_row_set_i64(struct snapshot_row *r, enum snap_col c,
     r->present |= UINT64_C(1) << c;
 }
 
-/* A piece of input that could not become a row. `raw` is malloc'd and owned
- * by the struct: free it with row_reject_clear(). */
+/* What an ingest_rejects row is (column `kind`). */
+enum reject_kind {
+    REJECT_ROW = 0,     /* "reject": the input did not become a row */
+    REJECT_PARTIAL = 1, /* "partial": it became a row with fields dropped (NULL) */
+    REJECT_REFUSED = 2, /* "refused": the database refused the row (raw rebuilt from the row) */
+};
+
+/* A piece of input that could not become a row, or not all of it. `raw` is
+ * malloc'd and owned by the struct: free it with row_reject_clear(). */
 struct row_reject {
     char ticker[OPTSNAP_TICKER_MAX]; /* best effort, may be "" */
     char reason[128];                /* short, stable, e.g. "ticker: not an OCC symbol" */
-    char *raw;                       /* the JSON text of the offending result */
+    char *raw;                       /* the API's JSON text of the result (capped) */
     size_t raw_len;
+    enum reject_kind kind;
+    /* Column key_time: for a partial or refused row the key its row has;
+     * for a reject the fallback key time the parse had (0 = none). A replay
+     * parses raw with this as its fallback, so it keys the row alike. */
+    int64_t key_us;
 };
 
 void row_reject_clear(struct row_reject *rj);
@@ -121,5 +161,13 @@ void row_reject_clear(struct row_reject *rj);
 const char *option_contract_type_name(char contract_type);     /* "call", "put", "other" */
 const char *option_exercise_style_name(char exercise_style);   /* "american", ... or NULL */
 const char *row_source_name(enum row_source source);           /* "live", "backfill" */
+const char *reject_kind_name(enum reject_kind kind);           /* "reject", "partial", "refused" */
+const char *snap_timeframe_name(int64_t timeframe);            /* "DELAYED", "REAL-TIME" or NULL */
+
+/* Writes the API-shaped JSON of a row (the chain snapshot result it came
+ * from, as far as the row holds it: timestamps in ns, blocks by snap_cols)
+ * into buf[size]; a replay through the snapshot parser gives the row back.
+ * Returns the length, or -1 when it does not fit. */
+long snapshot_row_to_api_json(const struct snapshot_row *row, char *buf, size_t size);
 
 #endif

@@ -12,12 +12,19 @@
 #include "optsnap/config/settings.h"
 
 /* One option of a command's own: "--from", and where its value goes (NULL
- * stays when not given). A flag with no value sets *value to "". */
+ * stays when not given), or, for a flag without a value, the bool it sets. */
 struct cli_option {
-    const char *name;
-    const char **value;
-    bool flag;
+    const char *name;   /* "--since" */
+    const char **value; /* set for an option with a value ... */
+    bool *flag;         /* ... or for a flag without one */
 };
+
+/* Reads argv[rest[0..nrest)] (indexes into argv, in order; a value is the
+ * next argv entry, which the settings loader left in rest too). Returns 0,
+ * or -1 after printing "optsnap <cmd>: ..." for an unknown argument, a
+ * missing value, or a value given to a flag. */
+int cli_parse(const char *cmd, char **argv, const int *rest, int nrest, const struct cli_option *opts, size_t nopts)
+    __attribute__((warn_unused_result));
 
 /* True when argv holds --help or -h. */
 bool cli_help_asked(int argc, char **argv);

@@ -15,6 +15,7 @@ enum setting_source { SOURCE_DEFAULT = 0, SOURCE_FILE, SOURCE_ENV, SOURCE_FLAG }
 
 struct settings {
     char api_url[SETTING_STR_MAX];
+    char api_allowed_hosts[SETTING_STR_MAX];
     char api_key_file[SETTING_STR_MAX];
     char database_url[SETTING_STR_MAX];
     char universe[SETTING_STR_MAX];

@@ -25,6 +25,7 @@ struct batch {
     int64_t not_before_us;      /* retry backoff: not submitted before this time */
     int attempts;
     bool final;                 /* the last batch of its sweep: may carry the coverage mark */
+    bool bisected;              /* a part of a batch the database refused with a data error */
 };
 
 /* Returns a new empty batch, or NULL when out of memory. Free with batch_free(). */

@@ -7,7 +7,12 @@
  *     are retried with capped, jittered backoff: nothing queued is dropped
  *     while the database is away;
  *   - data errors (22xxx, 23xxx) bisect the batch; a single refused row is
- *     kept in ingest_rejects with the server's reason;
+ *     kept in ingest_rejects (kind refused) with the server's reason; but
+ *     once most rows examined are refused (at least min(16, half the
+ *     rows), and more refused than committed: a trigger or constraint that
+ *     refuses everything, not bad rows) bisection stops and the group fails
+ *     (WRITE_DROPPED), so good rows are not turned into rejects and the
+ *     window stays uncovered;
  *   - anything else (XX000 included) drops the batch and fails its group, so
  *     the mark is never written and repair fetches the window again.
  * Wraps libuv (a retry timer) and drives the pool. */
@@ -39,6 +44,10 @@ struct write_group {
     bool coverage_written;
     bool settled;             /* group_settled was called */
     long rows_written, rows_unchanged;
+    /* Bisection: rows of the batches that entered it, rows of their parts
+     * that committed, rows refused one by one; stopped once most failed. */
+    long bisect_rows, bisect_committed, bisect_refused;
+    bool bisect_stopped;
 };
 
 enum write_event {

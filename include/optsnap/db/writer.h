@@ -4,7 +4,7 @@
  *   2. touch options.last_seen where it moved by an hour or more
  *   3. upsert snapshots ON CONFLICT (ticker, last_updated) DO UPDATE ...
  *      WHERE ... IS DISTINCT FROM ..., a backfill row never overwriting a live one
- *   4. insert rejects into ingest_rejects
+ *   4. insert rejects into ingest_rejects (kind reject/partial/refused, key_time)
  *   5. mark the window covered in ingest_coverage (the sweep's last batch only)
  * Statements with nothing to do are left out. Wraps nothing: builds parameters. */
 #ifndef OPTSNAP_WRITER_H
@@ -13,11 +13,12 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "optsnap/api/reference_parse.h"
 #include "optsnap/db/batch.h"
 #include "optsnap/db/pg_txn.h"
 #include "optsnap/db/pgbinary.h"
 
-#define WRITER_MAX_PARAMS 40
+#define WRITER_MAX_PARAMS 48
 
 struct coverage_mark {
     int64_t window_start_us;
@@ -38,7 +39,8 @@ struct coverage_mark {
     int64_t cadence_us;
 };
 
-enum writer_stmt_kind { WSTMT_OPTIONS, WSTMT_LAST_SEEN, WSTMT_SNAPSHOTS, WSTMT_REJECTS, WSTMT_COVERAGE, WSTMT_COVERAGE_RANGE };
+enum writer_stmt_kind { WSTMT_OPTIONS, WSTMT_LAST_SEEN, WSTMT_SNAPSHOTS, WSTMT_REJECTS, WSTMT_COVERAGE, WSTMT_COVERAGE_RANGE,
+                        WSTMT_CONTRACT_REFERENCE };
 
 struct writer_stmt_params {
     unsigned int types[WRITER_MAX_PARAMS];
@@ -68,6 +70,14 @@ int writer_job_build(struct writer_job *j, const struct batch *b, const char *un
                      enum row_source source, const struct coverage_mark *cov)
     __attribute__((warn_unused_result));
 
+/* Builds the job that writes a contracts page's reference data
+ * (primary_exchange, cfi, additional_underlyings) onto `options` (one
+ * UPDATE; contracts not yet in `options` are left for a later listing).
+ * Returns 0 (j->txn.nstmts == 0 when the page has no such data: nothing to
+ * submit), or -1 when out of memory. The page must outlive the job. */
+int writer_contracts_job_build(struct writer_job *j, const struct contracts_page *page)
+    __attribute__((warn_unused_result));
+
 /* Rows written (inserted or changed) by the snapshot upsert, from a result; -1 if absent. */
 long writer_job_rows_written(const struct writer_job *j, const struct pg_txn_result *r);
 
@@ -87,5 +97,6 @@ extern const char writer_sql_snapshots[];
 extern const char writer_sql_rejects[];
 extern const char writer_sql_coverage[];
 extern const char writer_sql_coverage_range[];
+extern const char writer_sql_contract_reference[];
 
 #endif

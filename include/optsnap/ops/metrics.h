@@ -20,6 +20,17 @@ struct metrics_underlying {
     int64_t last_sweep_start_us;  /* window start of the last covered sweep, 0 = none */
     double last_sweep_seconds; /* its duration */
     uint64_t rows_written, rows_rejected, sweeps_covered, sweeps_incomplete, errors;
+    /* Data quality, filled by the daemon from each parsed page:
+     *   rows_fetched:  results the API returned (stored rows + whole-row rejects)
+     *   rows_rejected: whole-row rejects only (REJECT_ROW and REJECT_REFUSED);
+     *                  a partial row is not one
+     *   rows_partial:  rows stored with fields dropped (REJECT_PARTIAL)
+     *   last_sweep_*:  the same two counts for the last finished sweep
+     *   timeframe:     the API's label of the last page's data: 0 unknown,
+     *                  1 DELAYED, 2 REAL-TIME (enum snap_timeframe) */
+    uint64_t rows_fetched, rows_partial;
+    uint64_t last_sweep_rows, last_sweep_rejected;
+    int timeframe;
 };
 
 struct metrics_sqlstate {
@@ -62,6 +73,8 @@ struct metrics_snapshot {
     /* clocks: theirs - ours */
     double clock_skew_api_s, clock_skew_db_s;
     int clock_skew_exceeded; /* 1/0 */
+    /* sweeps the API refused for good: a bad key (401), a plan without this data (403) */
+    uint64_t api_refused_key, api_refused_plan;
     long uncovered_windows; /* -1 = unknown */
     int db_reachable;       /* 1/0 */
     /* per underlying */

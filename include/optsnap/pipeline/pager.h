@@ -10,6 +10,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "optsnap/api/api_error.h"
 #include "optsnap/http/http_client.h"
 #include "optsnap/pipeline/pager_rules.h"
 #include "optsnap/util/list.h"
@@ -40,6 +41,7 @@ struct pager {
     const char *what;   /* "snapshot", "contracts", "aggregates": logs */
     const char *label;  /* the underlying or contract, for logs (quoted by the pager) */
     /* the pager's */
+    struct api_error error; /* what the API said when a request failed (kind NONE otherwise) */
     struct engine *e;
     struct pager_rules rules;
     char *url;          /* the page to fetch (again) */

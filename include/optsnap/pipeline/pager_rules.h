@@ -35,8 +35,11 @@ void pager_rules_init(struct pager_rules *r, int max_pages, int max_parse_retrie
 void pager_rules_reset(struct pager_rules *r);
 
 /* A page parsed: what to do about its next_url (NULL or "" = none).
- * Counts the page; on PAGER_STEP_FOLLOW remembers the cursor. */
-enum pager_step pager_rules_next(struct pager_rules *r, const struct api_origin *origin, const char *next_url);
+ * Counts the page; on PAGER_STEP_FOLLOW remembers the cursor and writes the
+ * URL to fetch into fetch[size] (next_url itself, or rebased onto api_url
+ * when it names the API's alias host: api_origin_resolve). */
+enum pager_step pager_rules_next(struct pager_rules *r, const struct api_origin *origin, const char *next_url,
+                                 char *fetch, size_t size);
 
 /* A page would not parse: true when it may be fetched again (counted). */
 bool pager_rules_retry_parse(struct pager_rules *r);

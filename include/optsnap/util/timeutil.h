@@ -19,6 +19,10 @@ int duration_parse(const char *text, int64_t *out_us) __attribute__((warn_unused
  * Returns 0 and unix epoch microseconds, or -1. */
 int timestamp_parse(const char *text, int64_t *out_us) __attribute__((warn_unused_result));
 
+/* A time for --since/--until: a timestamp_parse() text, or a duration_parse()
+ * text meaning that long before now_us ("90m", "7d"). Returns 0 or -1. */
+int time_or_ago_parse(const char *text, int64_t now_us, int64_t *out_us) __attribute__((warn_unused_result));
+
 /* Writes "2026-11-02T14:30:00.000000Z" (27 chars + NUL); returns buf. */
 const char *timestamp_format(char *buf, size_t size, int64_t us);
 /* The same without a zero fraction ("2026-11-02T14:30:00Z"), for reports. */
