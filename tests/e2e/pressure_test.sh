@@ -30,8 +30,16 @@ DATABASE_URL=$DB OPTSNAP_API_KEY=k e2e_spawn "$TMP/run.log" "$BIN" run --api-url
     --db-connections 2 --http-concurrency 64 --page-limit 50 --batch-rows 100 --queue-max-rows $QMAX \
     --statement-timeout 1s --retry-max-backoff 1s --stats-interval 200ms --listen ""
 RUN=$E2E_LAST_PID
-# sample the daemon's connections for the whole run
-e2e_spawn "$TMP/conns.txt" bash -c "while true; do psql -X -Atq '$OPTSNAP_TEST_PGURL' -c \"SELECT count(*) FROM pg_stat_activity WHERE datname = '$DBNAME' AND application_name = 'optsnap'\"; sleep 0.1; done"
+# sample the daemon's connections for the whole run. Through the pooler the
+# daemon's connections are pgbouncer's clients: its server connections are
+# pgbouncer's (up to default_pool_size, any of them lent to either client per
+# transaction), so the pooler's SHOW CLIENTS is what the daemon holds.
+if [ -n "${OPTSNAP_TEST_POOLER_URL:-}" ]; then
+    ADMIN="${OPTSNAP_TEST_POOLER_URL%/*}/pgbouncer"
+    e2e_spawn "$TMP/conns.txt" bash -c "while true; do psql -X -A -F'|' '$ADMIN' -c 'SHOW CLIENTS' | awk -F'|' 'NR==1 { for (i = 1; i <= NF; i++) col[\$i] = i; next } \$col[\"database\"] == \"$DBNAME\" && \$col[\"application_name\"] == \"optsnap\" { n++ } END { if (NR > 0) print n + 0 }'; sleep 0.1; done"
+else
+    e2e_spawn "$TMP/conns.txt" bash -c "while true; do psql -X -Atq '$OPTSNAP_TEST_PGURL' -c \"SELECT count(*) FROM pg_stat_activity WHERE datname = '$DBNAME' AND application_name = 'optsnap'\"; sleep 0.1; done"
+fi
 SAMPLER=$E2E_LAST_PID
 E2E_WAIT=20 wait_for bash -c "[ \$(psql -X -Atq '$DB' -c 'SELECT count(*) FROM ingest_coverage') -ge 4 ]" || fail "no windows before the pressure"
 # the database goes slow: inserts wait on a lock held for 6 s, longer than statement_timeout
@@ -49,6 +57,7 @@ e2e_stop "$SAMPLER" TERM 5
 maxconn=$(sort -n "$TMP/conns.txt" | tail -1)
 samples=$(wc -l <"$TMP/conns.txt")
 [ "$samples" -ge 50 ] || fail "only $samples connection samples"
+[ "${maxconn:-0}" -ge 1 ] || fail "the sampler never saw the daemon's connections"
 [ "$maxconn" -le 2 ] || fail "the daemon held $maxconn connections (db_connections is 2)"
 grep -q 'msg="batch will be retried".*sqlstate=57014' "$TMP/run.log" || fail "no statement timeout was retried: the database was not slow"
 full=$(sed -n 's/.*msg="pool".* queue_rows=\([0-9]*\).*/\1/p' "$TMP/run.log" | sort -n | tail -1)
