@@ -79,6 +79,9 @@ const struct setting_desc settings_table[] = {
      "market seconds per real second when clock is not wall"},
     {"max_clock_skew", SETTING_DURATION, "2s", true, false, NULL, 1000, 3600000000LL, NUM(max_clock_skew_us),
      "when our clock and the API's (Date) or the database's (now()) differ by more, run keeps fetching but marks no window covered"},
+    {"lease_ttl", SETTING_DURATION, "15s", false, false, NULL, 0, 3600000000LL, NUM(lease_ttl_us),
+     "run: each underlying is swept by the daemon holding its lease in PostgreSQL, renewed every ttl/3; "
+     "several daemons split the universe; 0 = no leases (one daemon sweeps all, marks unfenced)"},
     {"retry_max_backoff", SETTING_DURATION, "30s", true, false, NULL, 1000, 3600000000LL,
      NUM(retry_max_backoff_us), "cap on any retry wait (HTTP and database)"},
 };

@@ -263,6 +263,15 @@ static void render_underlyings(const struct metrics_snapshot *m, struct bytebuf 
         if (u[i].timeframe == 1 || u[i].timeframe == 2)
             sample_u64(out, "optsnap_underlying_delayed", "underlying", u[i].name, u[i].timeframe == 1);
 
+    if (m->lease_holder != NULL) {
+        family(out, "optsnap_underlying_lease_epoch", "gauge",
+               "Epoch (fencing token) of the live lease this daemon holds on an underlying; absent when not held.");
+        for (size_t i = 0; i < n; i++)
+            if (u[i].lease_held)
+                sample_u64(out, "optsnap_underlying_lease_epoch", "underlying", u[i].name,
+                           (uint64_t)u[i].lease_epoch);
+    }
+
     family(out, "optsnap_underlying_errors_total", "counter",
            "HTTP and database failures that left a window of this underlying uncovered.");
     for (size_t i = 0; i < n; i++)
@@ -342,6 +351,23 @@ void metrics_render_prometheus(const struct metrics_snapshot *m, struct bytebuf 
     family(out, n, "counter", "Sweeps the API refused for good, by reason (key: 401, plan: 403).");
     sample_u64(out, n, "reason", "key", m->api_refused_key);
     sample_u64(out, n, "reason", "plan", m->api_refused_plan);
+    if (m->lease_holder != NULL) {
+        gauge(out, "optsnap_leases_held", "Live leases this daemon holds (underlyings it sweeps).",
+              (int64_t)m->leases_held);
+        gauge(out, "optsnap_live_daemons", "Daemons with a recent heartbeat, as the last heartbeat counted them.",
+              m->live_daemons);
+        gauge(out, "optsnap_lease_target", "This daemon's fair share: ceil(universe / live daemons).",
+              m->lease_target);
+        n = "optsnap_lease_events_total";
+        family(out, n, "counter",
+               "Lease events: claimed (a new epoch), lost (expired or taken), handed_back (released), "
+               "rebalanced (surplus given up for a joiner), heartbeat_failed.");
+        sample_u64(out, n, "event", "claimed", m->lease_claims);
+        sample_u64(out, n, "event", "lost", m->lease_losses);
+        sample_u64(out, n, "event", "handed_back", m->lease_handbacks);
+        sample_u64(out, n, "event", "rebalanced", m->lease_rebalances);
+        sample_u64(out, n, "event", "heartbeat_failed", m->lease_heartbeat_failures);
+    }
     counter(out, "optsnap_pages_capped_total",
             "Paginated fetches stopped at max_pages (their window stays uncovered).", m->pages_capped);
     n = "optsnap_clock_skew_seconds";

@@ -313,10 +313,11 @@ static void render_table(const struct metrics_snapshot *m, struct bytebuf *out)
         put_str(out, "<div class=\"panel muted\">No underlyings in the universe.</div>\n");
         return;
     }
-    put_str(out, "<table><thead><tr><th>Underlying</th><th>Freshness</th>"
+    put_fmt(out, "<table><thead><tr><th>Underlying</th><th>Freshness</th>"
                  "<th>Last covered window</th><th class=\"n\">Sweep time</th>"
                  "<th class=\"n\">Sweeps</th><th class=\"n\">Rows written</th>"
-                 "<th class=\"n\">Rejects</th><th class=\"n\">Errors</th></tr></thead><tbody>\n");
+                 "<th class=\"n\">Rejects</th><th class=\"n\">Errors</th>%s</tr></thead><tbody>\n",
+            m->lease_holder ? "<th>Lease</th>" : "");
     for (size_t i = 0; i < m->n_underlyings; i++) {
         const struct metrics_underlying *u = &m->underlyings[i];
         char name[sizeof u->name + 1], a[64], b[32];
@@ -343,7 +344,17 @@ static void render_table(const struct metrics_snapshot *m, struct bytebuf *out)
         fmt_count(u->rows_rejected, a, sizeof a);
         put_fmt(out, "<td class=\"n%s\">%s</td>", u->rows_rejected ? " warn" : "", a);
         fmt_count(u->errors, a, sizeof a);
-        put_fmt(out, "<td class=\"n%s\">%s</td></tr>\n", u->errors ? " bad" : "", a);
+        put_fmt(out, "<td class=\"n%s\">%s</td>", u->errors ? " bad" : "", a);
+        if (m->lease_holder && u->lease_held) {
+            fmt_utc(u->lease_since_us, "%Y-%m-%d %H:%M:%S", a, sizeof a);
+            put_str(out, "<td>");
+            html_escape_append(out, m->lease_holder);
+            put_fmt(out, " <span class=\"muted\">since %s UTC · epoch %lld</span></td>", a,
+                    (long long)u->lease_epoch);
+        } else if (m->lease_holder) {
+            put_str(out, "<td class=\"muted\">another daemon</td>");
+        }
+        put_str(out, "</tr>\n");
     }
     put_str(out, "</tbody></table>\n");
 }

@@ -137,6 +137,8 @@ static void sweep_start(struct run *r, struct underlying_state *u, int64_t ws)
     sw->g.wg.cov.window_start_us = ws;
     sw->g.wg.cov.window_end_us = sw->window_end_us;
     sw->g.wg.cov.max_ahead_us = r->s->max_clock_skew_us;
+    sw->g.wg.cov.lease_holder = run_lease_holder(r);
+    sw->g.wg.cov.lease_epoch = u->epoch;
     sw->pager = (struct pager){.on_page = on_snapshot_page, .on_end = on_sweep_fetched, .user = sw,
                                .reserve_rows = r->s->page_limit, .what = "snapshot", .label = u->name};
     u->active = sw;
@@ -265,24 +267,50 @@ static void maintenance_submit(struct run *r)
 
 static void tick(uv_timer_t *t);
 
+static void sweep_underlying(struct run *r, struct underlying_state *u, int64_t ws)
+{
+    if (u->retired || ws <= u->last_window_us || !run_lease_allows(r, u)) /* windows only move forward */
+        return;
+    if (u->active) {
+        char a[40], b[40];
+        r->sweeps_overrun++;
+        log_warn("sweep overran its window: this window is skipped", "underlying=%s running=%s skipped=%s",
+                 u->name, timestamp_format(a, sizeof a, u->active->window_start_us),
+                 timestamp_format(b, sizeof b, ws));
+        u->last_window_us = ws;
+        return;
+    }
+    sweep_start(r, u, ws);
+}
+
 static void sweep_window(struct run *r, int64_t ws)
 {
     r->windows_scheduled++;
+    for (size_t i = 0; i < r->nus; i++)
+        sweep_underlying(r, r->us[i], ws);
+}
+
+/* A heartbeat answered: the scheduler starts after the first; an underlying
+ * claimed now is swept at once for the current window (a takeover or a
+ * rebalance loses no window that is still open). */
+void run_leases_after_heartbeat(struct run *r)
+{
+    if (!engine_running(r->e))
+        return;
+    if (!r->ticking) {
+        r->ticking = true;
+        uv_timer_start(&r->tick_timer, tick, 0, 0);
+        return;
+    }
+    int64_t ws = window_start_of(run_market_now(r), r->s->cadence_us);
+    bool open = !r->last_window_scheduled && session_set_expects(&r->sessions, ws, r->s->cadence_us) == 1;
     for (size_t i = 0; i < r->nus; i++) {
         struct underlying_state *u = r->us[i];
-        if (u->retired || ws <= u->last_window_us) /* windows only move forward */
-            continue;
-        if (u->active) {
-            char a[40], b[40];
-            r->sweeps_overrun++;
-            log_warn("sweep overran its window: this window is skipped", "underlying=%s running=%s skipped=%s",
-                     u->name, timestamp_format(a, sizeof a, u->active->window_start_us),
-                     timestamp_format(b, sizeof b, ws));
-            u->last_window_us = ws;
-            continue;
-        }
-        sweep_start(r, u, ws);
+        if (u->claimed_now && open)
+            sweep_underlying(r, u, ws);
+        u->claimed_now = false;
     }
+    engine_after_event(r->e);
 }
 
 static void tick(uv_timer_t *t)
@@ -466,7 +494,12 @@ static void on_reload(void *self)
 static void on_start(void *self)
 {
     struct run *r = self;
-    uv_timer_start(&r->tick_timer, tick, 0, 0);
+    if (r->s->lease_ttl_us > 0) {
+        run_leases_start(r); /* the scheduler starts when the first heartbeat has answered */
+    } else {
+        r->ticking = true;
+        uv_timer_start(&r->tick_timer, tick, 0, 0);
+    }
     if (r->s->run_for_us > 0)
         uv_timer_start(&r->run_for_timer, run_for_cb, (uint64_t)(r->s->run_for_us / 1000), 0);
     if (run_observe_start(r) != 0)
@@ -483,7 +516,8 @@ static void on_pump(void *self)
 static bool on_busy(void *self)
 {
     struct run *r = self;
-    return r->live_sweeps > 0 || r->maint.pending || r->clock_q.pending || r->timeline_q.pending;
+    return r->live_sweeps > 0 || r->maint.pending || r->clock_q.pending || r->timeline_q.pending ||
+           run_leases_busy(r);
 }
 
 static void on_drain(void *self, const char *why)
@@ -491,6 +525,7 @@ static void on_drain(void *self, const char *why)
     (void)why;
     struct run *r = self;
     uv_timer_stop(&r->tick_timer);
+    run_leases_stop(r);
 }
 
 static void on_closing(void *self) { run_observe_closing(self); }
@@ -591,6 +626,8 @@ static void run_free(struct run *r)
     }
     free(r->us);
     free(r->universe_array);
+    free(r->release_array);
+    free(r->lease_universe);
     session_set_free(&r->sessions);
     snapshot_page_free(&r->page);
     run_observe_free(r);
@@ -608,7 +645,7 @@ static int init_timers(struct run *r)
         if (engine_own_handle(r->e, (uv_handle_t *)timers[i]) != 0)
             return -1;
     }
-    return 0;
+    return run_leases_init(r);
 }
 
 int run_daemon(struct settings *s, int argc, char **argv)
@@ -643,10 +680,12 @@ int run_daemon(struct settings *s, int argc, char **argv)
         return EXIT_RUNTIME;
     }
     log_info("optsnap run started",
-             "universe=%zu cadence_ms=%lld calendar=%s http_concurrency=%d db_connections=%d queue_max_rows=%d",
+             "universe=%zu cadence_ms=%lld calendar=%s http_concurrency=%d db_connections=%d queue_max_rows=%d "
+             "holder=%s lease_ttl_ms=%lld",
              r->nus, (long long)(s->cadence_us / 1000), s->calendar, s->http_concurrency, s->db_connections,
-             s->queue_max_rows);
+             s->queue_max_rows, s->lease_ttl_us > 0 ? r->holder : "none", (long long)(s->lease_ttl_us / 1000));
     code = engine_run(r->e) == 0 ? EXIT_OK : EXIT_RUNTIME;
+    run_leases_release_all(r);
     run_stats_line(r);
     engine_free(r->e);
     run_free(r);

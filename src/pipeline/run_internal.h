@@ -35,6 +35,14 @@ struct underlying_state {
     char refusal[200];
     int64_t refused_real_us;
     struct timeline timeline;
+    /* the live lease (run_leases.c) */
+    bool held;              /* the last heartbeat listed it as ours */
+    bool claimed_now;       /* claimed by the last heartbeat: swept at once */
+    bool releasing;         /* handed back by the heartbeat in flight */
+    bool release_again;     /* a failed heartbeat did not hand it back */
+    int64_t epoch;          /* the fencing token our marks carry */
+    int64_t lease_since_us; /* when our epoch began (the database's clock) */
+    uint64_t lease_gen, lease_claims;
 };
 
 struct sweep {
@@ -98,6 +106,18 @@ struct run {
     int64_t timeline_from_us, timeline_to_us;
     long uncovered_windows;
 
+    /* live leases (run_leases.c); lease_ttl 0 = off */
+    char holder[96];              /* "run:HOST:PID" */
+    struct engine_query lease_q;
+    const char *lease_values[4];
+    char lease_ttl_text[24];
+    char *release_array, *lease_universe;
+    uv_timer_t lease_timer;
+    int64_t lease_sent_real_us, lease_ok_sent_real_us;
+    int live_daemons, lease_target;
+    uint64_t lease_gen, lease_claims, lease_losses, lease_handbacks, lease_rebalances, lease_heartbeat_failures;
+    bool ticking;                 /* the scheduler runs (with leases: after the first heartbeat) */
+
     struct snapshot_page page; /* parser scratch, reused for every page */
     struct listener *listener;
     struct metrics_underlying *mu; /* [nus], rebuilt for each snapshot */
@@ -118,5 +138,17 @@ void run_stats_line(struct run *r);        /* the final log line */
 void run_clock_check(struct run *r, struct clock_peer *peer, int64_t theirs_us, int64_t ours_us);
 bool run_clocks_agree(const struct run *r);
 void run_notify_ready_once(struct run *r);
+
+/* run_leases.c */
+int run_leases_init(struct run *r);        /* the holder name and the timer; 0 or -1 */
+void run_leases_start(struct run *r);      /* first heartbeat now, then every ttl/3 */
+void run_leases_stop(struct run *r);
+bool run_leases_busy(const struct run *r);
+size_t run_leases_held(const struct run *r);
+void run_leases_release_all(struct run *r); /* after the loop; blocking, bounded */
+bool run_lease_allows(const struct run *r, const struct underlying_state *u);
+const char *run_lease_holder(const struct run *r); /* NULL when leases are off */
+/* run.c: a heartbeat answered (or failed): start the scheduler, sweep what was claimed */
+void run_leases_after_heartbeat(struct run *r);
 
 #endif

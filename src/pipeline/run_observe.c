@@ -147,6 +147,9 @@ static void fill_underlyings(struct run *r, struct metrics_snapshot *m, int64_t 
         x->last_sweep_rows = u->last_sweep_rows;
         x->last_sweep_rejected = u->last_sweep_rejected;
         x->timeframe = u->timeframe;
+        x->lease_held = u->held;
+        x->lease_epoch = u->held ? u->epoch : 0;
+        x->lease_since_us = u->held ? u->lease_since_us : 0;
         r->tl[i] = u->timeline.spans;
         r->tln[i] = u->timeline.n;
     }
@@ -198,6 +201,17 @@ static void on_snapshot(void *user, struct metrics_snapshot *m)
     m->clock_skew_exceeded = !run_clocks_agree(r);
     m->api_refused_key = r->api_refused_key;
     m->api_refused_plan = r->api_refused_plan;
+    if (r->s->lease_ttl_us > 0) {
+        m->lease_holder = r->holder;
+        m->leases_held = run_leases_held(r);
+        m->live_daemons = r->live_daemons;
+        m->lease_target = r->lease_target;
+        m->lease_claims = r->lease_claims;
+        m->lease_losses = r->lease_losses;
+        m->lease_handbacks = r->lease_handbacks;
+        m->lease_rebalances = r->lease_rebalances;
+        m->lease_heartbeat_failures = r->lease_heartbeat_failures;
+    }
     if (size_arrays(r) == 0)
         fill_underlyings(r, m, now);
 }

@@ -46,6 +46,7 @@ struct settings {
     double clock_speed;
     int64_t retry_max_backoff_us;
     int64_t max_clock_skew_us;
+    int64_t lease_ttl_us;
 
     /* Not settings: where each came from, and the key once loaded. */
     enum setting_source source[64];

@@ -31,6 +31,9 @@ struct metrics_underlying {
     uint64_t rows_fetched, rows_partial;
     uint64_t last_sweep_rows, last_sweep_rejected;
     int timeframe;
+    /* the live lease: held by this daemon (1/0), its epoch and since (0 = not held) */
+    int lease_held;
+    int64_t lease_epoch, lease_since_us;
 };
 
 struct metrics_sqlstate {
@@ -75,6 +78,10 @@ struct metrics_snapshot {
     int clock_skew_exceeded; /* 1/0 */
     /* sweeps the API refused for good: a bad key (401), a plan without this data (403) */
     uint64_t api_refused_key, api_refused_plan;
+    /* live leases (many daemons); lease_holder NULL = leases off */
+    const char *lease_holder;
+    uint64_t leases_held, lease_claims, lease_losses, lease_handbacks, lease_rebalances, lease_heartbeat_failures;
+    int live_daemons, lease_target;
     long uncovered_windows; /* -1 = unknown */
     int db_reachable;       /* 1/0 */
     /* per underlying */
