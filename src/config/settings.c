@@ -82,6 +82,11 @@ const struct setting_desc settings_table[] = {
     {"lease_ttl", SETTING_DURATION, "15s", false, false, NULL, 0, 3600000000LL, NUM(lease_ttl_us),
      "run: each underlying is swept by the daemon holding its lease in PostgreSQL, renewed every ttl/3; "
      "several daemons split the universe; 0 = no leases (one daemon sweeps all, marks unfenced)"},
+    {"heal_lookback", SETTING_DURATION, "1d", true, false, NULL, 0, 400LL * 86400000000LL, NUM(heal_lookback_us),
+     "run: repairs its own gaps this far back for the underlyings it holds (a child `optsnap repair` on the "
+     "backfill budget); 0 = off"},
+    {"heal_interval", SETTING_DURATION, "5m", true, false, NULL, 1000000, 86400000000LL, NUM(heal_interval_us),
+     "run: how often a heal pass runs (and two windows after a takeover)"},
     {"retry_max_backoff", SETTING_DURATION, "30s", true, false, NULL, 1000, 3600000000LL,
      NUM(retry_max_backoff_us), "cap on any retry wait (HTTP and database)"},
 };

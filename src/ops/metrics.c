@@ -367,6 +367,12 @@ void metrics_render_prometheus(const struct metrics_snapshot *m, struct bytebuf 
         sample_u64(out, n, "event", "handed_back", m->lease_handbacks);
         sample_u64(out, n, "event", "rebalanced", m->lease_rebalances);
         sample_u64(out, n, "event", "heartbeat_failed", m->lease_heartbeat_failures);
+        n = "optsnap_heal_runs_total";
+        family(out, n, "counter", "Self-healing passes (a child `optsnap repair` over the underlyings held), by outcome.");
+        sample_u64(out, n, "outcome", "ok", m->heal_runs - m->heal_failures);
+        sample_u64(out, n, "outcome", "failed", m->heal_failures);
+        counter(out, "optsnap_heal_windows_filled_total", "Windows the self-healing passes marked covered (backfill).",
+                m->heal_windows);
     }
     counter(out, "optsnap_pages_capped_total",
             "Paginated fetches stopped at max_pages (their window stays uncovered).", m->pages_capped);

@@ -165,6 +165,8 @@ static void on_group_settled(void *self, struct engine_group *g)
         r->sweeps_covered++;
         u->sweeps_covered++;
         u->last_covered_us = sw->window_start_us;
+        if (u->first_window_us == 0 || sw->window_start_us < u->first_window_us)
+            u->first_window_us = sw->window_start_us;
         u->last_covered_real_us = run_real_now();
         u->last_sweep_seconds = secs;
         r->last_sweep_seconds = secs;
@@ -358,6 +360,17 @@ static int cmp_state(const void *a, const void *b)
     return strcmp((*(struct underlying_state *const *)a)->name, (*(struct underlying_state *const *)b)->name);
 }
 
+static int cmp_name(const void *key, const void *elem)
+{
+    return strcmp(key, (*(struct underlying_state *const *)elem)->name);
+}
+
+struct underlying_state *run_underlying_find(struct run *r, const char *name)
+{
+    struct underlying_state **u = bsearch(name, r->us, r->nus, sizeof *r->us, cmp_name);
+    return u ? *u : NULL;
+}
+
 static int cmp_entry(const void *a, const void *b)
 {
     return strcmp(((const struct universe_entry *)a)->underlying, ((const struct universe_entry *)b)->underlying);
@@ -496,6 +509,7 @@ static void on_start(void *self)
     struct run *r = self;
     if (r->s->lease_ttl_us > 0) {
         run_leases_start(r); /* the scheduler starts when the first heartbeat has answered */
+        run_heal_start(r);
     } else {
         r->ticking = true;
         uv_timer_start(&r->tick_timer, tick, 0, 0);
@@ -517,7 +531,7 @@ static bool on_busy(void *self)
 {
     struct run *r = self;
     return r->live_sweeps > 0 || r->maint.pending || r->clock_q.pending || r->timeline_q.pending ||
-           run_leases_busy(r);
+           run_leases_busy(r) || run_heal_busy(r);
 }
 
 static void on_drain(void *self, const char *why)
@@ -526,16 +540,22 @@ static void on_drain(void *self, const char *why)
     struct run *r = self;
     uv_timer_stop(&r->tick_timer);
     run_leases_stop(r);
+    run_heal_drain(r);
 }
 
-static void on_closing(void *self) { run_observe_closing(self); }
+static void on_closing(void *self)
+{
+    run_heal_closing(self);
+    run_observe_closing(self);
+}
 
 /* ---- start-up (blocking, before the loop) ---- */
 
 static const char sql_last_live[] =
-    "SELECT u, (SELECT (extract(epoch FROM max(c.window_start)) * 1000000)::int8 FROM ingest_coverage c "
-    "           WHERE c.underlying = u AND c.source = 'live') "
-    "FROM unnest($1::text[]) AS u";
+    "SELECT u, (extract(epoch FROM max(c.window_start) FILTER (WHERE c.source = 'live')) * 1000000)::int8, "
+    "       (extract(epoch FROM min(c.window_start)) * 1000000)::int8 "
+    "FROM unnest($1::text[]) AS u LEFT JOIN ingest_coverage c ON c.underlying = u "
+    "GROUP BY u";
 
 /* The schema, the partitions ahead, the calendar, and each underlying's last
  * live window (a restarted daemon never sweeps one again). 0 or -1 (logged). */
@@ -575,10 +595,13 @@ static int startup(struct run *r)
         PQclear(res);
         goto out;
     }
-    for (int i = 0; i < PQntuples(res); i++)
-        for (size_t k = 0; k < r->nus && !PQgetisnull(res, i, 1); k++)
-            if (strcmp(r->us[k]->name, PQgetvalue(res, i, 0)) == 0)
-                r->us[k]->last_window_us = strtoll(PQgetvalue(res, i, 1), NULL, 10);
+    for (int i = 0; i < PQntuples(res); i++) {
+        struct underlying_state *u = run_underlying_find(r, PQgetvalue(res, i, 0));
+        if (u != NULL && !PQgetisnull(res, i, 1))
+            u->last_window_us = strtoll(PQgetvalue(res, i, 1), NULL, 10);
+        if (u != NULL && !PQgetisnull(res, i, 2))
+            u->first_window_us = strtoll(PQgetvalue(res, i, 2), NULL, 10);
+    }
     PQclear(res);
     r->maintained_day = (int32_t)(now / USEC_PER_DAY);
     rc = 0;
@@ -645,7 +668,7 @@ static int init_timers(struct run *r)
         if (engine_own_handle(r->e, (uv_handle_t *)timers[i]) != 0)
             return -1;
     }
-    return run_leases_init(r);
+    return run_leases_init(r) == 0 && run_heal_init(r) == 0 ? 0 : -1;
 }
 
 int run_daemon(struct settings *s, int argc, char **argv)

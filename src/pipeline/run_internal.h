@@ -23,6 +23,7 @@ struct underlying_state {
     char name[16];
     struct sweep *active;
     int64_t last_window_us; /* last window swept or known covered live: windows only move forward */
+    int64_t first_window_us; /* first window the ledger has (any source), 0 = none: history begins there */
     bool retired;           /* dropped from the universe by a reload: no new sweeps */
     /* for /metrics and the status page */
     int64_t newest_us;      /* newest committed last_updated, 0 = none */
@@ -116,6 +117,17 @@ struct run {
     int64_t lease_sent_real_us, lease_ok_sent_real_us;
     int live_daemons, lease_target;
     uint64_t lease_gen, lease_claims, lease_losses, lease_handbacks, lease_rebalances, lease_heartbeat_failures;
+    char hostname[64];
+    /* self-healing (run_heal.c): a child `optsnap repair` over what we hold */
+    uv_process_t heal_proc;
+    uv_timer_t heal_timer;
+    bool heal_running;
+    int64_t heal_due_real_us;
+    char heal_holder[128];         /* the child's history-lease holder: its marks carry it */
+    struct engine_query heal_q;
+    const char *heal_values[1];
+    long long heal_last_windows;
+    uint64_t heal_runs, heal_failures, heal_windows;
     bool ticking;                 /* the scheduler runs (with leases: after the first heartbeat) */
 
     struct snapshot_page page; /* parser scratch, reused for every page */
@@ -128,6 +140,7 @@ struct run {
 };
 
 int64_t run_real_now(void);
+struct underlying_state *run_underlying_find(struct run *r, const char *name); /* NULL if not in the universe */
 int64_t run_market_now(const struct run *r);
 
 /* run_observe.c */
@@ -148,6 +161,14 @@ size_t run_leases_held(const struct run *r);
 void run_leases_release_all(struct run *r); /* after the loop; blocking, bounded */
 bool run_lease_allows(const struct run *r, const struct underlying_state *u);
 const char *run_lease_holder(const struct run *r); /* NULL when leases are off */
+/* run_heal.c */
+int run_heal_init(struct run *r);
+void run_heal_start(struct run *r);   /* with leases and heal_lookback > 0 */
+void run_heal_soon(struct run *r);    /* a takeover: a pass two windows from now */
+void run_heal_drain(struct run *r);   /* the child drains too */
+void run_heal_closing(struct run *r); /* the child is killed */
+bool run_heal_busy(const struct run *r);
+
 /* run.c: a heartbeat answered (or failed): start the scheduler, sweep what was claimed */
 void run_leases_after_heartbeat(struct run *r);
 

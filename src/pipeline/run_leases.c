@@ -23,17 +23,6 @@ static const char sql_heartbeat[] =
 
 static const char sql_release_all[] = "SELECT optsnap_live_release_all($1::text)";
 
-static int cmp_name(const void *key, const void *elem)
-{
-    return strcmp(key, (*(struct underlying_state *const *)elem)->name);
-}
-
-static struct underlying_state *find(struct run *r, const char *name)
-{
-    struct underlying_state **u = bsearch(name, r->us, r->nus, sizeof *r->us, cmp_name);
-    return u ? *u : NULL;
-}
-
 bool run_lease_allows(const struct run *r, const struct underlying_state *u)
 {
     if (r->s->lease_ttl_us <= 0)
@@ -79,7 +68,7 @@ static void on_heartbeat_rows(void *user, const void *pgresult)
     const PGresult *res = pgresult;
     r->lease_gen++;
     for (int i = 0; i < PQntuples(res); i++) {
-        struct underlying_state *u = find(r, PQgetvalue(res, i, 0));
+        struct underlying_state *u = run_underlying_find(r, PQgetvalue(res, i, 0));
         r->live_daemons = atoi(PQgetvalue(res, i, 4));
         r->lease_target = atoi(PQgetvalue(res, i, 5));
         if (u == NULL)
@@ -97,6 +86,8 @@ static void on_heartbeat_rows(void *user, const void *pgresult)
         u->epoch = epoch;
         u->lease_since_us = strtoll(PQgetvalue(res, i, 2), NULL, 10);
         u->claimed_now = true;
+        if (epoch > 1)
+            run_heal_soon(r); /* taken over (or ours again after it expired): its last windows may be gaps */
         r->lease_claims++;
         u->lease_claims++;
         log_info("lease claimed", "underlying=%s epoch=%lld", u->name, (long long)epoch);
@@ -214,11 +205,10 @@ static void heartbeat_tick(uv_timer_t *t) { heartbeat_submit(t->data); }
 
 int run_leases_init(struct run *r)
 {
-    char host[64];
-    if (gethostname(host, sizeof host) != 0)
-        snprintf(host, sizeof host, "unknown");
-    host[sizeof host - 1] = '\0';
-    snprintf(r->holder, sizeof r->holder, "run:%s:%ld", host, (long)getpid());
+    if (gethostname(r->hostname, sizeof r->hostname) != 0)
+        snprintf(r->hostname, sizeof r->hostname, "unknown");
+    r->hostname[sizeof r->hostname - 1] = '\0';
+    snprintf(r->holder, sizeof r->holder, "run:%s:%ld", r->hostname, (long)getpid());
     uv_timer_init(engine_loop(r->e), &r->lease_timer);
     r->lease_timer.data = r;
     return engine_own_handle(r->e, (uv_handle_t *)&r->lease_timer);

@@ -211,6 +211,9 @@ static void on_snapshot(void *user, struct metrics_snapshot *m)
         m->lease_handbacks = r->lease_handbacks;
         m->lease_rebalances = r->lease_rebalances;
         m->lease_heartbeat_failures = r->lease_heartbeat_failures;
+        m->heal_runs = r->heal_runs;
+        m->heal_failures = r->heal_failures;
+        m->heal_windows = r->heal_windows;
     }
     if (size_arrays(r) == 0)
         fill_underlyings(r, m, now);

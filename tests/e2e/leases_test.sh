@@ -18,7 +18,7 @@ skip_unless_cmd curl psql python3
 BIN=${OPTSNAP_BIN:?}
 e2e_tmpdir >/dev/null
 TMP=$E2E_TMP
-SPEED=30
+SPEED=60 # a window is 1 s real, half the ttl: a takeover leaves gaps for the healing to fill
 TTL=2
 N=200
 UNIVERSE=$(python3 -c "import itertools,string; print(','.join(''.join(p) for p in itertools.islice(itertools.product(string.ascii_uppercase, repeat=3), $N)))")
@@ -26,12 +26,13 @@ DB=$(e2e_db optsnap_e2e_leases)
 sim_start "$TMP/sim.log" --seed 5 --underlyings "$UNIVERSE" --contracts 2 --clock 2026-11-02T15:00:00Z \
     --speed "$SPEED" --always-open
 
-daemon() { # daemon NAME: starts one `optsnap run`; sets PID_<NAME>
-    DATABASE_URL=$DB OPTSNAP_API_KEY=e2e-key e2e_spawn "$TMP/$1.log" "$BIN" run --api-url "$SIM_URL" \
+daemon() { # daemon NAME [flags]: starts one `optsnap run`; sets PID_<NAME>
+    local name=$1; shift
+    DATABASE_URL=$DB OPTSNAP_API_KEY=e2e-key e2e_spawn "$TMP/$name.log" "$BIN" run --api-url "$SIM_URL" \
         --universe "$UNIVERSE" --calendar always --cadence 60s --clock "$(sim_shared_clock)" \
         --clock-speed "$SPEED" --lease-ttl ${TTL}s --db-connections 2 --http-concurrency 16 --listen "" \
-        --stats-interval 1s --retry-max-backoff 1s
-    printf -v "PID_$1" '%s' "$E2E_LAST_PID"
+        --stats-interval 1s --retry-max-backoff 1s --heal-interval 1h "$@"
+    printf -v "PID_$name" '%s' "$E2E_LAST_PID"
 }
 
 holder_of() { echo "run:$(hostname):$1"; }
@@ -80,6 +81,8 @@ grep -q 'msg="lease lost' "$TMP/B.log" || fail "the paused daemon did not notice
 
 # 3. kill -9: takeover time
 victim=$(holder_of "$PID_B")
+heals_before=$(grep -c 'msg="heal pass finished"' "$TMP/A.log" || true)
+KILL_SIM_US=$(sim_now_us)
 kill -KILL "$PID_B"
 k0=$(date +%s.%N)
 E2E_WAIT=$((3 * TTL + 5)) wait_for bash -c "[ \$(psql -X -qAt '$DB' -c \"SELECT count(*) FROM ingest_leases WHERE kind = 'live' AND holder = '$(holder_of "$PID_A")' AND expires_at > clock_timestamp()\") -ge $N ]" ||
@@ -87,8 +90,20 @@ E2E_WAIT=$((3 * TTL + 5)) wait_for bash -c "[ \$(psql -X -qAt '$DB' -c \"SELECT 
 k1=$(date +%s.%N)
 takeover=$(python3 -c "print(f'{$k1 - $k0:.2f}')")
 python3 -c "import sys; sys.exit(0 if $takeover <= 2 * $TTL + 1 else 1)" || fail "takeover took ${takeover}s (ttl ${TTL}s)"
-# the first sweep by the new holder, per underlying the victim held
-sleep 3
+# 3b. self-healing: the survivor repairs the windows the victim (and the
+# pause) left uncovered, with no cron: a child repair two windows after the
+# takeover; afterwards no window before the kill is missing
+heals() { [ "$(grep -c 'msg="heal pass finished"' "$TMP/A.log" || true)" -gt "$heals_before" ]; }
+E2E_WAIT=60 wait_for heals || { tail -5 "$TMP/A.log"; fail "the survivor ran no heal pass after the takeover"; }
+missing=$(pg_scalar "$DB" "
+    WITH span AS (SELECT min(window_start) AS a FROM ingest_coverage)
+    SELECT count(*) FROM unnest(string_to_array('$UNIVERSE', ',')) AS u, span,
+           optsnap_expected_windows('always', interval '60 seconds', span.a,
+                                    date_trunc('minute', to_timestamp($KILL_SIM_US / 1e6))) AS w
+     WHERE NOT EXISTS (SELECT 1 FROM ingest_coverage c WHERE c.underlying = u AND c.window_start = w.window_start)")
+healed=$(pg_scalar "$DB" "SELECT count(*) FROM ingest_coverage WHERE source = 'backfill'")
+[ "$missing" = 0 ] || fail "$missing windows before the kill are still missing after self-healing ($healed healed)"
+[ "$healed" -gt 0 ] || fail "no window was healed: the test proves nothing"
 e2e_stop "$PID_A" TERM 20
 [ "$E2E_STOP_RC" = 0 ] || fail "daemon A exited $E2E_STOP_RC"
 
@@ -109,4 +124,4 @@ holders=$(pg_scalar "$DB" "SELECT count(DISTINCT holder) FROM ingest_coverage WH
 [ "$marks" -ge $((2 * N)) ] || fail "only $marks live marks"
 [ "$holders" -ge 3 ] || fail "marks by $holders holders: the fleet did not share the work"
 lost=$(grep -c 'msg="lease lost' "$TMP/B.log" || true)
-echo "leases e2e: ok marks=$marks holders=$holders takeover_s=$takeover (ttl ${TTL}s) leases_lost_by_paused=$lost"
+echo "leases e2e: ok healed_windows=$healed marks=$marks holders=$holders takeover_s=$takeover (ttl ${TTL}s) leases_lost_by_paused=$lost"

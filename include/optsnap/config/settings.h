@@ -47,6 +47,8 @@ struct settings {
     int64_t retry_max_backoff_us;
     int64_t max_clock_skew_us;
     int64_t lease_ttl_us;
+    int64_t heal_lookback_us;
+    int64_t heal_interval_us;
 
     /* Not settings: where each came from, and the key once loaded. */
     enum setting_source source[64];

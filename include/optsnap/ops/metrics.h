@@ -82,6 +82,8 @@ struct metrics_snapshot {
     const char *lease_holder;
     uint64_t leases_held, lease_claims, lease_losses, lease_handbacks, lease_rebalances, lease_heartbeat_failures;
     int live_daemons, lease_target;
+    /* self-healing: child repair passes, failed ones, windows they filled */
+    uint64_t heal_runs, heal_failures, heal_windows;
     long uncovered_windows; /* -1 = unknown */
     int db_reachable;       /* 1/0 */
     /* per underlying */
