@@ -14,10 +14,11 @@ TMP=$E2E_TMP
 SPEED=1800 # half an hour of market time per second: hour-long windows every 2 s
 DB=$(e2e_db optsnap_e2e_status) || fail "database"
 sim_start "$TMP/sim.log" --underlyings SPY --contracts 40 --clock 2026-11-02T15:00:00Z --speed "$SPEED" --always-open
-run() { # run LOG [flags]
+run() { # run LOG [flags]; no self-healing: the page must show the stop's gap as missing
     local log=$1; shift
     DATABASE_URL=$DB OPTSNAP_API_KEY=k e2e_spawn "$log" "$BIN" run --api-url "$SIM_URL" \
-        --universe SPY --calendar always --cadence 3600s --clock "$(sim_shared_clock)" --clock-speed "$SPEED" "$@"
+        --universe SPY --calendar always --cadence 3600s --clock "$(sim_shared_clock)" --clock-speed "$SPEED" \
+        --heal-lookback 0 "$@"
 }
 run "$TMP/run1.log" --max-sweeps 2 --listen ""
 RUN1=$E2E_LAST_PID
