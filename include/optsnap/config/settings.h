@@ -105,12 +105,16 @@ const char *setting_source_name(enum setting_source src);
 /* Masks the password of a postgresql:// URL or a "password=" conninfo word. */
 void settings_mask_conninfo(const char *in, char *out, size_t size);
 
-/* Splits the universe ("SPY,QQQ" or "@/path/file" with one ticker per line, '#'
- * comments). Returns the count, or -1 with err. *out is malloc'd (array of
- * fixed-size names): caller frees. */
+/* The most underlyings a universe may name; one more is an error. */
+#define SETTINGS_UNIVERSE_MAX 100000
+
 struct universe_entry {
     char underlying[16];
 };
+/* Splits the universe ("SPY,QQQ" or "@/path/file" with one ticker per line, '#'
+ * comments), duplicates dropped (the first kept) in linear time. Returns the
+ * count, or -1 with err (a bad entry is shown with control bytes as '?').
+ * *out is malloc'd (array of fixed-size names): caller frees. */
 int settings_load_universe(const struct settings *s, struct universe_entry **out, char *err,
                            size_t err_size) __attribute__((warn_unused_result));
 
