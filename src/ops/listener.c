@@ -159,7 +159,10 @@ int listener_start(struct listener **out, uv_loop_t *loop, const struct listener
     l->src = *src;
     l->cache_ms = s->cache_ms;
     l->max_render_bytes = s->max_render_bytes ? s->max_render_bytes : (size_t)8 << 20;
-    struct http_server_settings hs = {.host = host, .port = port, .max_connections = 64};
+    /* 5 s for a whole request and room made by evicting the oldest idle or
+     * slow connection: trickling or idle clients cannot lock /healthz out */
+    struct http_server_settings hs = {.host = host, .port = port, .max_connections = 64,
+                                      .max_connections_per_peer = 32, .head_timeout_ms = 5000};
     int rc = http_server_start(&l->server, loop, &hs, on_request, l);
     if (rc != 0) {
         log_error("cannot listen", "listen=%s error=%s", log_quote(q, sizeof q, s->listen), uv_strerror(rc));
