@@ -3,7 +3,7 @@
 # a header byte at a time from one peer (loopback); /healthz and /readyz must
 # still answer (200/503 with their bytes) within curl's generous 5 s bound,
 # and the trickling sockets are cut at the head deadline (5 s), not kept alive
-# by their bytes. Bounded: about 15 s.
+# by their bytes. Then the Host check. Bounded: about 15 s.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 skip_unless_pg
@@ -60,5 +60,14 @@ cut=$(sed -n 's/^cut //p' "$E2E_TMP/attack.txt")
 # trickling for 12 s against a 5 s head deadline: every one is cut (or evicted)
 [ "${cut:-0}" -eq 40 ] || fail "only ${cut:-?} of 40 trickling connections were cut: the deadline restarts on each byte"
 kill -0 "$RUN" 2>/dev/null || fail "the daemon died under the attack"
+# Host check (DNS rebinding): /metrics and / answer only loopback names and
+# the listen host; the probes answer whatever the Host
+hc() { curl -s -o /dev/null -w '%{http_code}' --max-time 5 -H "Host: $1" "http://127.0.0.1:$LPORT$2"; }
+[ "$(hc evil.example /metrics)" = 403 ] || fail "/metrics answered a foreign Host"
+[ "$(hc "evil.example:$LPORT" /)" = 403 ] || fail "the status page answered a foreign Host"
+[ "$(hc "localhost:$LPORT" /metrics)" = 200 ] || fail "/metrics refused Host localhost"
+[ "$(hc "127.0.0.1:$LPORT" /)" = 200 ] || fail "the status page refused Host 127.0.0.1"
+[ "$(hc "[::1]:$LPORT" /metrics)" = 200 ] || fail "/metrics refused Host [::1]"
+[ "$(hc evil.example /healthz)" = 200 ] || fail "/healthz refused a foreign Host"
 e2e_stop "$RUN" TERM 20
 echo "slowloris e2e: ok ($ok probes answered 200 under 240 hostile sockets, $cut/40 trickling sockets cut)"
