@@ -64,7 +64,9 @@ optsnap_pg_start() {
                 echo "checkpoint_timeout = 30min"
             else
                 echo "fsync = off"
-                echo "synchronous_commit = off"
+                # on: an acknowledged commit is written to the OS before the
+                # ack, so a restart test can tell a lost commit from a bug
+                echo "synchronous_commit = on"
                 echo "full_page_writes = off"
             fi
         } >>"$data/postgresql.conf"

@@ -4,11 +4,13 @@
 #include <ctype.h>
 #include <errno.h>
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "optsnap/util/log.h"
+#include "optsnap/util/scrub.h"
 #include "optsnap/util/timeutil.h"
 #include "optsnap/util/url.h"
 
@@ -198,6 +200,113 @@ void settings_init(struct settings *s)
     }
 }
 
+/* The password of a connection string, as written: a URL's user:PASS@ (the
+ * authority ends at the first '/', the password at the last '@', so a
+ * malformed host still yields it) or a conninfo password=PASS word (quoted or
+ * not). Sets *start and returns the length, 0 when there is none. */
+static size_t conninfo_password(const char *ci, const char **start)
+{
+    const char *scheme = strstr(ci, "://");
+    if (scheme) {
+        const char *auth = scheme + 3;
+        size_t end = strcspn(auth, "/?#");
+        const char *at = NULL;
+        for (size_t k = 0; k < end; k++)
+            if (auth[k] == '@')
+                at = auth + k;
+        const char *colon = at ? memchr(auth, ':', (size_t)(at - auth)) : NULL;
+        if (colon) {
+            *start = colon + 1;
+            return (size_t)(at - colon - 1);
+        }
+        const char *q = strstr(ci, "password=");
+        if (q) {
+            *start = q + 9;
+            return strcspn(q + 9, "&#");
+        }
+        return 0;
+    }
+    for (const char *p = strstr(ci, "password"); p; p = strstr(p + 1, "password")) {
+        if (p != ci && !isspace((unsigned char)p[-1]))
+            continue;
+        const char *v = p + 8;
+        while (*v == ' ')
+            v++;
+        if (*v != '=')
+            continue;
+        v++;
+        while (*v == ' ')
+            v++;
+        if (*v == '\'') {
+            size_t n = 1;
+            while (v[n] && v[n] != '\'') {
+                if (v[n] == '\\' && v[n + 1])
+                    n++;
+                n++;
+            }
+            *start = v + 1;
+            return n - 1;
+        }
+        *start = v;
+        return strcspn(v, " \t\n");
+    }
+    return 0;
+}
+
+static int hex_digit(char c)
+{
+    return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+}
+
+/* Registers the password of a connection string with the scrubber, as written
+ * and percent-decoded, so no libpq error can print it. */
+void settings_register_conninfo_secret(const char *ci)
+{
+    const char *pw = NULL;
+    size_t n = conninfo_password(ci, &pw);
+    if (n == 0)
+        return;
+    scrub_register_secret(pw, n);
+    char dec[256];
+    size_t o = 0;
+    for (size_t k = 0; k < n && o + 1 < sizeof dec; k++) {
+        int h1 = pw[k] == '%' && k + 2 < n ? hex_digit(pw[k + 1]) : -1;
+        int h2 = h1 >= 0 ? hex_digit(pw[k + 2]) : -1;
+        if (h1 >= 0 && h2 >= 0) {
+            dec[o++] = (char)(h1 * 16 + h2);
+            k += 2;
+        } else {
+            dec[o++] = pw[k];
+        }
+    }
+    scrub_register_secret(dec, o);
+}
+
+/* The --database-url value whose password was blanked in argv, kept so a
+ * SIGHUP re-read of the same argv sees the real value. */
+static const char *argv_blanked_at;
+static char argv_blanked_value[SETTING_STR_MAX];
+
+/* Overwrites the password inside an argv string with '*' (so ps and
+ * /proc/PID/cmdline do not show it), keeping a copy; warns once. */
+const char *settings_hide_argv_password(char *arg_value)
+{
+    if (arg_value == argv_blanked_at)
+        return argv_blanked_value;
+    const char *pw = NULL;
+    size_t n = conninfo_password(arg_value, &pw);
+    if (n == 0 || strlen(arg_value) >= sizeof argv_blanked_value)
+        return arg_value;
+    snprintf(argv_blanked_value, sizeof argv_blanked_value, "%s", arg_value);
+    settings_register_conninfo_secret(argv_blanked_value);
+    memset(arg_value + (pw - arg_value), '*', n);
+    argv_blanked_at = arg_value;
+    log_warn("a database password was given on the command line (--database-url); hidden from ps, but "
+             "use DATABASE_URL, a config file or ~/.pgpass instead",
+             "%s", "");
+    return argv_blanked_value;
+}
+
 int settings_set(struct settings *s, const char *name, const char *value, enum setting_source src,
                  const char *detail, char *err, size_t err_size)
 {
@@ -206,6 +315,8 @@ int settings_set(struct settings *s, const char *name, const char *value, enum s
         snprintf(err, err_size, "unknown setting '%s'", name);
         return -1;
     }
+    if (d->secret && value)
+        settings_register_conninfo_secret(value);
     if (parse_value(s, d, value, err, err_size))
         return -1;
     size_t i = (size_t)(d - settings_table);
@@ -325,7 +436,7 @@ int settings_load_args(struct settings *s, int argc, char **argv, int *rest, int
 {
     *nrest = 0;
     for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
+        char *a = argv[i];
         char name[64];
         const char *value = NULL;
         if (strncmp(a, "--", 2) != 0 || a[2] == '\0') {
@@ -340,15 +451,17 @@ int settings_load_args(struct settings *s, int argc, char **argv, int *rest, int
         name[n] = '\0';
         if (settings_find(name) == NULL)
             goto keep;
+        char *raw;
         if (eq) {
-            value = eq + 1;
+            raw = a + (eq - a) + 1;
         } else {
             if (i + 1 >= argc) {
                 snprintf(err, err_size, "%s needs a value", a);
                 return -1;
             }
-            value = argv[++i];
+            raw = argv[++i];
         }
+        value = strcmp(name, "database_url") == 0 ? settings_hide_argv_password(raw) : raw;
         char detail[80];
         snprintf(detail, sizeof detail, "--%.*s", (int)n, a + 2);
         if (settings_set(s, name, value, SOURCE_FLAG, detail, err, err_size))
@@ -517,40 +630,102 @@ static int valid_underlying(const char *t)
     return 1;
 }
 
-static int universe_add(struct universe_entry **arr, int *n, int *cap, const char *tok, char *err,
-                        size_t err_size, const char *where)
+/* The universe as it is read: entries in first-seen order and an open-addressing
+ * set of their indexes, so de-duplication is linear (65,000 names took 20 s
+ * with a scan per name, on the loop at SIGHUP). */
+struct universe_build {
+    struct universe_entry *arr;
+    int n, cap;
+    int32_t *slots; /* index into arr, -1 = empty; nslots is a power of two >= 2 * cap */
+    size_t nslots;
+};
+
+static uint32_t name_hash(const char *s)
 {
-    if (!valid_underlying(tok)) {
-        snprintf(err, err_size, "universe%s: '%.40s' is not an underlying ticker (A-Z, 0-9, '.'; indexes as I:SPX)",
-                 where, tok);
+    uint32_t h = 2166136261u;
+    for (; *s; s++)
+        h = (h ^ (unsigned char)*s) * 16777619u;
+    return h;
+}
+
+/* Copies tok for an error message: at most 40 bytes, control bytes as '?', so
+ * a hostile entry cannot put a newline into a log line. */
+static const char *printable(char *buf, size_t size, const char *tok)
+{
+    size_t o = 0;
+    for (; *tok && o + 1 < size && o < 40; tok++)
+        buf[o++] = ((unsigned char)*tok < 0x20 || *tok == 0x7f) ? '?' : *tok;
+    buf[o] = '\0';
+    return buf;
+}
+
+static int universe_grow(struct universe_build *b, char *err, size_t err_size)
+{
+    int nc = b->cap ? b->cap * 2 : 16;
+    if (nc > SETTINGS_UNIVERSE_MAX)
+        nc = SETTINGS_UNIVERSE_MAX;
+    struct universe_entry *na = realloc(b->arr, (size_t)nc * sizeof *na);
+    size_t ns = 32;
+    while (ns < 2 * (size_t)nc)
+        ns *= 2;
+    int32_t *slots = na ? malloc(ns * sizeof *slots) : NULL;
+    if (na)
+        b->arr = na;
+    if (slots == NULL) {
+        snprintf(err, err_size, "universe: out of memory");
         return -1;
     }
-    for (int i = 0; i < *n; i++)
-        if (strcmp((*arr)[i].underlying, tok) == 0)
-            return 0; /* duplicates are harmless; keep the first */
-    if (*n == *cap) {
-        int nc = *cap ? *cap * 2 : 16;
-        if (nc > 100000) {
-            snprintf(err, err_size, "universe: more than 100000 underlyings");
-            return -1;
-        }
-        struct universe_entry *na = realloc(*arr, (size_t)nc * sizeof *na);
-        if (na == NULL) {
-            snprintf(err, err_size, "universe: out of memory");
-            return -1;
-        }
-        *arr = na;
-        *cap = nc;
+    for (size_t i = 0; i < ns; i++)
+        slots[i] = -1;
+    for (int i = 0; i < b->n; i++) {
+        size_t k = name_hash(b->arr[i].underlying) & (ns - 1);
+        while (slots[k] >= 0)
+            k = (k + 1) & (ns - 1);
+        slots[k] = i;
     }
-    snprintf((*arr)[(*n)++].underlying, sizeof(*arr)->underlying, "%s", tok);
+    free(b->slots);
+    b->slots = slots;
+    b->nslots = ns;
+    b->cap = nc;
+    return 0;
+}
+
+static int universe_add(struct universe_build *b, const char *tok, char *err, size_t err_size,
+                        const char *where)
+{
+    char shown[48];
+    if (!valid_underlying(tok)) {
+        snprintf(err, err_size, "universe%s: '%s' is not an underlying ticker (A-Z, 0-9, '.'; indexes as I:SPX)",
+                 where, printable(shown, sizeof shown, tok));
+        return -1;
+    }
+    size_t k = 0;
+    if (b->nslots) {
+        k = name_hash(tok) & (b->nslots - 1);
+        for (; b->slots[k] >= 0; k = (k + 1) & (b->nslots - 1))
+            if (strcmp(b->arr[b->slots[k]].underlying, tok) == 0)
+                return 0; /* duplicates are harmless; keep the first */
+    }
+    if (b->n == SETTINGS_UNIVERSE_MAX) {
+        snprintf(err, err_size, "universe: more than %d underlyings", SETTINGS_UNIVERSE_MAX);
+        return -1;
+    }
+    if (b->n == b->cap) {
+        if (universe_grow(b, err, err_size))
+            return -1;
+        k = name_hash(tok) & (b->nslots - 1);
+        while (b->slots[k] >= 0)
+            k = (k + 1) & (b->nslots - 1);
+    }
+    snprintf(b->arr[b->n].underlying, sizeof b->arr->underlying, "%s", tok);
+    b->slots[k] = b->n++;
     return 0;
 }
 
 int settings_load_universe(const struct settings *s, struct universe_entry **out, char *err,
                            size_t err_size)
 {
-    struct universe_entry *arr = NULL;
-    int n = 0, cap = 0;
+    struct universe_build b = {0};
     if (s->universe[0] == '@') {
         const char *path = s->universe + 1;
         FILE *f = fopen(path, "r");
@@ -570,9 +745,10 @@ int settings_load_universe(const struct settings *s, struct universe_entry **out
                 continue;
             char where[300];
             snprintf(where, sizeof where, " (%.200s:%d)", path, lineno);
-            if (universe_add(&arr, &n, &cap, t, err, err_size, where)) {
+            if (universe_add(&b, t, err, err_size, where)) {
                 fclose(f);
-                free(arr);
+                free(b.arr);
+                free(b.slots);
                 return -1;
             }
         }
@@ -585,19 +761,21 @@ int settings_load_universe(const struct settings *s, struct universe_entry **out
             char *t = trim(tok);
             if (*t == '\0')
                 continue;
-            if (universe_add(&arr, &n, &cap, t, err, err_size, "")) {
-                free(arr);
+            if (universe_add(&b, t, err, err_size, "")) {
+                free(b.arr);
+                free(b.slots);
                 return -1;
             }
         }
     }
-    if (n == 0) {
+    free(b.slots);
+    if (b.n == 0) {
         snprintf(err, err_size, "universe: empty");
-        free(arr);
+        free(b.arr);
         return -1;
     }
-    *out = arr;
-    return n;
+    *out = b.arr;
+    return b.n;
 }
 
 static int read_key_file(const char *path, char **out, char *err, size_t err_size)
@@ -620,7 +798,7 @@ static int read_key_file(const char *path, char **out, char *err, size_t err_siz
     return *out ? 0 : -1;
 }
 
-int settings_load_api_key(struct settings *s, char *err, size_t err_size)
+static int load_api_key(struct settings *s, char *err, size_t err_size)
 {
     free(s->api_key);
     s->api_key = NULL;
@@ -642,6 +820,14 @@ int settings_load_api_key(struct settings *s, char *err, size_t err_size)
         }
     }
     return 0;
+}
+
+int settings_load_api_key(struct settings *s, char *err, size_t err_size)
+{
+    int rc = load_api_key(s, err, err_size);
+    if (rc == 0 && s->api_key)
+        scrub_register_secret(s->api_key, strlen(s->api_key));
+    return rc;
 }
 
 void settings_free(struct settings *s)

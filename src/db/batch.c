@@ -49,16 +49,52 @@ static int cmp_index(const void *pa, const void *pb, void *ctx)
     return ia < ib ? -1 : ia > ib; /* insertion order: stable */
 }
 
+bool batch_test_fail_alloc;
+
+static int cmp_row_key(const void *pa, const void *pb)
+{
+    const struct snapshot_row *a = pa, *b = pb;
+    int c = strcmp(a->contract.ticker, b->contract.ticker);
+    if (c)
+        return c;
+    return a->last_updated_us < b->last_updated_us ? -1 : a->last_updated_us > b->last_updated_us;
+}
+
+/* The out-of-memory path: no allocation. A row is dropped when a later row has
+ * its key (so the last one wins, as on the fast path), in O(n^2) compares;
+ * then the keys are unique and an in-place sort needs no stability. A batch
+ * that kept its duplicates would fail whole with 21000 (ON CONFLICT cannot
+ * touch a row twice). */
+static long dedupe_in_place(struct batch *b)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < b->nrows; i++) {
+        bool later = false;
+        for (size_t j = i + 1; j < b->nrows && !later; j++)
+            later = b->rows[j].last_updated_us == b->rows[i].last_updated_us &&
+                    strcmp(b->rows[j].contract.ticker, b->rows[i].contract.ticker) == 0;
+        if (!later) {
+            if (n != i)
+                b->rows[n] = b->rows[i];
+            n++;
+        }
+    }
+    long dropped = (long)(b->nrows - n);
+    b->nrows = n;
+    qsort(b->rows, b->nrows, sizeof *b->rows, cmp_row_key);
+    return dropped;
+}
+
 long batch_sort_dedupe(struct batch *b)
 {
     if (b->nrows < 2)
         return 0;
-    uint32_t *idx = malloc(b->nrows * sizeof *idx);
-    struct snapshot_row *out = malloc(b->nrows * sizeof *out);
+    uint32_t *idx = batch_test_fail_alloc ? NULL : malloc(b->nrows * sizeof *idx);
+    struct snapshot_row *out = batch_test_fail_alloc ? NULL : malloc(b->nrows * sizeof *out);
     if (idx == NULL || out == NULL) {
         free(idx);
         free(out);
-        return -1;
+        return dedupe_in_place(b);
     }
     for (size_t i = 0; i < b->nrows; i++)
         idx[i] = (uint32_t)i;

@@ -8,7 +8,9 @@
 #include <libpq-fe.h>
 
 #include "optsnap/commands.h"
+#include "optsnap/config/settings.h"
 #include "optsnap/util/log.h"
+#include "optsnap/util/scrub.h"
 
 /* ASCII "opsnap" then 1; optsnap_ensure_partitions() uses ...02. Transaction
  * scoped, so it is released by COMMIT/ROLLBACK and works through a pooler. */
@@ -40,8 +42,9 @@ static void log_pg_error(const char *msg, const char *migration, PGconn *conn, c
     char qe[512], qm[64];
     const char *text = res ? PQresultErrorMessage(res) : PQerrorMessage(conn);
     const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+    char clean[512];
     log_error(msg, "migration=%s sqlstate=%s error=%s", log_quote(qm, sizeof qm, migration),
-              state ? state : "none", log_quote(qe, sizeof qe, text));
+              state ? state : "none", log_quote(qe, sizeof qe, scrub_secrets(clean, sizeof clean, text)));
 }
 
 /* Runs a command that returns no rows; logs and returns -1 on failure. */
@@ -157,9 +160,10 @@ int migrate_apply(const char *conninfo, int *applied)
     const char *vals[] = {conninfo ? conninfo : "", "optsnap-migrate", "10", NULL};
     PGconn *conn = PQconnectdbParams(keys, vals, 1);
     if (conn == NULL || PQstatus(conn) != CONNECTION_OK) {
-        char qe[512];
+        char qe[512], clean[512];
         log_error("migrate: cannot connect", "error=%s",
-                  log_quote(qe, sizeof qe, conn ? PQerrorMessage(conn) : "out of memory"));
+                  log_quote(qe, sizeof qe,
+                            scrub_secrets(clean, sizeof clean, conn ? PQerrorMessage(conn) : "out of memory")));
         PQfinish(conn);
         return MIGRATE_ERR_DB;
     }
@@ -218,9 +222,9 @@ int cmd_migrate(int argc, char **argv)
                 migrate_usage(stderr);
                 return EXIT_USAGE;
             }
-            url = argv[++i];
+            url = settings_hide_argv_password(argv[++i]);
         } else if (strncmp(a, "--database-url=", 15) == 0) {
-            url = a + 15;
+            url = settings_hide_argv_password(argv[i] + 15);
         } else {
             fprintf(stderr, "optsnap migrate: unknown argument '%s'\n", a);
             migrate_usage(stderr);
@@ -231,6 +235,7 @@ int cmd_migrate(int argc, char **argv)
         url = getenv("DATABASE_URL");
     if (url == NULL)
         url = "";
+    settings_register_conninfo_secret(url);
 
     int applied = 0;
     int rc = migrate_apply(url, &applied);

@@ -9,6 +9,7 @@
 
 #include "optsnap/util/backoff.h"
 #include "optsnap/util/log.h"
+#include "optsnap/util/scrub.h"
 
 enum conn_state { CONN_DOWN, CONN_CONNECTING, CONN_IDLE, CONN_BUSY, CONN_CLOSED };
 
@@ -168,8 +169,7 @@ static void conn_fail(struct pg_conn *c, const char *why)
     struct pg_pool *p = c->pool;
     char msg[256];
     if (c->pg) {
-        const char *e = PQerrorMessage(c->pg);
-        snprintf(msg, sizeof msg, "%s", e ? e : "");
+        scrub_secrets(msg, sizeof msg, PQerrorMessage(c->pg)); /* it may repeat the conninfo */
         char *nl = strchr(msg, '\n');
         if (nl)
             *nl = '\0';
@@ -287,7 +287,7 @@ static void record_result(struct pg_conn *c, PGresult *res)
         const char *code = PQresultErrorField(res, PG_DIAG_SQLSTATE);
         const char *msg = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
         snprintf(c->result.sqlstate, sizeof c->result.sqlstate, "%s", code ? code : "XX000");
-        snprintf(c->result.message, sizeof c->result.message, "%s", msg ? msg : "unknown error");
+        scrub_secrets(c->result.message, sizeof c->result.message, msg ? msg : "unknown error");
         for (char *q = c->result.message; *q; q++)
             if (*q == '\n')
                 *q = ' ';

@@ -352,10 +352,9 @@ int write_queue_create(struct write_queue **out, uv_loop_t *loop, struct pg_pool
 
 long write_queue_add(struct write_queue *q, struct write_group *g, struct batch *b)
 {
-    long dropped = batch_sort_dedupe(b);
-    if (dropped < 0) { /* out of memory: duplicates stay; the upsert takes the last one anyway */
+    long dropped = batch_sort_dedupe(b); /* never fails: out of memory, it dedupes in place */
+    if (dropped < 0)
         dropped = 0;
-    }
     b->owner = g;
     b->final = false;
     g->outstanding++;

@@ -11,6 +11,7 @@
 #include "optsnap/commands.h"
 #include "optsnap/config/cli.h"
 #include "optsnap/util/log.h"
+#include "optsnap/util/scrub.h"
 #include "optsnap/util/timeutil.h"
 
 
@@ -23,7 +24,9 @@ static void log_pg_error(const char *msg, PGconn *conn, const PGresult *res)
     const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
     if (text == NULL || text[0] == '\0')
         text = PQerrorMessage(conn);
-    log_error(msg, "sqlstate=%s error=%s", state ? state : "none", log_quote(qe, sizeof qe, text));
+    char clean[512];
+    log_error(msg, "sqlstate=%s error=%s", state ? state : "none",
+              log_quote(qe, sizeof qe, scrub_secrets(clean, sizeof clean, text)));
 }
 
 static int exec_simple(PGconn *conn, const char *sql)
@@ -426,11 +429,12 @@ static int gaps_run(struct settings *s, const struct gaps_options *o)
     const char *vals[] = {s->database_url, "optsnap-gaps", "10", NULL};
     PGconn *conn = PQconnectdbParams(keys, vals, 1);
     if (conn == NULL || PQstatus(conn) != CONNECTION_OK) {
-        char masked[SETTING_STR_MAX], qe[512], qu[SETTING_STR_MAX];
+        char masked[SETTING_STR_MAX], qe[512], qu[SETTING_STR_MAX], clean[512];
         settings_mask_conninfo(s->database_url, masked, sizeof masked);
         log_error("gaps: cannot connect to the database", "database=%s error=%s",
                   log_quote(qu, sizeof qu, masked[0] ? masked : "(libpq defaults)"),
-                  log_quote(qe, sizeof qe, conn ? PQerrorMessage(conn) : "out of memory"));
+                  log_quote(qe, sizeof qe,
+                            scrub_secrets(clean, sizeof clean, conn ? PQerrorMessage(conn) : "out of memory")));
         PQfinish(conn);
         free(u);
         return EXIT_RUNTIME;

@@ -19,6 +19,14 @@
 #include "optsnap/util/log.h"
 #include "optsnap/util/timeutil.h"
 
+/* libpq's error text, scrubbed (it can repeat the connection string); one
+ * buffer per call site is not needed: each is copied before the next call. */
+static const char *pq_clean(const char *text)
+{
+    static char buf[512];
+    return scrub_secrets(buf, sizeof buf, text ? text : "");
+}
+
 
 /* Both statements filter alike: $1 since, $2 until (timestamptz or NULL),
  * $3 reason substring, $4 kind, $5 underlying (NULL = any). */
@@ -78,7 +86,7 @@ static int exec_ok(PGconn *conn, const char *sql, int n, const char *const *valu
     ExecStatusType st = PQresultStatus(res);
     int rc = (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) ? 0 : -1;
     if (rc != 0)
-        snprintf(err, err_size, "%s", PQresultErrorMessage(res));
+        snprintf(err, err_size, "%s", pq_clean(PQresultErrorMessage(res)));
     PQclear(res);
     return rc;
 }
@@ -124,7 +132,7 @@ static long job_exec(PGconn *conn, const struct writer_job *j, char *err, size_t
                                      st->formats, 0);
         if (PQresultStatus(res) != PGRES_COMMAND_OK && PQresultStatus(res) != PGRES_TUPLES_OK) {
             const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
-            snprintf(err, err_size, "%s %s: %s", st->name, state ? state : "", PQresultErrorMessage(res));
+            snprintf(err, err_size, "%s %s: %s", st->name, state ? state : "", pq_clean(PQresultErrorMessage(res)));
             PQclear(res);
             return -1;
         }
@@ -188,7 +196,7 @@ static int replay_one(PGconn *conn, const struct filter_params *fp, int64_t stat
                       char *last_id, size_t last_id_size, struct replay_counts *c, char *err, size_t err_size)
 {
     if (exec_plain(conn, "BEGIN")) {
-        snprintf(err, err_size, "BEGIN: %s", PQerrorMessage(conn));
+        snprintf(err, err_size, "BEGIN: %s", pq_clean(PQerrorMessage(conn)));
         return -1;
     }
     if (statement_timeout_us > 0) {
@@ -203,7 +211,7 @@ static int replay_one(PGconn *conn, const struct filter_params *fp, int64_t stat
     const char *params[6] = {fp->values[0], fp->values[1], fp->values[2], fp->values[3], fp->values[4], last_id};
     PGresult *res = PQexecParams(conn, claim_sql, 6, NULL, params, NULL, NULL, 0);
     if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-        snprintf(err, err_size, "%s", PQresultErrorMessage(res));
+        snprintf(err, err_size, "%s", pq_clean(PQresultErrorMessage(res)));
         PQclear(res);
         exec_plain(conn, "ROLLBACK");
         return -1;
@@ -256,7 +264,7 @@ static int replay_one(PGconn *conn, const struct filter_params *fp, int64_t stat
             }
         }
         if (exec_plain(conn, "COMMIT")) {
-            snprintf(err, err_size, "COMMIT: %s", PQerrorMessage(conn));
+            snprintf(err, err_size, "COMMIT: %s", pq_clean(PQerrorMessage(conn)));
             return -1;
         }
     }
@@ -313,7 +321,7 @@ static int list_rejects(PGconn *conn, const struct rejects_filter *f, bool json)
                              f->include_replayed ? "true" : "false", limit};
     PGresult *res = PQexecParams(conn, list_sql, 7, NULL, params, NULL, NULL, 0);
     if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-        fprintf(stderr, "optsnap rejects: %s", PQresultErrorMessage(res));
+        fprintf(stderr, "optsnap rejects: %s\n", pq_clean(PQresultErrorMessage(res)));
         PQclear(res);
         return EXIT_RUNTIME;
     }

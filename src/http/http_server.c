@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -18,6 +19,7 @@
 #define HTTP_SERVER_DEFAULT_MAX_BODY (64 * 1024)
 #define HTTP_SERVER_DEFAULT_IDLE_MS 30000
 #define HTTP_SERVER_DEFAULT_MAX_CONNECTIONS 1024
+#define HTTP_SERVER_DEFAULT_HEAD_TIMEOUT_MS 5000
 
 /* One timer per connection serves every wait, because the waits never overlap:
  * idle (between requests), delay (before a reply), stall (inside a reply) and
@@ -47,6 +49,10 @@ struct http_conn {
     bool req_pending; /* req holds a parsed head whose body is still arriving */
     bool continue_sent; /* "100 Continue" answered for the pending request */
     bool lingering;     /* write side shut; input is discarded until EOF */
+    bool served;        /* answered a request already: an empty buffer is keep-alive idle */
+    uint64_t accepted_ms;   /* uv_now at accept: the oldest goes first when a cap is reached */
+    uint64_t head_deadline; /* uv_now by which the request being read must be whole; 0 = none */
+    struct sockaddr_storage peer;
 
     char *buf; /* read buffer, capped at max_head + max_body + 1 */
     size_t len;
@@ -75,6 +81,9 @@ struct http_server {
     size_t max_head_bytes;
     size_t max_body_bytes;
     uint64_t idle_timeout_ms;
+    uint64_t head_timeout_ms;
+    size_t max_per_peer;
+    uint64_t evicted;
     http_handler_fn handler;
     void *user;
     struct http_conn *conns; /* every connection not yet freed, counted or not */
@@ -475,8 +484,19 @@ static void conn_wait_more(struct http_conn *c)
         return;
     }
     conn_reading_start(c);
-    if (c->server->idle_timeout_ms > 0)
-        conn_timer_arm(c, TIMER_IDLE, c->server->idle_timeout_ms);
+    struct http_server *s = c->server;
+    if (c->len == 0 && !c->req_pending && c->served) { /* keep-alive, between requests */
+        c->head_deadline = 0;
+        if (s->idle_timeout_ms > 0)
+            conn_timer_arm(c, TIMER_IDLE, s->idle_timeout_ms);
+        return;
+    }
+    /* A request is under way (or the first is awaited): one deadline for the
+     * whole of it, not restarted by each trickled byte (slowloris). */
+    uint64_t now = uv_now(s->loop);
+    if (c->head_deadline == 0)
+        c->head_deadline = now + s->head_timeout_ms;
+    conn_timer_arm(c, TIMER_IDLE, c->head_deadline > now ? c->head_deadline - now : 1);
 }
 
 /* curl (before 8.0) sends "Expect: 100-continue" with POST bodies over 1 KiB
@@ -537,6 +557,8 @@ static void conn_process(struct http_conn *c)
         }
         c->req_pending = false;
         c->continue_sent = false;
+        c->served = true;
+        c->head_deadline = 0;
 
         /* The body is NUL-terminated in place for the handler; the byte under
          * the NUL may be the next pipelined request, so it is put back. */
@@ -558,6 +580,35 @@ static void conn_process(struct http_conn *c)
         c->len -= need;
         conn_reply_begin(c, &reply, keep_alive, head_only, false);
     }
+}
+
+static bool same_address(const struct sockaddr_storage *a, const struct sockaddr_storage *b)
+{
+    if (a->ss_family != b->ss_family)
+        return false;
+    if (a->ss_family == AF_INET)
+        return memcmp(&((const struct sockaddr_in *)a)->sin_addr, &((const struct sockaddr_in *)b)->sin_addr,
+                      sizeof(struct in_addr)) == 0;
+    if (a->ss_family == AF_INET6)
+        return memcmp(&((const struct sockaddr_in6 *)a)->sin6_addr, &((const struct sockaddr_in6 *)b)->sin6_addr,
+                      sizeof(struct in6_addr)) == 0;
+    return false;
+}
+
+/* The oldest counted connection not busy with a reply (idle, or still reading
+ * its request), of the newcomer's peer when same_peer; NULL when none. */
+static struct http_conn *oldest_evictable(struct http_server *s, const struct http_conn *newcomer, bool same_peer)
+{
+    struct http_conn *best = NULL;
+    for (struct http_conn *o = s->conns; o; o = o->next) {
+        if (o == newcomer || !o->counted || o->closing || o->busy)
+            continue;
+        if (same_peer && !same_address(&o->peer, &newcomer->peer))
+            continue;
+        if (best == NULL || o->accepted_ms <= best->accepted_ms)
+            best = o;
+    }
+    return best;
 }
 
 static void server_on_connection(uv_stream_t *listener, int status)
@@ -591,10 +642,29 @@ static void server_on_connection(uv_stream_t *listener, int status)
         conn_close(c, false);
         return;
     }
-    if (s->nconns >= s->max_connections) {
-        log_debug("http connection refused", "connections=%zu", s->nconns);
-        conn_close(c, false);
-        return;
+    int plen = (int)sizeof c->peer;
+    if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&c->peer, &plen) != 0)
+        memset(&c->peer, 0, sizeof c->peer);
+    c->accepted_ms = uv_now(s->loop);
+    /* At a cap the oldest connection that is not being answered makes room:
+     * refusing the newcomer would let idle or trickling clients lock out a
+     * liveness probe for as long as they hold their sockets. */
+    size_t same_peer = 0;
+    if (s->max_per_peer > 0)
+        for (struct http_conn *o = s->conns; o; o = o->next)
+            if (o != c && o->counted && !o->closing && same_address(&o->peer, &c->peer))
+                same_peer++;
+    bool peer_full = s->max_per_peer > 0 && same_peer >= s->max_per_peer;
+    if (peer_full || s->nconns >= s->max_connections) {
+        struct http_conn *victim = oldest_evictable(s, c, peer_full);
+        if (victim == NULL) {
+            log_debug("http connection refused", "connections=%zu", s->nconns);
+            conn_close(c, false);
+            return;
+        }
+        s->evicted++;
+        log_debug("http connection evicted", "connections=%zu peer_connections=%zu", s->nconns, same_peer);
+        conn_close(victim, false);
     }
     c->counted = true;
     s->nconns++;
@@ -607,8 +677,10 @@ static void server_on_connection(uv_stream_t *listener, int status)
         return;
     }
     conn_reading_start(c);
-    if (!c->closing && s->idle_timeout_ms > 0)
-        conn_timer_arm(c, TIMER_IDLE, s->idle_timeout_ms);
+    if (!c->closing) {
+        c->head_deadline = uv_now(s->loop) + s->head_timeout_ms;
+        conn_timer_arm(c, TIMER_IDLE, s->head_timeout_ms);
+    }
 }
 
 static void server_on_listener_close(uv_handle_t *h)
@@ -678,6 +750,8 @@ int http_server_start(struct http_server **out, uv_loop_t *loop,
     s->max_head_bytes = settings->max_head_bytes ? settings->max_head_bytes : HTTP_SERVER_DEFAULT_MAX_HEAD;
     s->max_body_bytes = settings->max_body_bytes ? settings->max_body_bytes : HTTP_SERVER_DEFAULT_MAX_BODY;
     s->idle_timeout_ms = settings->idle_timeout_ms ? settings->idle_timeout_ms : HTTP_SERVER_DEFAULT_IDLE_MS;
+    s->head_timeout_ms = settings->head_timeout_ms ? settings->head_timeout_ms : HTTP_SERVER_DEFAULT_HEAD_TIMEOUT_MS;
+    s->max_per_peer = settings->max_connections_per_peer;
 
     /* Bind and listen on a plain socket first: a handle put on the loop could
      * only be undone by a close callback, and a failed start must leave the
@@ -724,6 +798,8 @@ int http_server_port(const struct http_server *s)
 }
 
 size_t http_server_connections(const struct http_server *s) { return s ? s->nconns : 0; }
+
+uint64_t http_server_evictions(const struct http_server *s) { return s ? s->evicted : 0; }
 
 void http_server_stop(struct http_server *s, void (*closed_cb)(void *user), void *user)
 {

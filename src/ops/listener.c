@@ -1,9 +1,11 @@
 /* listener.c - /healthz, /readyz, /metrics and the status page over the HTTP server. */
 #include "optsnap/ops/listener.h"
 
+#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "optsnap/http/http_server.h"
 #include "optsnap/util/buf.h"
@@ -24,6 +26,8 @@ struct listener {
     struct cached_render metrics, page;
     void (*closed_cb)(void *);
     void *closed_user;
+    char listen_host[128];  /* the Host names /metrics and / answer to, besides loopback ones */
+    char allowed_hosts[512];
 };
 
 static void cache_drop(struct cached_render *c)
@@ -72,6 +76,53 @@ static void reply_text(struct http_reply *reply, int status, const char *text)
         reply->status = 500;
 }
 
+static bool host_is_loopback(const char *host);
+
+/* Whether a Host header names this listener: a loopback name or address, the
+ * listen host, or one of allowed_hosts (any port). A page that DNS rebinding
+ * loaded from another name must not read /metrics or the status page.
+ * No Host header (HTTP/1.0) passes: a browser always sends one. */
+static bool host_allowed(const struct listener *l, const char *header)
+{
+    if (header == NULL)
+        return true;
+    char name[256];
+    size_t n = 0;
+    const char *p = header;
+    if (*p == '[') { /* [v6]:port */
+        p++;
+        while (*p && *p != ']' && n + 1 < sizeof name)
+            name[n++] = (char)tolower((unsigned char)*p++);
+    } else {
+        while (*p && *p != ':' && n + 1 < sizeof name)
+            name[n++] = (char)tolower((unsigned char)*p++);
+    }
+    name[n] = '\0';
+    if (n > 0 && name[n - 1] == '.')
+        name[--n] = '\0';
+    if (n == 0)
+        return false;
+    if (host_is_loopback(name) || strcasecmp(name, l->listen_host) == 0)
+        return true;
+    const char *a = l->allowed_hosts;
+    while (*a) {
+        size_t len = strcspn(a, ",");
+        const char *b = a;
+        while (len > 0 && *b == ' ') {
+            b++;
+            len--;
+        }
+        while (len > 0 && b[len - 1] == ' ')
+            len--;
+        if (len == n && strncasecmp(b, name, n) == 0)
+            return true;
+        a += strcspn(a, ",");
+        if (*a == ',')
+            a++;
+    }
+    return false;
+}
+
 static void on_request(void *user, const struct http_request *req, const char *body, struct http_reply *reply)
 {
     (void)body;
@@ -95,6 +146,10 @@ static void on_request(void *user, const struct http_request *req, const char *b
     bool page = strcmp(req->path, "/") == 0;
     if (!page && strcmp(req->path, "/metrics") != 0) {
         reply_text(reply, 404, "not found\n");
+        return;
+    }
+    if (!host_allowed(l, http_request_header(req, "Host"))) {
+        reply_text(reply, 403, "host not allowed (a loopback name, the listen host or listen_hosts)\n");
         return;
     }
     const struct cached_render *c = render(l, page);
@@ -157,9 +212,14 @@ int listener_start(struct listener **out, uv_loop_t *loop, const struct listener
         return -1;
     l->loop = loop;
     l->src = *src;
+    snprintf(l->listen_host, sizeof l->listen_host, "%s", host);
+    snprintf(l->allowed_hosts, sizeof l->allowed_hosts, "%s", s->allowed_hosts ? s->allowed_hosts : "");
     l->cache_ms = s->cache_ms;
     l->max_render_bytes = s->max_render_bytes ? s->max_render_bytes : (size_t)8 << 20;
-    struct http_server_settings hs = {.host = host, .port = port, .max_connections = 64};
+    /* 5 s for a whole request and room made by evicting the oldest idle or
+     * slow connection: trickling or idle clients cannot lock /healthz out */
+    struct http_server_settings hs = {.host = host, .port = port, .max_connections = 64,
+                                      .max_connections_per_peer = 32, .head_timeout_ms = 5000};
     int rc = http_server_start(&l->server, loop, &hs, on_request, l);
     if (rc != 0) {
         log_error("cannot listen", "listen=%s error=%s", log_quote(q, sizeof q, s->listen), uv_strerror(rc));

@@ -1,6 +1,8 @@
 /* log.c - logfmt lines on stderr; one write(2) per line so lines never interleave. */
 #include "optsnap/util/log.h"
 
+#include "optsnap/util/scrub.h"
+
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -34,8 +36,12 @@ const char *log_quote(char *buf, size_t size, const char *value)
     }
     if (value == NULL)
         value = "";
+    /* every quoted value is scrubbed too: a secret never reaches a log line
+     * through a value, whoever forgot to scrub it first */
+    char clean[1024];
+    scrub_secrets(clean, size < sizeof clean ? size : sizeof clean, value);
     buf[o++] = '"';
-    for (const unsigned char *p = (const unsigned char *)value; *p; p++) {
+    for (const unsigned char *p = (const unsigned char *)clean; *p; p++) {
         if (o + 6 >= size) {
             memcpy(buf + o, "...", 3);
             o += 3;

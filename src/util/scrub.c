@@ -27,6 +27,38 @@ static size_t value_len(const char *s, const char *stops)
     return n;
 }
 
+/* Secrets known by value (the database password, the API key), set at
+ * start-up before any log line that could carry them. */
+#define SCRUB_KNOWN_MAX 8
+#define SCRUB_KNOWN_LEN 256
+static char known[SCRUB_KNOWN_MAX][SCRUB_KNOWN_LEN];
+static size_t known_len[SCRUB_KNOWN_MAX];
+static int nknown;
+
+void scrub_register_secret(const char *secret, size_t len)
+{
+    if (secret == NULL || len < 3 || len >= SCRUB_KNOWN_LEN)
+        return;
+    for (int i = 0; i < nknown; i++)
+        if (known_len[i] == len && memcmp(known[i], secret, len) == 0)
+            return;
+    if (nknown == SCRUB_KNOWN_MAX)
+        return;
+    memcpy(known[nknown], secret, len);
+    known[nknown][len] = '\0';
+    known_len[nknown++] = len;
+}
+
+void scrub_forget_secrets(void) { nknown = 0; }
+
+static size_t known_at(const char *s)
+{
+    for (int i = 0; i < nknown; i++)
+        if (strncmp(s, known[i], known_len[i]) == 0)
+            return known_len[i];
+    return 0;
+}
+
 const char *scrub_secrets(char *out, size_t size, const char *text)
 {
     static const char *const keys[] = {"password=", "apikey=", "api_key=", "token=", "access_token=",
@@ -36,7 +68,13 @@ const char *scrub_secrets(char *out, size_t size, const char *text)
         return out;
     for (size_t i = 0; text && text[i] && o + 1 < size;) {
         const char *s = text + i;
-        size_t skip = 0, keep = 0;
+        size_t skip = known_at(s), keep = 0;
+        if (skip > 0) {
+            for (const char *m = "***"; *m && o + 1 < size; m++)
+                out[o++] = *m;
+            i += skip;
+            continue;
+        }
         /* scheme://user:PASSWORD@host: the password is between the first ':' after "//" and the last '@' */
         if (s[0] == '/' && s[1] == '/') {
             size_t end = 2;

@@ -8,10 +8,18 @@ usage: check_truth.py DB_URL SIM_URL [--clock SIM_US@REAL_S --speed X] [--reject
    they travel as binary float8 end to end).
 2. Every covered window is complete: each contract listed at the window start
    has a row whose key lies between its last event at the window's start and
-   at the sweep's commit (ingest_coverage.completed_at mapped to simulated
-   time with --clock/--speed; a sweep that overran its window fetched later
-   state). Without --clock the bound is the window's end.
-3. With --rejects: every bad row the simulator injected is in ingest_rejects.
+   at the window's end. The bound is the window's end, never the commit time:
+   a window swept again later (a clock stepped back), or marked with data
+   from after it, is the breach this check exists to find (issue 11).
+   --allow-overrun (needs --clock) tolerates a sweep that overran its window
+   by less than one window (retries under HTTP faults): the bound is then the
+   commit, capped at the window's end plus one window length, so a window
+   swept again later (a clock stepped back) is still a breach.
+   --bound-commit (needs --clock): the old bound, the commit, however late;
+   only for tests that stall a sweep on purpose (pressure).
+3. With --rejects: every bad row the simulator injected is in ingest_rejects,
+   matched by ticker and time (with --clock: the reject was received at or
+   after the row was served, within --reject-slack real seconds).
 Prints one summary line; exits 1 on any mismatch.
 Standard library only (plus the psql client).
 """
@@ -122,12 +130,18 @@ def main():
     missing = 0
     checked_pairs = 0
     live_windows = [(w[0], int(w[1]), int(w[2]), float(w[3])) for w in windows]
+    allow_overrun = ("--allow-overrun" in sys.argv or "--bound-commit" in sys.argv) and clock
+    overrun_cap = "--bound-commit" not in sys.argv
+
+    def window_bound(ws, we, done):
+        if not allow_overrun:
+            return we - 1
+        # + 100 ms of real time: the anchor was read a few ms after the simulator's clock was
+        commit = sim_anchor_us + int((done - real_anchor_s + 0.1) * speed * 1e6)
+        return max(we - 1, min(commit, we - 1 + (we - ws)) if overrun_cap else commit)
+
     for und, ws, we, done in live_windows:
-        end = we - 1
-        if clock:
-            # + 100 ms of real time: the anchor was read a few ms after the
-            # simulator's clock was; the lower bound, which proves no loss, is exact
-            end = max(end, sim_anchor_us + int((done - real_anchor_s + 0.1) * speed * 1e6))
+        end = window_bound(ws, we, done)
         at_start = {c["ticker"]: c for c in get(f"{sim}/_sim/truth/contracts?underlying={und}&at={ws}")["results"]}
         at_end = {c["ticker"]: c for c in get(f"{sim}/_sim/truth/contracts?underlying={und}&at={end}")["results"]}
         for ticker, c in at_start.items():
@@ -153,17 +167,35 @@ def main():
     excused = 0
     if check_rejects:
         inj = get(f"{sim}/_sim/injected").get("results", [])
-        got = psql(db, "SELECT coalesce(ticker, ''), reason FROM ingest_rejects")
-        pool = collections.Counter(g[0] for g in got)  # rejects not yet matched to a bad row
+        got = psql(db, "SELECT coalesce(ticker, ''), reason, extract(epoch from received_at) FROM ingest_rejects")
+        slack_s = float(arg("--reject-slack", "30"))
+        # rejects not yet matched to a bad row: ticker -> simulated receive times
+        by_ticker = collections.defaultdict(list)
+        for g in got:
+            rs = sim_anchor_us + int((float(g[2]) - real_anchor_s) * speed * 1e6) if clock else None
+            by_ticker[g[0]].append(rs)
+        pool = collections.Counter(g[0] for g in got)
+
+        def take(ticker, at_us):
+            """Matches one reject of ticker received at or after at_us (and not
+            long after): a reject of the same ticker from another sweep does
+            not count for this bad row."""
+            cands = by_ticker.get(ticker, [])
+            best = None
+            for i, rs in enumerate(cands):
+                if rs is not None and not (at_us - 0.2 * speed * 1e6 <= rs <= at_us + slack_s * speed * 1e6):
+                    continue
+                if best is None or (rs is not None and rs < cands[best]):
+                    best = i
+            if best is None:
+                return False
+            cands.pop(best)
+            pool[ticker] -= 1
+            return True
 
         def covered_at(underlying, at_us):
             for und, ws, we, done in live_windows:
-                if und != underlying or at_us < ws:
-                    continue
-                end = we - 1
-                if clock:
-                    end = max(end, sim_anchor_us + int((done - real_anchor_s + 0.1) * speed * 1e6))
-                if at_us <= end:
+                if und == underlying and ws <= at_us <= window_bound(ws, we, done):
                     return True
             return False
 
@@ -175,8 +207,7 @@ def main():
             # OCC: "O:" + root + a fixed 15-character tail (YYMMDD, C/P, 8-digit strike)
             underlying = true_ticker[2:-15] if true_ticker.startswith("O:") and len(true_ticker) > 17 else ""
             t = item.get("sent_ticker") or ""
-            if t.startswith("O:") and pool[t] > 0:
-                pool[t] -= 1
+            if t.startswith("O:") and take(t, int(item.get("at_us", 0))):
                 continue
             if not covered_at(underlying, int(item.get("at_us", 0))):
                 excused += 1

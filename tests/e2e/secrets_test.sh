@@ -49,6 +49,42 @@ psql -X -q "$DB" -c "DELETE FROM ingest_coverage" >/dev/null
 DATABASE_URL=$SECRET_URL OPTSNAP_API_KEY=wrong-key "$BIN" run --api-url "http://127.0.0.1:$SIM_PORT" --universe SPY \
     --calendar always --cadence 1s --listen "" --max-sweeps 1 >"$OUT/run-401.out" 2>&1 || true
 grep -q "401\|NOT_AUTHORIZED\|status=401" "$OUT/run-401.out" || { cat "$OUT/run-401.out"; fail "a wrong key was not reported"; }
+# (the test cluster trusts loopback, so a wrong password cannot be tried here)
+# malformed URLs and bad escapes carrying the password, through every
+# database command (libpq repeats such a URL, or just the bad token, in its error)
+MALFORMED=("postgresql://optsnap_secret_user:$PW@[::1/optsnap_e2e_secrets"
+    "postgresql://optsnap_secret_user:${PW}%zz@127.0.0.1:1/optsnap_e2e_secrets"
+    "postgresql://optsnap_secret_user:$PW@127.0.0.1:notaport/optsnap_e2e_secrets"
+    "host=127.0.0.1 port=1 user=optsnap_secret_user password=$PW dbname=x"
+    "postgresql://optsnap_secret_user:$PW@%2Fnonexistent%2Fsocket%2Fdir/optsnap_e2e_secrets")
+k=0
+for url in "${MALFORMED[@]}"; do
+    k=$((k + 1))
+    DATABASE_URL=$url "$BIN" migrate >"$OUT/m$k-migrate.out" 2>&1 && fail "migrate with malformed URL $k succeeded"
+    DATABASE_URL=$url "$BIN" gaps --calendar always --universe SPY >"$OUT/m$k-gaps.out" 2>&1 && fail "gaps with malformed URL $k succeeded"
+    DATABASE_URL=$url "$BIN" rejects >"$OUT/m$k-rejects.out" 2>&1 && fail "rejects with malformed URL $k succeeded"
+    DATABASE_URL=$url OPTSNAP_API_KEY=$KEY "$BIN" repair --calendar always --universe SPY \
+        --api-url "http://127.0.0.1:$SIM_PORT" >"$OUT/m$k-repair.out" 2>&1 && fail "repair with malformed URL $k succeeded"
+    DATABASE_URL=$url OPTSNAP_API_KEY=$KEY "$BIN" backfill --calendar always --universe SPY --from now-5m --to now-1m \
+        --api-url "http://127.0.0.1:$SIM_PORT" >"$OUT/m$k-backfill.out" 2>&1 && fail "backfill with malformed URL $k succeeded"
+    DATABASE_URL=$url OPTSNAP_API_KEY=$KEY timeout 20 "$BIN" run --api-url "http://127.0.0.1:$SIM_PORT" --universe SPY \
+        --listen "" --run-for 3s >"$OUT/m$k-run.out" 2>&1 || true
+    # the same URL on the command line
+    "$BIN" migrate --database-url "$url" >"$OUT/m$k-migrate-arg.out" 2>&1 && fail "migrate --database-url $k succeeded"
+    "$BIN" gaps --database-url "$url" --calendar always --universe SPY >"$OUT/m$k-gaps-arg.out" 2>&1 && fail "gaps --database-url $k succeeded"
+    for f in "$OUT"/m$k-*.out; do [ -s "$f" ] || fail "$f: no error message at all"; done
+done
+grep -q "password was given on the command line" "$OUT/m1-gaps-arg.out" || fail "no warning for a password in --database-url"
+# argv: a password in --database-url is blanked (ps, /proc/PID/cmdline)
+OPTSNAP_API_KEY=$KEY e2e_spawn "$OUT/run-argv.log" "$BIN" run --database-url "$SECRET_URL" --api-url "http://127.0.0.1:$SIM_PORT" \
+    --universe SPY --calendar always --cadence 1s --listen "" --run-for 20s
+ARGV_PID=$E2E_LAST_PID
+E2E_WAIT=10 wait_for grep -q "password was given on the command line" "$OUT/run-argv.log" || fail "run: no argv warning"
+tr '\0' ' ' </proc/$ARGV_PID/cmdline >"$OUT/cmdline.txt"
+grep -q -- "--database-url postgresql://optsnap_secret_user:\*\**@" "$OUT/cmdline.txt" || { cat "$OUT/cmdline.txt"; fail "the argv password was not blanked"; }
+E2E_WAIT=15 wait_for bash -c "grep -q 'sweep\|covered' '$OUT/run-argv.log'" || true
+e2e_stop "$ARGV_PID" TERM 20
+grep -q "cannot connect\|connection lost" "$OUT/run-argv.log" && { cat "$OUT/run-argv.log"; fail "run with a blanked argv lost the real password"; }
 # the key must not be in any URL the simulator saw either
 cat "$OUT"/*.out "$OUT"/*.log "$OUT"/*.txt "$OUT"/*.html >"$E2E_TMP/all"
 n=$(wc -c <"$E2E_TMP/all")

@@ -51,6 +51,37 @@ static void test_dedupe_many(void)
     batch_free(b);
 }
 
+/* Out of memory, the duplicates still go (PostgreSQL would raise 21000 for
+ * the whole batch) and the result equals the fast path's. */
+static void test_dedupe_out_of_memory(void)
+{
+    struct batch *fast = batch_new(), *slow = batch_new();
+    for (int i = 0; i < 3000; i++) {
+        char t[32];
+        snprintf(t, sizeof t, "O:T%04d", (i * 7919) % 700);
+        struct snapshot_row r = mkrow(t, 100 + i % 3, (double)i);
+        CHECK(batch_add_row(fast, &r) == 0);
+        CHECK(batch_add_row(slow, &r) == 0);
+    }
+    long want = batch_sort_dedupe(fast);
+    batch_test_fail_alloc = true;
+    long got = batch_sort_dedupe(slow);
+    batch_test_fail_alloc = false;
+    CHECK(want > 0);
+    CHECK_INT(got, want);
+    CHECK_INT(slow->nrows, fast->nrows);
+    for (size_t i = 0; i < slow->nrows && i < fast->nrows; i++) {
+        CHECK_STR(slow->rows[i].contract.ticker, fast->rows[i].contract.ticker);
+        CHECK_INT(slow->rows[i].last_updated_us, fast->rows[i].last_updated_us);
+        CHECK_DBL(slow->rows[i].v[SNAP_TRADE_PRICE].f, fast->rows[i].v[SNAP_TRADE_PRICE].f);
+        if (i > 0)
+            CHECK(strcmp(slow->rows[i - 1].contract.ticker, slow->rows[i].contract.ticker) < 0 ||
+                  slow->rows[i - 1].last_updated_us < slow->rows[i].last_updated_us);
+    }
+    batch_free(fast);
+    batch_free(slow);
+}
+
 static void test_split_and_rejects(void)
 {
     struct batch *b = batch_new();
@@ -89,6 +120,7 @@ int main(void)
 {
     RUN(test_dedupe_last_wins);
     RUN(test_dedupe_many);
+    RUN(test_dedupe_out_of_memory);
     RUN(test_split_and_rejects);
     TEST_EXIT();
 }

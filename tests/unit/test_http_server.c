@@ -690,6 +690,7 @@ static void test_server_idle_and_limits(void)
 {
     struct http_server_settings s = default_settings();
     s.idle_timeout_ms = 200;
+    s.head_timeout_ms = 200; /* a fresh connection waits for its first request this long */
     s.max_connections = 2;
     struct harness h;
     CHECK(harness_start(&h, &s) == 0);
@@ -716,9 +717,11 @@ static void test_server_idle_and_limits(void)
     client_close(&idle);
     usleep(50000);
 
-    /* max_connections: the third is closed at once, the first two serve. */
+    /* max_connections: the third is served; the oldest idle one (a) is
+     * closed to make room, the other (b) still serves. */
     struct client a, b, x;
     CHECK(client_open(&a, h.port));
+    usleep(20000);
     CHECK(client_open(&b, h.port));
     client_send_str(a.fd, "GET /hello HTTP/1.1\r\n\r\n");
     client_send_str(b.fd, "GET /hello HTTP/1.1\r\n\r\n");
@@ -728,15 +731,13 @@ static void test_server_idle_and_limits(void)
     free(r.body);
     CHECK(client_open(&x, h.port));
     client_send_str(x.fd, "GET /hello HTTP/1.1\r\n\r\n");
-    CHECK(client_sees_close(&x));
-    client_close(&x);
-    client_close(&a);
-    usleep(100000);
-    CHECK(client_open(&x, h.port));
-    client_send_str(x.fd, "GET /hello HTTP/1.1\r\n\r\n");
     CHECK_INT(response_read(&x, &r), 0);
     CHECK_INT(r.status, 200);
     free(r.body);
+    CHECK(client_sees_close(&a));
+    client_close(&a);
+    CHECK_INT(http_server_evictions(h.server), 1);
+    CHECK_INT(http_server_connections(h.server), 2);
 
     /* Stop while connections are open; one of them mid-delay. */
     client_send_str(x.fd, "GET /delay?n=10000 HTTP/1.1\r\n\r\n");
@@ -747,6 +748,58 @@ static void test_server_idle_and_limits(void)
     CHECK(client_sees_close(&x));
     client_close(&x);
     client_close(&b);
+}
+
+/* Slowloris: a head trickled a byte at a time is cut at its deadline, which
+ * the bytes do not restart; idle and trickling sockets from one peer cannot
+ * lock a newcomer out (the oldest not being answered makes room). */
+static void test_server_slow_heads_and_peer_cap(void)
+{
+    struct http_server_settings s = default_settings();
+    s.idle_timeout_ms = 60000;
+    s.head_timeout_ms = 300;
+    s.max_connections = 64;
+    s.max_connections_per_peer = 4;
+    struct harness h;
+    CHECK(harness_start(&h, &s) == 0);
+    struct client t;
+    CHECK(client_open(&t, h.port));
+    static const char head[] = "GET /hello HTTP/1.1\r\nX-Slow: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n\r\n";
+    size_t sent = 0;
+    bool cut = false;
+    for (; sent < sizeof head - 1 && !cut; sent++) {
+        if (send(t.fd, head + sent, 1, MSG_NOSIGNAL) != 1)
+            cut = true;
+        usleep(100000); /* 60 bytes would take 6 s; the deadline is 0.3 s */
+        struct pollfd pf = {.fd = t.fd, .events = POLLIN};
+        if (poll(&pf, 1, 0) == 1)
+            cut = true;
+    }
+    CHECK(cut);
+    CHECK(sent < 30);
+    CHECK(t.len == 0); /* closed without an answer */
+    client_close(&t);
+
+    /* per-peer cap: four idle sockets, then a request is still answered */
+    struct client idle[4], probe;
+    for (int i = 0; i < 4; i++) {
+        CHECK(client_open(&idle[i], h.port));
+        client_send_str(idle[i].fd, "GET /hel"); /* a head that never completes */
+        usleep(10000);
+    }
+    CHECK(client_open(&probe, h.port));
+    client_send_str(probe.fd, "GET /hello HTTP/1.1\r\n\r\n");
+    struct response r;
+    CHECK_INT(response_read(&probe, &r), 0);
+    CHECK_INT(r.status, 200);
+    free(r.body);
+    CHECK(client_sees_close(&idle[0])); /* the oldest made room */
+    CHECK_INT(http_server_evictions(h.server), 1);
+    CHECK(http_server_connections(h.server) <= 4);
+    for (int i = 0; i < 4; i++)
+        client_close(&idle[i]);
+    client_close(&probe);
+    harness_stop(&h, false);
 }
 
 static void test_server_stop_from_handler(void)
@@ -838,6 +891,7 @@ int main(void)
     RUN(test_server_start_errors);
     RUN(test_server_throughput);
     RUN(test_server_idle_and_limits);
+    RUN(test_server_slow_heads_and_peer_cap);
     RUN(test_server_stop_from_handler);
     RUN(test_server_stop_main);
     TEST_EXIT();

@@ -164,6 +164,61 @@ static void test_universe(void)
     CHECK_INT(settings_load_universe(&s, &u, err, sizeof err), -1);
 }
 
+/* Writes n distinct valid names (each twice when twice) to a file. */
+static const char *write_universe_file(int n, int twice)
+{
+    static char path[] = "/tmp/optsnap_universe_XXXXXX";
+    snprintf(path, sizeof path, "/tmp/optsnap_universe_XXXXXX");
+    int fd = mkstemp(path);
+    FILE *f = fd >= 0 ? fdopen(fd, "w") : NULL;
+    CHECK(f != NULL);
+    if (f == NULL)
+        return path;
+    for (int r = 0; r <= twice; r++)
+        for (int i = 0; i < n; i++)
+            fprintf(f, "U%06d\n", i);
+    fclose(f);
+    return path;
+}
+
+static void test_universe_limit_and_dedupe(void)
+{
+    struct settings s;
+    settings_init(&s);
+    char err[256] = "";
+    struct universe_entry *u = NULL;
+    /* exactly the limit, every name twice: accepted, duplicates dropped, order kept */
+    const char *path = write_universe_file(SETTINGS_UNIVERSE_MAX, 1);
+    snprintf(s.universe, sizeof s.universe, "@%s", path);
+    CHECK_INT(settings_load_universe(&s, &u, err, sizeof err), SETTINGS_UNIVERSE_MAX);
+    if (u) {
+        CHECK_STR(u[0].underlying, "U000000");
+        CHECK_STR(u[65536].underlying, "U065536");
+        CHECK_STR(u[SETTINGS_UNIVERSE_MAX - 1].underlying, "U099999");
+    }
+    free(u);
+    u = NULL;
+    unlink(path);
+    /* one more distinct name: refused with the documented number */
+    path = write_universe_file(SETTINGS_UNIVERSE_MAX + 1, 0);
+    snprintf(s.universe, sizeof s.universe, "@%s", path);
+    CHECK_INT(settings_load_universe(&s, &u, err, sizeof err), -1);
+    CHECK(strstr(err, "more than 100000 underlyings") != NULL);
+    unlink(path);
+    /* 65,537 names (where the old limit fired) are fine */
+    path = write_universe_file(65537, 0);
+    snprintf(s.universe, sizeof s.universe, "@%s", path);
+    CHECK_INT(settings_load_universe(&s, &u, err, sizeof err), 65537);
+    free(u);
+    u = NULL;
+    unlink(path);
+    /* a hostile entry cannot forge a log line through the error text */
+    snprintf(s.universe, sizeof s.universe, "SPY,QQQ\nts=x level=error msg=forged");
+    CHECK_INT(settings_load_universe(&s, &u, err, sizeof err), -1);
+    CHECK(strchr(err, '\n') == NULL);
+    CHECK(strstr(err, "QQQ?ts=x") != NULL);
+}
+
 int main(void)
 {
     RUN(test_defaults);
@@ -171,5 +226,6 @@ int main(void)
     RUN(test_errors_name_file_and_line);
     RUN(test_mask);
     RUN(test_universe);
+    RUN(test_universe_limit_and_dedupe);
     TEST_EXIT();
 }

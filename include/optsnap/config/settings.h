@@ -105,15 +105,32 @@ void settings_format_value(const struct settings *s, size_t index, char *buf, si
 const struct setting_desc *settings_find(const char *name);
 const char *setting_source_name(enum setting_source src);
 
+/* Registers the password of a connection string (URL user:PASS@, even when
+ * the rest is malformed, or conninfo password=PASS), as written and
+ * percent-decoded, with scrub_register_secret. settings_set does it for
+ * database_url from every source. */
+void settings_register_conninfo_secret(const char *conninfo);
+
+/* For an argv entry holding a connection string: overwrites its password
+ * in place with '*' (ps, /proc/PID/cmdline), registers it with the scrubber,
+ * warns once to use the environment, a file or ~/.pgpass. Returns the real
+ * value (a static copy; the same copy when called again on the same entry,
+ * so a SIGHUP re-read of argv sees it), or arg_value when it has no password. */
+const char *settings_hide_argv_password(char *arg_value);
+
 /* Masks the password of a postgresql:// URL or a "password=" conninfo word. */
 void settings_mask_conninfo(const char *in, char *out, size_t size);
 
-/* Splits the universe ("SPY,QQQ" or "@/path/file" with one ticker per line, '#'
- * comments). Returns the count, or -1 with err. *out is malloc'd (array of
- * fixed-size names): caller frees. */
+/* The most underlyings a universe may name; one more is an error. */
+#define SETTINGS_UNIVERSE_MAX 100000
+
 struct universe_entry {
     char underlying[16];
 };
+/* Splits the universe ("SPY,QQQ" or "@/path/file" with one ticker per line, '#'
+ * comments), duplicates dropped (the first kept) in linear time. Returns the
+ * count, or -1 with err (a bad entry is shown with control bytes as '?').
+ * *out is malloc'd (array of fixed-size names): caller frees. */
 int settings_load_universe(const struct settings *s, struct universe_entry **out, char *err,
                            size_t err_size) __attribute__((warn_unused_result));
 

@@ -40,9 +40,13 @@ int batch_add_row(struct batch *b, const struct snapshot_row *row) __attribute__
 int batch_add_reject(struct batch *b, struct row_reject *rj) __attribute__((warn_unused_result));
 
 /* Sorts rows by (ticker, last_updated) and keeps the last-added row of each
- * key. Returns how many duplicates were dropped, or -1 (out of memory; the
- * batch is unchanged). */
+ * key. Returns how many duplicates were dropped (>= 0). Never fails: when
+ * out of memory it dedupes in place without allocating (slower), so no batch
+ * ever reaches PostgreSQL with a key twice. */
 long batch_sort_dedupe(struct batch *b) __attribute__((warn_unused_result));
+
+/* Tests only: when true, batch_sort_dedupe behaves as if malloc failed. */
+extern bool batch_test_fail_alloc;
 
 /* Bisects: moves the second half of the rows (and no rejects) into a new
  * batch returned through *second (with owner copied). Returns 0, or -1 when

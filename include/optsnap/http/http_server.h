@@ -40,7 +40,13 @@ typedef void (*http_handler_fn)(void *user, const struct http_request *req, cons
 struct http_server_settings {
     const char *host;           /* "127.0.0.1" */
     int port;                   /* 0 = pick a free one (see http_server_port) */
-    size_t max_connections;     /* beyond it new connections are closed at once */
+    size_t max_connections;     /* at it, the oldest connection not being answered is closed
+                                   to make room (a new one is refused only when every
+                                   connection is busy with a reply) */
+    size_t max_connections_per_peer; /* the same per client address (0 = no per-peer cap) */
+    uint64_t head_timeout_ms;   /* a whole request (head and body) must arrive within this
+                                   from its first byte (the first request: from accept),
+                                   however the bytes trickle in; default 5 s */
     size_t max_head_bytes;      /* default 16 KiB */
     uint64_t idle_timeout_ms;   /* keep-alive idle close, default 30 s; also bounds a
                                    write to a client that stops reading */
@@ -67,6 +73,9 @@ int http_server_port(const struct http_server *s); /* the bound port */
 
 /* Open connections that count toward max_connections. */
 size_t http_server_connections(const struct http_server *s);
+
+/* Connections closed to make room for a new one since start. */
+uint64_t http_server_evictions(const struct http_server *s);
 
 /* The reason phrase for a status code ("Not Found"); "Unknown" if unlisted. */
 const char *http_status_reason(int status);

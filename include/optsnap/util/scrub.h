@@ -14,4 +14,12 @@
  * Returns out. */
 const char *scrub_secrets(char *out, size_t size, const char *text);
 
+/* Registers a secret known by value (len bytes, a copy is kept; shorter than
+ * 3 bytes or longer than 255 is ignored, as are more than 8): scrub_secrets
+ * then replaces it wherever it appears, even where no pattern shows it (libpq's
+ * "invalid percent-encoded token: \"PASS\"", a malformed URL). */
+void scrub_register_secret(const char *secret, size_t len);
+/* Tests only: forgets every registered secret. */
+void scrub_forget_secrets(void);
+
 #endif
