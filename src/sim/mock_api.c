@@ -46,6 +46,8 @@ struct sim {
     const char *host;
     int port;
     const char *api_key; /* NULL: any non-empty key */
+    const char *unentitled; /* comma list of underlyings answered 403 NOT_AUTHORIZED, or NULL */
+    const char *link_host;  /* host:port put in next_url instead of the request's Host, or NULL */
     uint64_t seed;
     double speed;
     int64_t clock_start_us, wall_start_us;
@@ -183,6 +185,10 @@ static int parse_outage(const char *v, struct outage *o)
 static const char *host_for_links(const struct sim *s, const struct http_request *req, char *buf,
                                   size_t size)
 {
+    if (s->link_host != NULL) {
+        snprintf(buf, size, "%s", s->link_host);
+        return buf;
+    }
     const char *h = http_request_header(req, "Host");
     bool ok = h && h[0] && strlen(h) < size;
     for (const char *p = h; ok && *p; p++)
@@ -1224,6 +1230,23 @@ static void on_request(void *user, const struct http_request *req, const char *b
         s->st.bytes += r->body_len;
         return;
     }
+    if ((route == ROUTE_CHAIN || route == ROUTE_SINGLE) && s->unentitled != NULL) {
+        size_t al = strlen(a);
+        for (const char *p = s->unentitled; *p;) {
+            size_t n = strcspn(p, ",");
+            if (n == al && strncmp(p, a, n) == 0) {
+                /* the body the real API sends for data outside the plan */
+                reply_error(s, r, 403, "NOT_AUTHORIZED", "message",
+                            "You are not entitled to this data. Please upgrade your plan at https://massive.com/pricing",
+                            rid);
+                s->st.bytes += r->body_len;
+                return;
+            }
+            p += n;
+            if (*p == ',')
+                p++;
+        }
+    }
     uint64_t n = s->fault_counter++;
     uint32_t mask = mm_fault_draw(s->seed, n, s->rates);
     switch (route) {
@@ -1307,6 +1330,13 @@ static void usage(FILE *out)
         "  --clock TIME             simulated time at start (RFC3339; default: the wall clock)\n"
         "  --speed X                simulated seconds per wall second (default 1)\n"
         "  --always-open            trade 24/7 (sessions are whole local days, every day)\n"
+        "  --realism                the real API's shapes: day.last_updated in ms beside ns\n"
+        "                           quote/trade times, timeframe DELAYED, no fmv, greeks {} or\n"
+        "                           no IV for some contracts, some with no event time at all\n"
+        "                           (the /truth endpoints still give the values, not the shapes)\n"
+        "  --unentitled LIST        answer these underlyings' snapshots with the real 403\n"
+        "                           NOT_AUTHORIZED body\n"
+        "  --link-host HOST:PORT    next_url points there (an alias host of this server)\n"
         "\n"
         "Model: America/New_York is a fixed UTC-5 (no DST, no holidays): sessions are\n"
         "14:30-21:00Z Monday-Friday; day.last_updated is the session date's 05:00Z.\n"
@@ -1367,6 +1397,7 @@ enum {
     OPT_HOST = 1000, OPT_PORT, OPT_API_KEY, OPT_SEED, OPT_UNDERLYINGS, OPT_CONTRACTS, OPT_CLOCK,
     OPT_SPEED, OPT_ALWAYS_OPEN, OPT_OUTAGE, OPT_OUTAGE_MODE, OPT_MAXCONN, OPT_LOG_LEVEL, OPT_HELP,
     OPT_FAULT, /* every --fault-* option */
+    OPT_REALISM, OPT_UNENTITLED, OPT_LINK_HOST,
 };
 
 int cmd_mock_api(int argc, char **argv)
@@ -1384,7 +1415,7 @@ int cmd_mock_api(int argc, char **argv)
     s->max_connections = 1024;
     const char *underlyings = "20", *clock = NULL;
     int contracts = 2000;
-    bool always_open = false;
+    bool always_open = false, realism = false;
 
     static const struct option opts[] = {
         {"host", required_argument, NULL, OPT_HOST},
@@ -1401,6 +1432,9 @@ int cmd_mock_api(int argc, char **argv)
         {"max-connections", required_argument, NULL, OPT_MAXCONN},
         {"log-level", required_argument, NULL, OPT_LOG_LEVEL},
         {"help", no_argument, NULL, OPT_HELP},
+        {"realism", no_argument, NULL, OPT_REALISM},
+        {"unentitled", required_argument, NULL, OPT_UNENTITLED},
+        {"link-host", required_argument, NULL, OPT_LINK_HOST},
         {"fault-429-rate", required_argument, NULL, OPT_FAULT},
         {"fault-retry-after", required_argument, NULL, OPT_FAULT},
         {"fault-5xx-rate", required_argument, NULL, OPT_FAULT},
@@ -1454,6 +1488,16 @@ int cmd_mock_api(int argc, char **argv)
             }
             break;
         case OPT_ALWAYS_OPEN: always_open = true; break;
+        case OPT_REALISM: realism = true; break;
+        case OPT_UNENTITLED: s->unentitled = optarg[0] ? optarg : NULL; break;
+        case OPT_LINK_HOST:
+            for (const char *p = optarg; *p; p++)
+                if (!(isalnum((unsigned char)*p) || *p == '.' || *p == ':' || *p == '-')) {
+                    fprintf(stderr, "mock-api: bad --link-host (want host:port)\n");
+                    return EXIT_USAGE;
+                }
+            s->link_host = optarg[0] ? optarg : NULL;
+            break;
         case OPT_OUTAGE:
             if (s->noutages >= MAX_OUTAGES || parse_outage(optarg, &s->outages[s->noutages]) != 0) {
                 fprintf(stderr, "mock-api: bad --outage (want FROM..TO, at most %d)\n", MAX_OUTAGES);
@@ -1511,6 +1555,7 @@ int cmd_mock_api(int argc, char **argv)
         fprintf(stderr, "mock-api: %s\n", err);
         return EXIT_USAGE;
     }
+    s->market.realism = realism;
     signal(SIGPIPE, SIG_IGN);
     int rc = uv_loop_init(&s->loop);
     if (rc != 0) {

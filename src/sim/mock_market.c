@@ -1190,10 +1190,38 @@ static void buf_date(struct mm_buf *b, int32_t days)
 
 #define PUTS(lit) mm_buf_add(b, lit, sizeof(lit) - 1)
 
+/* A stable draw per contract (FNV-1a of the ticker), so each sweep sends a
+ * contract in the same shape. */
+static uint64_t realism_hash(const char *ticker)
+{
+    uint64_t h = UINT64_C(1469598103934665603);
+    for (const char *p = ticker; *p; p++)
+        h = (h ^ (unsigned char)*p) * UINT64_C(1099511628211);
+    return h ^ (h >> 29);
+}
+
+bool mm_realism_no_event_time(const struct mock_market *m, const char *ticker)
+{
+    return m->realism && realism_hash(ticker) % 9 == 4;
+}
+
+bool mm_realism_no_greeks(const struct mock_market *m, const char *ticker)
+{
+    return m->realism && realism_hash(ticker) % 4 == 1;
+}
+
+bool mm_realism_no_iv(const struct mock_market *m, const char *ticker)
+{
+    return m->realism && realism_hash(ticker) % 6 == 2;
+}
+
 void mm_snapshot_write(struct mm_buf *b, const struct mock_market *m, const struct mm_snapshot *s,
                        enum mm_bad_kind bad)
 {
     const struct mm_day *d = &s->day;
+    const bool real = m->realism && bad == MM_BAD_NONE;
+    const bool no_event = real && mm_realism_no_event_time(m, s->c.ticker);
+    const bool has_quote = s->has_quote && !no_event, has_trade = s->has_trade && !no_event;
     PUTS("{");
     if (s->has_break_even) {
         PUTS("\"break_even_price\":");
@@ -1201,38 +1229,48 @@ void mm_snapshot_write(struct mm_buf *b, const struct mock_market *m, const stru
         PUTS(",");
     }
     PUTS("\"day\":{");
+    /* keys in the API's (alphabetical) order; `sep` puts the commas */
+    const char *sep = "";
+#define DAY_KEY(lit)                                                                               \
+    do {                                                                                           \
+        mm_buf_puts(b, sep);                                                                       \
+        PUTS(lit);                                                                                 \
+        sep = ",";                                                                                 \
+    } while (0)
     if (d->has_trades) {
         if (d->has_prev) {
-            PUTS("\"change\":");
+            DAY_KEY("\"change\":");
             mm_buf_fixed(b, d->change, 2);
-            PUTS(",\"change_percent\":");
+            DAY_KEY("\"change_percent\":");
             mm_buf_double(b, d->change_percent);
-            PUTS(",");
         }
-        PUTS("\"close\":");
+        DAY_KEY("\"close\":");
         mm_buf_fixed(b, d->close, 2);
-        PUTS(",\"high\":");
+        DAY_KEY("\"high\":");
         mm_buf_fixed(b, d->high, 2);
-        PUTS(",");
     }
-    PUTS("\"last_updated\":");
-    mm_buf_int(b, d->last_updated_ns);
+    if (!no_event) {
+        DAY_KEY("\"last_updated\":");
+        /* the real API sends the day's time in ms beside ns quote/trade times */
+        mm_buf_int(b, real ? d->last_updated_ns / 1000000 : d->last_updated_ns);
+    }
     if (d->has_trades) {
-        PUTS(",\"low\":");
+        DAY_KEY("\"low\":");
         mm_buf_fixed(b, d->low, 2);
-        PUTS(",\"open\":");
+        DAY_KEY("\"open\":");
         mm_buf_fixed(b, d->open, 2);
     }
     if (d->has_prev) {
-        PUTS(",\"previous_close\":");
+        DAY_KEY("\"previous_close\":");
         mm_buf_fixed(b, d->previous_close, 2);
     }
     if (d->has_trades) {
-        PUTS(",\"volume\":");
+        DAY_KEY("\"volume\":");
         mm_buf_fixed(b, d->volume, 0);
-        PUTS(",\"vwap\":");
+        DAY_KEY("\"vwap\":");
         mm_buf_double(b, d->vwap);
     }
+#undef DAY_KEY
     PUTS("},");
     if (bad != MM_BAD_NO_DETAILS) {
         PUTS("\"details\":{\"contract_type\":");
@@ -1256,23 +1294,33 @@ void mm_snapshot_write(struct mm_buf *b, const struct mock_market *m, const stru
         }
         PUTS("},");
     }
-    PUTS("\"fmv\":");
-    if (bad == MM_BAD_STRING_NUM)
-        PUTS("\"");
-    mm_buf_fixed(b, s->fmv, 4);
-    if (bad == MM_BAD_STRING_NUM)
-        PUTS("\"");
-    PUTS(",\"greeks\":{\"delta\":");
-    mm_buf_fixed(b, s->delta, 10);
-    PUTS(",\"gamma\":");
-    mm_buf_fixed(b, s->gamma, 10);
-    PUTS(",\"theta\":");
-    mm_buf_fixed(b, s->theta, 10);
-    PUTS(",\"vega\":");
-    mm_buf_fixed(b, s->vega, 10);
-    PUTS("},\"implied_volatility\":");
-    mm_buf_fixed(b, s->iv, 10);
-    if (s->has_quote) {
+    if (!real) { /* a plan without fmv sends none */
+        PUTS("\"fmv\":");
+        if (bad == MM_BAD_STRING_NUM)
+            PUTS("\"");
+        mm_buf_fixed(b, s->fmv, 4);
+        if (bad == MM_BAD_STRING_NUM)
+            PUTS("\"");
+        PUTS(",");
+    }
+    if (real && mm_realism_no_greeks(m, s->c.ticker)) {
+        PUTS("\"greeks\":{}");
+    } else {
+        PUTS("\"greeks\":{\"delta\":");
+        mm_buf_fixed(b, s->delta, 10);
+        PUTS(",\"gamma\":");
+        mm_buf_fixed(b, s->gamma, 10);
+        PUTS(",\"theta\":");
+        mm_buf_fixed(b, s->theta, 10);
+        PUTS(",\"vega\":");
+        mm_buf_fixed(b, s->vega, 10);
+        PUTS("}");
+    }
+    if (!(real && mm_realism_no_iv(m, s->c.ticker))) {
+        PUTS(",\"implied_volatility\":");
+        mm_buf_fixed(b, s->iv, 10);
+    }
+    if (has_quote) {
         PUTS(",\"last_quote\":{\"ask\":");
         mm_buf_fixed(b, s->quote.ask, 2);
         PUTS(",\"ask_size\":");
@@ -1285,9 +1333,12 @@ void mm_snapshot_write(struct mm_buf *b, const struct mock_market *m, const stru
         mm_buf_int(b, s->quote.t_ns);
         PUTS(",\"midpoint\":");
         mm_buf_fixed(b, (s->quote.bid + s->quote.ask) / 2, 3);
-        PUTS(",\"timeframe\":\"REAL-TIME\"}");
+        if (real)
+            PUTS(",\"timeframe\":\"DELAYED\"}");
+        else
+            PUTS(",\"timeframe\":\"REAL-TIME\"}");
     }
-    if (s->has_trade) {
+    if (has_trade) {
         PUTS(",\"last_trade\":{\"price\":");
         mm_buf_fixed(b, s->trade.price, 2);
         PUTS(",\"sip_timestamp\":");
@@ -1296,7 +1347,10 @@ void mm_snapshot_write(struct mm_buf *b, const struct mock_market *m, const stru
         mm_buf_int(b, bad == MM_BAD_NEG_SIZE ? -s->trade.size : s->trade.size);
         PUTS(",\"conditions\":[209],\"exchange\":");
         mm_buf_int(b, s->trade.exchange);
-        PUTS(",\"timeframe\":\"REAL-TIME\"}");
+        if (real)
+            PUTS(",\"timeframe\":\"DELAYED\"}");
+        else
+            PUTS(",\"timeframe\":\"REAL-TIME\"}");
     }
     PUTS(",\"open_interest\":");
     if (bad == MM_BAD_INFINITE)
@@ -1315,7 +1369,10 @@ void mm_snapshot_write(struct mm_buf *b, const struct mock_market *m, const stru
     mm_buf_fixed(b, s->underlying_price, 4);
     PUTS(",\"ticker\":");
     mm_buf_str(b, m->underlyings[s->c.uidx].name);
-    PUTS(",\"timeframe\":\"REAL-TIME\"}}");
+    if (real)
+        PUTS(",\"timeframe\":\"DELAYED\"}}");
+    else
+        PUTS(",\"timeframe\":\"REAL-TIME\"}}");
 }
 
 /* ================= chain pages ================= */

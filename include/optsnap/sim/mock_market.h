@@ -85,7 +85,19 @@ struct mock_market {
      * one. Fixed size, owned; NULL disables it. */
     struct mm_day_memo *memo;
     size_t memo_mask;
+    /* The real API's shapes (mock-api --realism): day.last_updated in ms
+     * beside ns quote/trade times, timeframe DELAYED, no fmv, greeks `{}` or
+     * no IV for some contracts, and some contracts with no event time at all
+     * (mm_realism_no_event_time). Values are the same; only the shape differs. */
+    bool realism;
 };
+
+/* Under realism: the contract is sent with no day.last_updated, no quote
+ * and no trade (an illiquid contract on a plan without quotes). */
+bool mm_realism_no_event_time(const struct mock_market *m, const char *ticker);
+/* Under realism: greeks sent as {} (deep in the money), IV omitted. */
+bool mm_realism_no_greeks(const struct mock_market *m, const char *ticker);
+bool mm_realism_no_iv(const struct mock_market *m, const char *ticker);
 
 /* spec is a count ("20") or a comma list ("SPY,QQQ"); contracts is the wanted
  * number per underlying (the real number is nexpiries*2*nstrikes <= it, at
