@@ -593,11 +593,11 @@ static int bars_write(void *user, const struct mm_bar *bar)
     return 0;
 }
 
-static int parse_agg_bound(const char *v, bool is_to, int64_t *ms)
+static int parse_agg_bound(const struct mock_market *m, const char *v, bool is_to, int64_t *ms)
 {
     int32_t d;
     if (strlen(v) == 10 && date_parse(v, &d) == 0) {
-        *ms = is_to ? mm_midnight_us(d + 1) / 1000 - 1 : mm_midnight_us(d) / 1000;
+        *ms = is_to ? mm_midnight_us(m, d + 1) / 1000 - 1 : mm_midnight_us(m, d) / 1000;
         return 0;
     }
     char *end;
@@ -642,8 +642,8 @@ static void handle_aggs(struct sim *s, const struct http_request *req, char *res
         return;
     }
     int64_t from_ms, to_ms;
-    if (end == parts[2] || *end || mult < 1 || mult > 10000 || parse_agg_bound(parts[4], false, &from_ms) != 0 ||
-        parse_agg_bound(parts[5], true, &to_ms) != 0) {
+    if (end == parts[2] || *end || mult < 1 || mult > 10000 || parse_agg_bound(&s->market, parts[4], false, &from_ms) != 0 ||
+        parse_agg_bound(&s->market, parts[5], true, &to_ms) != 0) {
         reply_error(s, r, 400, "ERROR", "error", "bad multiplier, from or to", rid);
         return;
     }
@@ -721,7 +721,7 @@ static int ref_expiries(const struct sim *s, const struct ref_query *q, int32_t 
 static void handle_reference(struct sim *s, const struct http_request *req, int64_t now, const char *rid,
                              struct http_reply *r)
 {
-    struct ref_query q = {-1, 0, mm_local_date(now), 0, 0, 0, REF_DEFAULT_LIMIT, INT32_MIN, INT32_MAX};
+    struct ref_query q = {-1, 0, mm_local_date(&s->market, now), 0, 0, 0, REF_DEFAULT_LIMIT, INT32_MIN, INT32_MAX};
     char v[600], err[128];
     if (qget(req, "cursor", v, sizeof v) == 1) {
         unsigned char text[400];
@@ -1330,7 +1330,9 @@ static void usage(FILE *out)
         "  --clock TIME             simulated time at start (RFC3339; default: the wall clock)\n"
         "  --speed X                simulated seconds per wall second (default 1)\n"
         "  --always-open            trade 24/7 (sessions are whole local days, every day)\n"
-        "  --realism                the real API's shapes: day.last_updated in ms beside ns\n"
+        "  --ny-calendar            sessions on the real New York calendar: DST, the NYSE\n"
+        "                           holidays and early closes of sql/002_calendar.sql\n"
+        "  --realism                (implies --ny-calendar) the real API's shapes: day.last_updated in ms beside ns\n"
         "                           quote/trade times, timeframe DELAYED, no fmv, greeks {} or\n"
         "                           no IV for some contracts, some with no event time at all\n"
         "                           (the /truth endpoints still give the values, not the shapes)\n"
@@ -1338,7 +1340,7 @@ static void usage(FILE *out)
         "                           NOT_AUTHORIZED body\n"
         "  --link-host HOST:PORT    next_url points there (an alias host of this server)\n"
         "\n"
-        "Model: America/New_York is a fixed UTC-5 (no DST, no holidays): sessions are\n"
+        "Model (without --ny-calendar): America/New_York is a fixed UTC-5 (no DST, no holidays): sessions are\n"
         "14:30-21:00Z Monday-Friday; day.last_updated is the session date's 05:00Z.\n"
         "Expiries: weekly Fridays and monthly third Fridays. Most contracts trade a few\n"
         "times a day or never, about 3%% several times a minute. A snapshot is a function\n"
@@ -1397,7 +1399,7 @@ enum {
     OPT_HOST = 1000, OPT_PORT, OPT_API_KEY, OPT_SEED, OPT_UNDERLYINGS, OPT_CONTRACTS, OPT_CLOCK,
     OPT_SPEED, OPT_ALWAYS_OPEN, OPT_OUTAGE, OPT_OUTAGE_MODE, OPT_MAXCONN, OPT_LOG_LEVEL, OPT_HELP,
     OPT_FAULT, /* every --fault-* option */
-    OPT_REALISM, OPT_UNENTITLED, OPT_LINK_HOST,
+    OPT_REALISM, OPT_UNENTITLED, OPT_LINK_HOST, OPT_NY_CALENDAR,
 };
 
 int cmd_mock_api(int argc, char **argv)
@@ -1415,7 +1417,7 @@ int cmd_mock_api(int argc, char **argv)
     s->max_connections = 1024;
     const char *underlyings = "20", *clock = NULL;
     int contracts = 2000;
-    bool always_open = false, realism = false;
+    bool always_open = false, realism = false, ny_calendar = false;
 
     static const struct option opts[] = {
         {"host", required_argument, NULL, OPT_HOST},
@@ -1433,6 +1435,7 @@ int cmd_mock_api(int argc, char **argv)
         {"log-level", required_argument, NULL, OPT_LOG_LEVEL},
         {"help", no_argument, NULL, OPT_HELP},
         {"realism", no_argument, NULL, OPT_REALISM},
+        {"ny-calendar", no_argument, NULL, OPT_NY_CALENDAR},
         {"unentitled", required_argument, NULL, OPT_UNENTITLED},
         {"link-host", required_argument, NULL, OPT_LINK_HOST},
         {"fault-429-rate", required_argument, NULL, OPT_FAULT},
@@ -1488,7 +1491,8 @@ int cmd_mock_api(int argc, char **argv)
             }
             break;
         case OPT_ALWAYS_OPEN: always_open = true; break;
-        case OPT_REALISM: realism = true; break;
+        case OPT_REALISM: realism = true; ny_calendar = true; break;
+        case OPT_NY_CALENDAR: ny_calendar = true; break;
         case OPT_UNENTITLED: s->unentitled = optarg[0] ? optarg : NULL; break;
         case OPT_LINK_HOST:
             for (const char *p = optarg; *p; p++)
@@ -1556,6 +1560,7 @@ int cmd_mock_api(int argc, char **argv)
         return EXIT_USAGE;
     }
     s->market.realism = realism;
+    s->market.ny_calendar = ny_calendar;
     signal(SIGPIPE, SIG_IGN);
     int rc = uv_loop_init(&s->loop);
     if (rc != 0) {

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "optsnap/api/occ.h"
+#include "optsnap/util/ny_calendar.h"
 #include "optsnap/util/timeutil.h"
 
 #define MM_BUF_DEFAULT_MAX ((size_t)256 << 20)
@@ -430,18 +431,33 @@ static int weekday(int32_t date) /* 0 Sunday .. 6 Saturday */
     return w < 0 ? w + 7 : w;
 }
 
-int32_t mm_local_date(int64_t t_us) { return (int32_t)floor_div(t_us + MM_UTC_OFFSET_US, USEC_PER_DAY); }
-int64_t mm_midnight_us(int32_t date) { return (int64_t)date * USEC_PER_DAY - MM_UTC_OFFSET_US; }
+int32_t mm_local_date(const struct mock_market *m, int64_t t_us)
+{
+    if (m->ny_calendar)
+        return ny_local_date(t_us);
+    return (int32_t)floor_div(t_us + MM_UTC_OFFSET_US, USEC_PER_DAY);
+}
+
+int64_t mm_midnight_us(const struct mock_market *m, int32_t date)
+{
+    if (m->ny_calendar)
+        return ny_local_midnight_us(date);
+    return (int64_t)date * USEC_PER_DAY - MM_UTC_OFFSET_US;
+}
 
 bool mm_is_trading_date(const struct mock_market *m, int32_t date)
 {
+    if (m->always_open)
+        return true;
+    if (m->ny_calendar)
+        return ny_is_trading_date(date);
     int w = weekday(date);
-    return m->always_open || (w >= 1 && w <= 5);
+    return w >= 1 && w <= 5;
 }
 
 int32_t mm_session_date(const struct mock_market *m, int64_t t_us)
 {
-    int32_t d = mm_local_date(t_us);
+    int32_t d = mm_local_date(m, t_us);
     while (!mm_is_trading_date(m, d))
         d--;
     return d;
@@ -457,10 +473,15 @@ int32_t mm_prev_trading_date(const struct mock_market *m, int32_t date)
 
 void mm_session_bounds(const struct mock_market *m, int32_t date, int64_t *open_us, int64_t *close_us)
 {
-    int64_t mid = mm_midnight_us(date);
+    int64_t mid = mm_midnight_us(m, date);
     if (m->always_open) {
         *open_us = mid;
-        *close_us = mid + USEC_PER_DAY;
+        *close_us = mm_midnight_us(m, date + 1); /* 23 or 25 hours across a DST change */
+    } else if (m->ny_calendar) {
+        if (!ny_session_bounds(date, open_us, close_us)) { /* not a trading date: an empty session */
+            *open_us = mid;
+            *close_us = mid;
+        }
     } else {
         *open_us = mid + 9 * MM_HOUR_US + 30 * MM_MINUTE_US;
         *close_us = mid + 16 * MM_HOUR_US;
@@ -551,7 +572,7 @@ int mm_contract_parse(const struct mock_market *m, const char *ticker, struct mm
 bool mm_is_listed(const struct mock_market *m, const struct mm_contract *c, int64_t t_us)
 {
     int32_t ex[MM_MAX_EXPIRIES];
-    int n = mm_expiries_at(m, mm_local_date(t_us), ex);
+    int n = mm_expiries_at(m, mm_local_date(m, t_us), ex);
     for (int i = 0; i < n; i++)
         if (ex[i] == c->exp_days)
             return true;
@@ -616,7 +637,8 @@ static double smile_vol(const struct mm_underlying *u, double s, double k)
 
 static double tau_years(const struct mm_contract *c, int64_t t_us)
 {
-    int64_t expiry = mm_midnight_us(c->exp_days) + 16 * MM_HOUR_US;
+    /* pricing keeps the fixed UTC-5 whatever the calendar: an hour of DST is noise in tau */
+    int64_t expiry = (int64_t)c->exp_days * USEC_PER_DAY - MM_UTC_OFFSET_US + 16 * MM_HOUR_US;
     double tau = (double)(expiry - t_us) / MM_YEAR_US;
     return tau < 1.0 / (365.0 * 24 * 60) ? 1.0 / (365.0 * 24 * 60) : tau;
 }
@@ -895,7 +917,7 @@ void mm_day_block(const struct mock_market *m, const struct mm_contract *c, int6
     memset(out, 0, sizeof *out);
     int32_t d = mm_session_date(m, t_us);
     out->date = d;
-    out->last_updated_ns = mm_midnight_us(d) * 1000;
+    out->last_updated_ns = mm_midnight_us(m, d) * 1000;
     out->previous_close = prev_close(m, c, d, &out->has_prev);
     int n = mm_trade_count(m, c, d);
     if (n == 0)
@@ -1046,8 +1068,8 @@ size_t mm_bars_foreach(const struct mock_market *m, const struct mm_contract *c,
         return 0;
     int64_t width_ms = span_unit_ms(span) * multiplier;
     struct bars_emit e = {cb, user, from_ms, to_ms, false, {0}, 0, false};
-    int32_t d0 = mm_local_date(from_ms * 1000);
-    int32_t d1 = mm_local_date((to_ms + width_ms) * 1000);
+    int32_t d0 = mm_local_date(m, from_ms * 1000);
+    int32_t d1 = mm_local_date(m, (to_ms + width_ms) * 1000);
     if (d1 > c->exp_days)
         d1 = c->exp_days;
     if (d1 - d0 > MM_LOOKBACK_DAYS_MAX)
@@ -1079,7 +1101,7 @@ size_t mm_bars_foreach(const struct mock_market *m, const struct mm_contract *c,
             int64_t start;
             if (span == MM_SPAN_DAY) {
                 int32_t g = (int32_t)floor_div(d, multiplier) * multiplier;
-                start = mm_midnight_us(g) / 1000;
+                start = mm_midnight_us(m, g) / 1000;
             } else {
                 start = floor_div(tms, width_ms) * width_ms;
             }
@@ -1430,7 +1452,7 @@ static void box_build(const struct mock_market *m, const struct mm_chain_query *
     memset(bx, 0, sizeof *bx);
     const struct mm_underlying *u = &m->underlyings[q->uidx];
     int32_t ex[MM_MAX_EXPIRIES];
-    int ne = mm_expiries_at(m, mm_local_date(t_us), ex);
+    int ne = mm_expiries_at(m, mm_local_date(m, t_us), ex);
     int nexp = 0;
     for (int i = 0; i < ne; i++)
         if (ex[i] >= q->exp_lo && ex[i] <= q->exp_hi)

@@ -63,7 +63,7 @@ static void test_universe(void)
     for (size_t i = 1; i < m.nunderlyings; i++)
         CHECK(strcmp(m.underlyings[i - 1].name, m.underlyings[i].name) < 0);
     int32_t ex[MM_MAX_EXPIRIES];
-    int n = mm_expiries_at(&m, mm_local_date(at("2026-11-02T15:00:00Z")), ex);
+    int n = mm_expiries_at(&m, mm_local_date(&m, at("2026-11-02T15:00:00Z")), ex);
     CHECK_INT(n, 12);
     int32_t mon;
     CHECK_INT(date_parse("2026-11-02", &mon), 0);
@@ -216,7 +216,7 @@ static void test_day_block_against_tape(void)
             CHECK_DBL(d.volume, v);
             CHECK(d.vwap >= lo - 1e-4 && d.vwap <= hi + 1e-4);
         }
-        CHECK(d.last_updated_ns == mm_midnight_us(date) * 1000);
+        CHECK(d.last_updated_ns == mm_midnight_us(&m, date) * 1000);
     }
     CHECK(busy > 0);
     mock_market_free(&m);
@@ -294,7 +294,7 @@ static void test_pagination(void)
     static struct mm_contract all[6000];
     int nall = 0;
     int32_t ex[MM_MAX_EXPIRIES];
-    int ne = mm_expiries_at(&m, mm_local_date(t), ex);
+    int ne = mm_expiries_at(&m, mm_local_date(&m, t), ex);
     const struct mm_underlying *ud = &m.underlyings[u];
     for (int e = 0; e < ne; e++)
         for (int ty = 0; ty < 2; ty++)
@@ -400,7 +400,7 @@ static void test_liquidity_mix(void)
     market(&m, 2, "4", 4000, false);
     int32_t date;
     CHECK_INT(date_parse("2026-11-03", &date), 0);
-    int64_t t = mm_midnight_us(date);
+    int64_t t = mm_midnight_us(&m, date);
     static struct mm_contract list[4100];
     int n = all_contracts(&m, 2, t, list, 4100);
     int quiet = 0, busy = 0;
