@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "optsnap/api/occ.h"
+#include "optsnap/api/roots.h"
 #include "optsnap/util/ny_calendar.h"
 #include "optsnap/util/timeutil.h"
 
@@ -355,8 +356,10 @@ int mock_market_init(struct mock_market *m, uint64_t seed, const char *spec, int
             }
             memcpy(name, p, len);
             name[len] = '\0';
-            if (!root_ok(name)) {
-                snprintf(err, err_size, "bad underlying '%s' (1-6 of A-Z 0-9)", name);
+            /* an index ("I:SPX") lists its options under its roots (SPX, SPXW) */
+            bool index_ok = strncmp(name, "I:", 2) == 0 && root_ok(name + 2) && strlen(name + 2) <= 5;
+            if (!root_ok(name) && !index_ok) {
+                snprintf(err, err_size, "bad underlying '%s' (1-6 of A-Z 0-9, or I: and 1-5)", name);
                 mock_market_free(m);
                 return -1;
             }
@@ -533,6 +536,24 @@ int mm_expired_at(int32_t date, int32_t out[8])
     return n;
 }
 
+/* The OCC root of a contract: the underlying itself; for an index with
+ * alternate roots (roots.h) the first (SPX) on the monthly third-Friday
+ * expiry and the second (SPXW) on the weeklies. */
+static const char *contract_root(const struct mock_market *m, int uidx, int32_t exp_days)
+{
+    const char *name = m->underlyings[uidx].name;
+    if (!underlying_is_index(name))
+        return name;
+    size_t n;
+    const char *const *roots = option_roots_of(name, &n);
+    if (roots == NULL || n < 2)
+        return underlying_base(name);
+    int y;
+    unsigned mo, d;
+    civil_from_days(exp_days, &y, &mo, &d);
+    return d >= 15 && d <= 21 ? roots[0] : roots[1];
+}
+
 void mm_contract_make(const struct mock_market *m, int uidx, int32_t exp_days, char type,
                       int64_t strike_milli, struct mm_contract *out)
 {
@@ -546,7 +567,7 @@ void mm_contract_make(const struct mock_market *m, int uidx, int32_t exp_days, c
     out->key = h;
     double u = mm_unit(mm_hash2(h, 0x7731));
     out->tier = u < 0.40 ? 0 : u < 0.80 ? 1 : u < 0.97 ? 2 : 3;
-    if (occ_format(out->ticker, sizeof out->ticker, m->underlyings[uidx].name, exp_days, type,
+    if (occ_format(out->ticker, sizeof out->ticker, contract_root(m, uidx, exp_days), exp_days, type,
                    strike_milli) != 0)
         out->ticker[0] = '\0';
 }
@@ -557,7 +578,12 @@ int mm_contract_parse(const struct mock_market *m, const char *ticker, struct mm
     if (occ_parse(ticker, &sym) != 0)
         return -1;
     int u = mm_underlying_find(m, sym.root);
-    if (u < 0)
+    for (size_t i = 0; u < 0 && i < m->nunderlyings; i++)
+        if (underlying_is_index(m->underlyings[i].name) &&
+            option_root_of_underlying(m->underlyings[i].name, sym.root))
+            u = (int)i;
+    if (u < 0 || weekday(sym.expiration_days) != 5 ||
+        strcmp(contract_root(m, u, sym.expiration_days), sym.root) != 0)
         return -1;
     const struct mm_underlying *ud = &m->underlyings[u];
     int64_t off = sym.strike_milli - ud->strike0_milli;
@@ -1387,7 +1413,10 @@ void mm_snapshot_write(struct mm_buf *b, const struct mock_market *m, const stru
     }
     PUTS("\"last_updated\":");
     mm_buf_int(b, s->underlying_ns);
-    PUTS(",\"price\":");
+    if (underlying_is_index(m->underlyings[s->c.uidx].name))
+        PUTS(",\"value\":"); /* an index has a level, not a price */
+    else
+        PUTS(",\"price\":");
     mm_buf_fixed(b, s->underlying_price, 4);
     PUTS(",\"ticker\":");
     mm_buf_str(b, m->underlyings[s->c.uidx].name);
@@ -1635,7 +1664,7 @@ int mm_cursor_decode(const struct mock_market *m, const char *cursor, struct mm_
     long long slo, shi, astrike;
     long elo, ehi, aexp;
     int used = 0;
-    if (sscanf((const char *)text, "c1|%16[A-Z0-9.]|%d|%d|%d|%d|%lld|%lld|%ld|%ld|%d|%ld|%d|%lld%n",
+    if (sscanf((const char *)text, "c1|%16[A-Z0-9.:]|%d|%d|%d|%d|%lld|%lld|%ld|%ld|%d|%ld|%d|%lld%n",
                name, &sort, &desc, &limit, &type, &slo, &shi, &elo, &ehi, &has_after, &aexp, &atype,
                &astrike, &used) != 13 ||
         text[used] != '\0')

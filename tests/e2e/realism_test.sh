@@ -2,7 +2,9 @@
 # optsnap run against `mock-api --realism`: the real API's shapes (ms
 # day.last_updated beside ns quote times, timeframe DELAYED, no fmv, greeks
 # {} and no IV for some contracts, contracts with no event time at all,
-# next_url on an alias host, a 403 for an unentitled underlying). Asserted in
+# next_url on an alias host, a 403 for an unentitled underlying, an index
+# I:SPX whose chain holds SPX and SPXW roots and underlying_asset.value, the
+# New York calendar). Asserted in
 # PostgreSQL against the simulator's own pages: every contract stored, none
 # rejected whole, the field-level gaps NULL, rows without an event time keyed
 # on the sweep's window and flagged, the 403 in /readyz and the metrics.
@@ -16,18 +18,21 @@ OUT=$E2E_TMP
 KEY="realism-key-$(date +%s%N)"
 DB=$(e2e_db h12_realism)
 PORT=$(free_port)
-e2e_spawn "$OUT/sim.log" "$BIN" mock-api --port "$PORT" --underlyings SPY,QQQ,IWM --contracts 40 --always-open \
-    --api-key "$KEY" --realism --unentitled IWM --link-host "localhost:$PORT"
+# Monday 2026-11-16: the two expiries listed are the monthly 11-20 (root SPX)
+# and the weekly 11-27 (root SPXW)
+e2e_spawn "$OUT/sim.log" "$BIN" mock-api --port "$PORT" --underlyings SPY,QQQ,IWM,I:SPX --contracts 120 --always-open \
+    --api-key "$KEY" --realism --unentitled IWM --link-host "localhost:$PORT" --clock 2026-11-16T15:00:00Z
 wait_for_port "$PORT" 10 || fail "simulator"
 SIM="http://127.0.0.1:$PORT"
+SIM_URL=$SIM
 LPORT=$(free_port)
-# page_limit 10 over 40 contracts: 4 pages per sweep, pages 2-4 on the alias host
+# page_limit 50 over 120 contracts: 3 pages per sweep, pages 2-3 on the alias host
 DATABASE_URL=$DB OPTSNAP_API_KEY=$KEY e2e_spawn "$OUT/run.log" "$BIN" run --api-url "$SIM" \
-    --api-allowed-hosts "localhost:$PORT" --universe SPY,QQQ,IWM --calendar always --cadence 1s \
-    --page-limit 10 --listen "127.0.0.1:$LPORT"
+    --api-allowed-hosts "localhost:$PORT" --universe SPY,QQQ,IWM,I:SPX --calendar always --cadence 1s \
+    --clock "$(sim_shared_clock)" --page-limit 50 --listen "127.0.0.1:$LPORT"
 RUN=$E2E_LAST_PID
 wait_for_port "$LPORT" 10 || fail "listener"
-E2E_WAIT=30 wait_for bash -c "[ \$(psql -X -Atq '$DB' -c \"SELECT count(DISTINCT window_start) FROM ingest_coverage WHERE underlying IN ('SPY','QQQ')\") -ge 3 ]" \
+E2E_WAIT=30 wait_for bash -c "[ \$(psql -X -Atq '$DB' -c \"SELECT count(DISTINCT window_start) FROM ingest_coverage WHERE underlying IN ('SPY','QQQ','I:SPX')\") -ge 3 ]" \
     || { tail -30 "$OUT/run.log"; fail "three covered sweeps did not happen"; }
 readyz=$(curl -sS "http://127.0.0.1:$LPORT/readyz" || true)
 curl -fsS "http://127.0.0.1:$LPORT/metrics" >"$OUT/metrics.txt"
@@ -40,14 +45,20 @@ plan=$(sed -nE 's/^optsnap_api_refused_total\{reason="plan"\} ([0-9]+).*/\1/p' "
 [ "$(pg_scalar "$DB" "SELECT count(*) FROM option_snapshots WHERE underlying = 'IWM'")" = 0 ] || fail "rows stored for the unentitled underlying"
 
 # what the simulator sends, page by page on its own host (one page of 250)
-for u in SPY QQQ; do
+for u in SPY QQQ I:SPX; do
     curl -fsS -H "Authorization: Bearer $KEY" "$SIM/v3/snapshot/options/$u?limit=250" >"$OUT/$u.json"
 done
-curl -fsS -H "Authorization: Bearer $KEY" "$SIM/v3/snapshot/options/SPY?limit=10" >"$OUT/page1.json"
+curl -fsS -H "Authorization: Bearer $KEY" "$SIM/v3/snapshot/options/SPY?limit=50" >"$OUT/page1.json"
+# the index chain: stored under both roots, with the index level
+psql -X -Atq "$DB" -c "SELECT DISTINCT substring(ticker FROM '^O:([A-Z]+)[0-9]') FROM option_snapshots WHERE ticker LIKE 'O:SPX%' ORDER BY 1" >"$OUT/roots.txt"
+[ "$(tr '\n' ' ' <"$OUT/roots.txt")" = "SPX SPXW " ] || fail "index chain roots stored: $(tr '\n' ' ' <"$OUT/roots.txt"), want SPX SPXW"
+[ "$(pg_scalar "$DB" "SELECT count(*) FROM option_snapshots WHERE ticker LIKE 'O:SPX%' AND underlying_value IS NULL")" = 0 ] \
+    || fail "index rows without underlying_value"
+
 psql -X -Atq -F '|' "$DB" -c "SELECT s.ticker, s.last_updated_fallback, s.day_time IS NULL, (extract(epoch FROM s.day_time) * 1000)::bigint,
     s.delta IS NULL, s.implied_volatility IS NULL, s.fmv IS NULL, coalesce(s.quote_timeframe, '-'), coalesce(s.trade_timeframe, '-'),
     coalesce(s.underlying_timeframe, '-'), s.bid IS NULL
-    FROM option_snapshots s WHERE s.underlying IN ('SPY','QQQ')" >"$OUT/rows.txt"
+    FROM option_snapshots s JOIN options o USING (ticker) WHERE o.underlying IN ('SPY','QQQ','I:SPX','SPX')" >"$OUT/rows.txt"
 pg_scalar "$DB" "SELECT count(*) FROM ingest_rejects WHERE kind <> 'partial'" >"$OUT/rejects.txt"
 python3 - "$OUT" "$PORT" <<'PY'
 import json, sys
@@ -63,10 +74,10 @@ for line in open(f"{out}/rows.txt"):
     rows.setdefault(t, []).append(dict(fallback=fb == "t", day_null=dnull == "t", day_ms=int(dms) if dms else None,
         delta_null=dlt == "t", iv_null=ivn == "t", fmv_null=fmvn == "t", qtf=qtf, ttf=ttf, utf=utf, bid_null=bidn == "t"))
 sent = {}
-for u in ("SPY", "QQQ"):
+for u in ("SPY", "QQQ", "I:SPX"):
     for r in json.load(open(f"{out}/{u}.json"))["results"]:
         sent[r["details"]["ticker"]] = r
-if len(sent) < 60:
+if len(sent) < 300:
     fail(f"too few contracts sent ({len(sent)}): the test would prove little")
 missing = sorted(set(sent) - set(rows))
 if missing:
