@@ -181,20 +181,64 @@ static void check_api(struct check_report *rep, const struct settings *s)
     free(u);
 }
 
-/* Tables the writer role needs, and what it does to them. */
+/* What `run`, `backfill` and `repair` do to each table: sql/roles.sql's
+ * optsnap_writer grants, which a role passing this check holds. One row per
+ * (table, privilege): has_table_privilege with a list is true when ANY of
+ * them is held. */
 static const char privileges_sql[] =
-    "SELECT t, to_regclass(t) IS NOT NULL,"
+    "SELECT t, p, to_regclass(t) IS NOT NULL,"
     " CASE WHEN to_regclass(t) IS NULL THEN false"
     "      ELSE has_table_privilege(to_regclass(t), p) END"
-    " FROM unnest($1::text[], $2::text[]) AS x(t, p) ORDER BY t";
+    " FROM unnest($1::text[], $2::text[]) AS x(t, p)"
+    " UNION ALL"
+    " SELECT 'optsnap_ensure_partitions()', 'EXECUTE',"
+    " to_regprocedure('optsnap_ensure_partitions(date, date)') IS NOT NULL,"
+    " CASE WHEN to_regprocedure('optsnap_ensure_partitions(date, date)') IS NULL THEN false"
+    "      ELSE has_function_privilege(to_regprocedure('optsnap_ensure_partitions(date, date)'), 'EXECUTE') END";
+
+static const struct table_privileges {
+    const char *table, *privileges;
+} needed_privileges[] = {
+    {"options", "SELECT,INSERT,UPDATE"},
+    {"option_snapshots", "SELECT,INSERT,UPDATE"},
+    {"ingest_coverage", "SELECT,INSERT,UPDATE"},
+    {"ingest_rejects", "SELECT,INSERT"},
+    {"ingest_leases", "SELECT,INSERT,UPDATE,DELETE"},
+    {"ingest_lease_log", "SELECT,INSERT"},
+    {"ingest_daemons", "SELECT,INSERT,UPDATE,DELETE"},
+    {"schema_migrations", "SELECT"},
+    {"trading_sessions", "SELECT"},
+};
 
 static void check_privileges(struct check_report *rep, PGconn *conn)
 {
-    const char *params[2] = {
-        "{options,option_snapshots,ingest_coverage,ingest_rejects,ingest_leases,schema_migrations}",
-        "{\"SELECT,INSERT,UPDATE\",\"SELECT,INSERT,UPDATE\",\"SELECT,INSERT,UPDATE\","
-        "\"SELECT,INSERT,UPDATE\",\"SELECT,INSERT,UPDATE\",SELECT}",
-    };
+    /* two parallel array literals, one element per (table, privilege) */
+    char tables[1024] = "{", privs[1024] = "{";
+    size_t tl = 1, pl = 1;
+    for (size_t i = 0; i < sizeof needed_privileges / sizeof needed_privileges[0]; i++) {
+        const char *p = needed_privileges[i].privileges;
+        while (*p) {
+            size_t n = strcspn(p, ",");
+            int a = snprintf(tables + tl, sizeof tables - tl, "%s%s", tl > 1 ? "," : "", needed_privileges[i].table);
+            int b = snprintf(privs + pl, sizeof privs - pl, "%s%.*s", pl > 1 ? "," : "", (int)n, p);
+            if (a < 0 || b < 0 || (size_t)a >= sizeof tables - tl || (size_t)b >= sizeof privs - pl) {
+                check_line(rep, false, "privileges", "internal: privilege list too long");
+                return;
+            }
+            tl += (size_t)a;
+            pl += (size_t)b;
+            p += n;
+            if (*p == ',')
+                p++;
+        }
+    }
+    if (tl + 2 > sizeof tables || pl + 2 > sizeof privs) {
+        check_line(rep, false, "privileges", "internal: privilege list too long");
+        return;
+    }
+    memcpy(tables + tl, "}", 2);
+    memcpy(privs + pl, "}", 2);
+    const char *params[2] = {tables, privs};
     PGresult *res = PQexecParams(conn, privileges_sql, 2, NULL, params, NULL, NULL, 0);
     if (PQresultStatus(res) != PGRES_TUPLES_OK) {
         char msg[512];
@@ -203,22 +247,29 @@ static void check_privileges(struct check_report *rep, PGconn *conn)
         PQclear(res);
         return;
     }
-    char missing[512] = "";
+    char missing[768] = "";
     size_t len = 0;
     int bad = 0;
     for (int i = 0; i < PQntuples(res); i++) {
-        bool exists = PQgetvalue(res, i, 1)[0] == 't';
-        bool granted = PQgetvalue(res, i, 2)[0] == 't';
+        bool exists = PQgetvalue(res, i, 2)[0] == 't';
+        bool granted = PQgetvalue(res, i, 3)[0] == 't';
         if (exists && granted)
             continue;
         bad++;
-        int n = snprintf(missing + len, sizeof missing - len, "%s%s (%s)", len ? ", " : "",
-                         PQgetvalue(res, i, 0), exists ? "not granted" : "missing");
+        int n = exists ? snprintf(missing + len, sizeof missing - len, "%s%s %s (not granted)", len ? ", " : "",
+                                  PQgetvalue(res, i, 0), PQgetvalue(res, i, 1))
+                       : snprintf(missing + len, sizeof missing - len, "%s%s (missing)", len ? ", " : "",
+                                  PQgetvalue(res, i, 0));
+        /* a missing table is named once, not once per privilege */
+        if (!exists && i > 0 && strcmp(PQgetvalue(res, i - 1, 0), PQgetvalue(res, i, 0)) == 0) {
+            missing[len] = '\0';
+            continue;
+        }
         if (n > 0 && (size_t)n < sizeof missing - len)
             len += (size_t)n;
     }
     if (bad == 0)
-        check_line(rep, true, "privileges", "role %s can read and write every table", PQuser(conn));
+        check_line(rep, true, "privileges", "role %s has what run, backfill and repair need", PQuser(conn));
     else
         check_line(rep, false, "privileges", "role %s: %s", PQuser(conn), missing);
     PQclear(res);

@@ -45,13 +45,28 @@ grep -Eq "^api key +ok " "$OUT/plan.out" || { cat "$OUT/plan.out"; fail "unentit
 rc=$(run_check "$OUT/empty.out" DATABASE_URL="$EMPTY" OPTSNAP_API_KEY="$KEY" "$BIN" check --api-url "$SIM_URL" --universe SPY)
 [ "$rc" = 1 ] || { cat "$OUT/empty.out"; fail "empty database: exit $rc, want 1"; }
 grep -Eq "^schema +FAIL .*optsnap migrate" "$OUT/empty.out" || { cat "$OUT/empty.out"; fail "empty database: no schema FAIL line"; }
-grep -Eq "^privileges +FAIL .*option_snapshots \(missing\)" "$OUT/empty.out" || { cat "$OUT/empty.out"; fail "empty database: no privileges FAIL line"; }
+grep -Eq "^privileges +FAIL .*, option_snapshots \(missing\), " "$OUT/empty.out" || { cat "$OUT/empty.out"; fail "empty database: no privileges FAIL line"; }
 
 # 5. an unreachable API
 rc=$(run_check "$OUT/down.out" DATABASE_URL="$DB" OPTSNAP_API_KEY="$KEY" "$BIN" check --api-url "http://127.0.0.1:$(free_port)" --universe SPY)
 [ "$rc" = 1 ] || { cat "$OUT/down.out"; fail "unreachable API: exit $rc, want 1"; }
 grep -Eq "^api reachable +FAIL " "$OUT/down.out" || { cat "$OUT/down.out"; fail "unreachable API: no FAIL line"; }
 
+# 6. least-privilege roles (sql/roles.sql): the writer passes, the reader does not
+SRC=${OPTSNAP_SOURCE_ROOT:-$(cd "$(dirname "$0")/../.." && pwd)}
+psql -X -q -v ON_ERROR_STOP=1 "$DB" -f "$SRC/sql/roles.sql" >/dev/null || fail "roles.sql"
+psql -X -q -v ON_ERROR_STOP=1 "$DB" -c "DO \$\$ BEGIN
+    IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'h12_check_writer') THEN CREATE ROLE h12_check_writer LOGIN PASSWORD 'h12pw' IN ROLE optsnap_writer; END IF;
+    IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'h12_check_reader') THEN CREATE ROLE h12_check_reader LOGIN PASSWORD 'h12pw' IN ROLE optsnap_reader; END IF;
+    END \$\$" >/dev/null || fail "login roles"
+as_role() { sed -E "s|^postgresql://[^@]*@|postgresql://$1:h12pw@|" <<<"$DB"; }
+rc=$(run_check "$OUT/writer.out" DATABASE_URL="$(as_role h12_check_writer)" OPTSNAP_API_KEY="$KEY" "$BIN" check --api-url "$SIM_URL" --universe SPY)
+[ "$rc" = 0 ] || { cat "$OUT/writer.out"; fail "optsnap_writer: exit $rc, want 0"; }
+rc=$(run_check "$OUT/reader.out" DATABASE_URL="$(as_role h12_check_reader)" OPTSNAP_API_KEY="$KEY" "$BIN" check --api-url "$SIM_URL" --universe SPY)
+[ "$rc" = 1 ] || { cat "$OUT/reader.out"; fail "optsnap_reader: exit $rc, want 1"; }
+grep -Eq "^privileges +FAIL role h12_check_reader: .*option_snapshots INSERT \(not granted\)" "$OUT/reader.out" || { cat "$OUT/reader.out"; fail "optsnap_reader: no privileges FAIL line"; }
+grep -q "h12pw" "$OUT"/*.out && fail "a database password was printed"
+
 if grep -F -l -e "$KEY" "$OUT"/*.out; then fail "the API key was printed"; fi
-for f in good badkey plan empty; do sed "s/^/  $f: /" "$OUT/$f.out"; done
-echo "check e2e: ok (good=0, wrong key=1, unentitled=1, no migrations=1, unreachable=1)"
+for f in good badkey plan empty reader; do sed "s/^/  $f: /" "$OUT/$f.out"; done
+echo "check e2e: ok (good=0, wrong key=1, unentitled=1, no migrations=1, unreachable=1, writer role=0, reader role=1)"
