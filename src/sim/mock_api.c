@@ -1257,6 +1257,13 @@ static void on_request(void *user, const struct http_request *req, const char *b
     }
     if (r->status == 200)
         apply_faults(s, n, mask, r, rid);
+    if (s->market.realism && r->extra_headers == NULL && !r->reset) {
+        /* the real API's quota header; never 0 here, so nothing pauses */
+        char h[64];
+        snprintf(h, sizeof h, "X-RateLimit-Remaining: %llu\r\n",
+                 (unsigned long long)(1000000 - s->st.api_requests % 1000000) + 1);
+        r->extra_headers = strdup(h);
+    }
     s->st.bytes += r->body_len;
 }
 
@@ -1335,7 +1342,9 @@ static void usage(FILE *out)
         "  --realism                (implies --ny-calendar) the real API's shapes: day.last_updated in ms beside ns\n"
         "                           quote/trade times, timeframe DELAYED, no fmv, greeks {} or\n"
         "                           no IV for some contracts, some with no event time at all\n"
-        "                           (the /truth endpoints still give the values, not the shapes)\n"
+        "                           (the /truth endpoints still give the values, not the shapes),\n"
+        "                           an X-RateLimit-Remaining header, index underlyings (I:SPX)\n"
+        "                           answer underlying_asset.value\n"
         "  --unentitled LIST        answer these underlyings' snapshots with the real 403\n"
         "                           NOT_AUTHORIZED body\n"
         "  --link-host HOST:PORT    next_url points there (an alias host of this server)\n"

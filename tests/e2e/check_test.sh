@@ -67,6 +67,12 @@ rc=$(run_check "$OUT/reader.out" DATABASE_URL="$(as_role h12_check_reader)" OPTS
 grep -Eq "^privileges +FAIL role h12_check_reader: .*option_snapshots INSERT \(not granted\)" "$OUT/reader.out" || { cat "$OUT/reader.out"; fail "optsnap_reader: no privileges FAIL line"; }
 grep -q "h12pw" "$OUT"/*.out && fail "a database password was printed"
 
+# 7. the real API's rate-limit header (the simulator sends it under --realism)
+sim_start "$OUT/sim-realism.log" --underlyings SPY --contracts 20 --always-open --api-key "$KEY" --realism
+rc=$(run_check "$OUT/ratelimit.out" DATABASE_URL="$DB" OPTSNAP_API_KEY="$KEY" "$BIN" check --api-url "$SIM_URL" --universe SPY)
+[ "$rc" = 0 ] || { cat "$OUT/ratelimit.out"; fail "realism simulator: exit $rc, want 0"; }
+grep -Eq "^api rate limit +ok +X-RateLimit-Remaining=[1-9][0-9]*$" "$OUT/ratelimit.out" || { cat "$OUT/ratelimit.out"; fail "the rate-limit header was not shown"; }
+
 if grep -F -l -e "$KEY" "$OUT"/*.out; then fail "the API key was printed"; fi
 for f in good badkey plan empty reader; do sed "s/^/  $f: /" "$OUT/$f.out"; done
 echo "check e2e: ok (good=0, wrong key=1, unentitled=1, no migrations=1, unreachable=1, writer role=0, reader role=1)"
