@@ -789,7 +789,14 @@ static void handle_reference(struct sim *s, const struct http_request *req, int6
         struct mm_contract c;
         mm_contract_make(&s->market, u, ex[e], type, ud->strike0_milli + k * ud->strike_step_milli, &c);
         char date[16];
-        mm_buf_puts(&b, count ? ",{\"cfi\":" : "{\"cfi\":");
+        mm_buf_puts(&b, count ? ",{" : "{");
+        if (mm_contract_adjusted(&s->market, u, c.exp_days, c.type, c.strike_milli)) {
+            /* the deliverables of an adjusted contract (after a special dividend, say) */
+            mm_buf_puts(&b, "\"additional_underlyings\":[{\"amount\":100,\"type\":\"equity\",\"underlying\":");
+            mm_buf_str(&b, ud->name);
+            mm_buf_puts(&b, "},{\"amount\":25.5,\"type\":\"cash\",\"underlying\":\"USD\"}],");
+        }
+        mm_buf_puts(&b, "\"cfi\":");
         mm_buf_puts(&b, type == 'C' ? "\"OCASPS\",\"contract_type\":\"call\"" : "\"OPASPS\",\"contract_type\":\"put\"");
         mm_buf_puts(&b, ",\"exercise_style\":\"american\",\"expiration_date\":\"");
         mm_buf_puts(&b, date_format(date, sizeof date, c.exp_days));

@@ -536,14 +536,32 @@ int mm_expired_at(int32_t date, int32_t out[8])
     return n;
 }
 
-/* The OCC root of a contract: the underlying itself; for an index with
- * alternate roots (roots.h) the first (SPX) on the monthly third-Friday
- * expiry and the second (SPXW) on the weeklies. */
-static const char *contract_root(const struct mock_market *m, int uidx, int32_t exp_days)
+bool mm_contract_adjusted(const struct mock_market *m, int uidx, int32_t exp_days, char type, int64_t strike_milli)
 {
     const char *name = m->underlyings[uidx].name;
-    if (!underlying_is_index(name))
+    if (!m->realism || underlying_is_index(name) || strlen(name) > 5)
+        return false;
+    uint64_t h = mm_hash2(m->seed ^ UINT64_C(0xad105ed), (uint64_t)uidx);
+    h = mm_hash2(h, (uint64_t)(uint32_t)exp_days);
+    h = mm_hash2(h, ((uint64_t)(type == 'P') << 40) ^ (uint64_t)strike_milli);
+    return h % 40 == 3;
+}
+
+/* The OCC root of a contract: the underlying itself; an adjusted contract
+ * (realism) the underlying and a digit (SPY1); for an index with alternate
+ * roots (roots.h) the first (SPX) on the monthly third-Friday expiry and the
+ * second (SPXW) on the weeklies. out holds at least 8 bytes. */
+static const char *contract_root(const struct mock_market *m, int uidx, int32_t exp_days, char type,
+                                 int64_t strike_milli, char out[8])
+{
+    const char *name = m->underlyings[uidx].name;
+    if (!underlying_is_index(name)) {
+        if (mm_contract_adjusted(m, uidx, exp_days, type, strike_milli)) {
+            snprintf(out, 8, "%.5s1", name); /* name is at most 5 long here */
+            return out;
+        }
         return name;
+    }
     size_t n;
     const char *const *roots = option_roots_of(name, &n);
     if (roots == NULL || n < 2)
@@ -567,8 +585,9 @@ void mm_contract_make(const struct mock_market *m, int uidx, int32_t exp_days, c
     out->key = h;
     double u = mm_unit(mm_hash2(h, 0x7731));
     out->tier = u < 0.40 ? 0 : u < 0.80 ? 1 : u < 0.97 ? 2 : 3;
-    if (occ_format(out->ticker, sizeof out->ticker, contract_root(m, uidx, exp_days), exp_days, type,
-                   strike_milli) != 0)
+    char root[8];
+    if (occ_format(out->ticker, sizeof out->ticker, contract_root(m, uidx, exp_days, type, strike_milli, root),
+                   exp_days, type, strike_milli) != 0)
         out->ticker[0] = '\0';
 }
 
@@ -582,8 +601,15 @@ int mm_contract_parse(const struct mock_market *m, const char *ticker, struct mm
         if (underlying_is_index(m->underlyings[i].name) &&
             option_root_of_underlying(m->underlyings[i].name, sym.root))
             u = (int)i;
+    size_t rl = strlen(sym.root);
+    if (u < 0 && rl >= 2 && sym.root[rl - 1] == '1') { /* an adjusted contract's root */
+        char base[8];
+        snprintf(base, sizeof base, "%.*s", (int)(rl - 1), sym.root);
+        u = mm_underlying_find(m, base);
+    }
+    char root[8];
     if (u < 0 || weekday(sym.expiration_days) != 5 ||
-        strcmp(contract_root(m, u, sym.expiration_days), sym.root) != 0)
+        strcmp(contract_root(m, u, sym.expiration_days, sym.contract_type, sym.strike_milli, root), sym.root) != 0)
         return -1;
     const struct mm_underlying *ud = &m->underlyings[u];
     int64_t off = sym.strike_milli - ud->strike0_milli;

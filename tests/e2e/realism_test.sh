@@ -49,6 +49,15 @@ for u in SPY QQQ I:SPX; do
     curl -fsS -H "Authorization: Bearer $KEY" "$SIM/v3/snapshot/options/$u?limit=250" >"$OUT/$u.json"
 done
 curl -fsS -H "Authorization: Bearer $KEY" "$SIM/v3/snapshot/options/SPY?limit=50" >"$OUT/page1.json"
+# adjusted contracts (root SPY1 ...): their deliverables come with the contract
+# listing, which backfill stores in options.additional_underlyings
+DATABASE_URL=$DB OPTSNAP_API_KEY=$KEY "$BIN" backfill --api-url "$SIM" --universe SPY --underlying SPY \
+    --calendar always --from 2026-11-13 --to 2026-11-14 --listen "" >"$OUT/backfill.log" 2>&1 \
+    || { tail -20 "$OUT/backfill.log"; fail "backfill of the adjusted contracts' day"; }
+adj=$(pg_scalar "$DB" "SELECT count(*) FROM options WHERE ticker ~ '^O:SPY1[0-9]{6}[CP]' AND additional_underlyings @> '[{\"type\":\"equity\",\"underlying\":\"SPY\",\"amount\":100},{\"type\":\"cash\",\"underlying\":\"USD\"}]'")
+[ "${adj:-0}" -ge 1 ] || fail "no adjusted contract stored with its deliverables"
+plain=$(pg_scalar "$DB" "SELECT count(*) FROM options WHERE ticker ~ '^O:SPY[0-9]{6}[CP]' AND additional_underlyings IS NOT NULL")
+[ "$plain" = 0 ] || fail "$plain plain contracts carry deliverables"
 # the index chain: stored under both roots, with the index level
 psql -X -Atq "$DB" -c "SELECT DISTINCT substring(ticker FROM '^O:([A-Z]+)[0-9]') FROM option_snapshots WHERE ticker LIKE 'O:SPX%' ORDER BY 1" >"$OUT/roots.txt"
 [ "$(tr '\n' ' ' <"$OUT/roots.txt")" = "SPX SPXW " ] || fail "index chain roots stored: $(tr '\n' ' ' <"$OUT/roots.txt"), want SPX SPXW"
@@ -58,10 +67,10 @@ psql -X -Atq "$DB" -c "SELECT DISTINCT substring(ticker FROM '^O:([A-Z]+)[0-9]')
 psql -X -Atq -F '|' "$DB" -c "SELECT s.ticker, s.last_updated_fallback, s.day_time IS NULL, (extract(epoch FROM s.day_time) * 1000)::bigint,
     s.delta IS NULL, s.implied_volatility IS NULL, s.fmv IS NULL, coalesce(s.quote_timeframe, '-'), coalesce(s.trade_timeframe, '-'),
     coalesce(s.underlying_timeframe, '-'), s.bid IS NULL
-    FROM option_snapshots s JOIN options o USING (ticker) WHERE o.underlying IN ('SPY','QQQ','I:SPX','SPX')" >"$OUT/rows.txt"
+    FROM option_snapshots s JOIN options o USING (ticker) WHERE o.underlying IN ('SPY','QQQ','I:SPX','SPX') AND s.source = 'live'" >"$OUT/rows.txt"
 pg_scalar "$DB" "SELECT count(*) FROM ingest_rejects WHERE kind <> 'partial'" >"$OUT/rejects.txt"
-python3 - "$OUT" "$PORT" <<'PY'
-import json, sys
+python3 - "$OUT" "$PORT" "$adj" <<'PY'
+import json, re, sys
 out, port = sys.argv[1], sys.argv[2]
 def fail(msg):
     print("realism e2e: FAIL: " + msg); sys.exit(1)
@@ -98,7 +107,7 @@ for t, r in sent.items():
             fail(f"{t}: the simulator's day.last_updated {ms} is not in ms")
         n_ms += 1
         if not all(g["day_ms"] == ms for g in got):
-            fail(f"{t}: day_time {[g['day_ms'] for g in got]} != the ms the API sent ({ms})")
+            fail(f"{t}: day_time {sorted(set(g['day_ms'] for g in got))[:5]} != the ms the API sent ({ms})")
     if r.get("greeks") == {}:
         n_nogreeks += 1
         if not all(g["delta_null"] for g in got):
@@ -116,12 +125,13 @@ for t, r in sent.items():
             fail(f"{t}: quote_timeframe {g['qtf']}, want DELAYED")
         if g["utf"] != "DELAYED":
             fail(f"{t}: underlying_timeframe {g['utf']}, want DELAYED")
-for name, n in (("no event time", n_noevent), ("greeks {}", n_nogreeks), ("no IV", n_noiv), ("ms day time", n_ms)):
+n_adjusted = sum(1 for t in sent if re.match(r"O:[A-Z]+[0-9][0-9]{6}[CP]", t))  # a root with a digit (SPY1)
+for name, n in (("an adjusted root", n_adjusted), ("no event time", n_noevent), ("greeks {}", n_nogreeks), ("no IV", n_noiv), ("ms day time", n_ms)):
     if n == 0:
         fail(f"the simulator sent no contract with {name}: the test proves nothing there")
 rejects = int(open(f"{out}/rejects.txt").read().strip() or 0)
 if rejects:
     fail(f"{rejects} whole-row rejects (a field-level difference must not cost the row)")
 print(f"realism e2e: ok contracts={len(sent)} stored_rows={sum(len(v) for v in rows.values())} "
-      f"no_event={n_noevent} greeks_empty={n_nogreeks} no_iv={n_noiv} ms_day={n_ms} refused_plan=yes")
+      f"adjusted={n_adjusted} no_event={n_noevent} greeks_empty={n_nogreeks} no_iv={n_noiv} ms_day={n_ms} refused_plan=yes adjusted_with_deliverables=" + sys.argv[3])
 PY

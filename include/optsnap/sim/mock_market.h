@@ -101,6 +101,9 @@ bool mm_realism_no_event_time(const struct mock_market *m, const char *ticker);
 /* Under realism: greeks sent as {} (deep in the money), IV omitted. */
 bool mm_realism_no_greeks(const struct mock_market *m, const char *ticker);
 bool mm_realism_no_iv(const struct mock_market *m, const char *ticker);
+/* Under realism: an adjusted contract (root = underlying + "1", e.g. SPY1),
+ * whose reference entry lists its deliverables (additional_underlyings). */
+bool mm_contract_adjusted(const struct mock_market *m, int uidx, int32_t exp_days, char type, int64_t strike_milli);
 
 /* spec is a count ("20") or a comma list ("SPY,QQQ"); contracts is the wanted
  * number per underlying (the real number is nexpiries*2*nstrikes <= it, at
