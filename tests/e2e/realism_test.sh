@@ -3,8 +3,8 @@
 # day.last_updated beside ns quote times, timeframe DELAYED, no fmv, greeks
 # {} and no IV for some contracts, contracts with no event time at all,
 # next_url on an alias host, a 403 for an unentitled underlying, an index
-# I:SPX whose chain holds SPX and SPXW roots and underlying_asset.value, the
-# New York calendar). Asserted in
+# I:SPX whose chain holds SPX and SPXW roots and underlying_asset.value,
+# adjusted contracts (SPY1) with deliverables, the New York calendar). Asserted in
 # PostgreSQL against the simulator's own pages: every contract stored, none
 # rejected whole, the field-level gaps NULL, rows without an event time keyed
 # on the sweep's window and flagged, the 403 in /readyz and the metrics.
