@@ -20,6 +20,7 @@ static const struct command commands[] = {
     {"backfill", cmd_backfill, "fill a time range from the aggregates endpoint (source backfill)"},
     {"repair", cmd_repair, "find the gaps of the last --lookback and backfill them (cron)"},
     {"config", cmd_config, "print the effective configuration and where each value came from"},
+    {"check", cmd_check, "check API reachability, key, plan, rate limit, database, schema, privileges"},
     {"rejects", cmd_rejects, "list the dead letter (ingest_rejects); --replay it through today's parser"},
 };
 

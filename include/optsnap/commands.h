@@ -13,5 +13,6 @@ int cmd_gaps(int argc, char **argv);     /* history/gaps.c */
 int cmd_backfill(int argc, char **argv); /* history/repair.c */
 int cmd_repair(int argc, char **argv);   /* history/repair.c */
 int cmd_rejects(int argc, char **argv);  /* history/rejects.c */
+int cmd_check(int argc, char **argv);    /* history/check.c */
 
 #endif

@@ -44,6 +44,7 @@ struct http_request {
     uint64_t wake_ns; /* when sleeping before a retry */
     char last_error[HTTP_ERROR_MAX];
     int64_t date_s; /* the last attempt's Date header, 0 = none */
+    long ratelimit_remaining; /* the last attempt's X-RateLimit-Remaining, -1 = none */
 };
 
 struct request_queue {
@@ -583,6 +584,7 @@ static void request_complete(struct http_client *c, struct http_request *r, enum
         .elapsed_s = (double)(uv_hrtime() - r->submit_ns) / 1e9,
         .error = o == HTTP_OK ? NULL : (error && error[0] ? error : "failed"),
         .date_us = r->date_s * INT64_C(1000000),
+        .ratelimit_remaining = r->ratelimit_remaining,
     };
     if (o == HTTP_CANCELLED)
         c->stats.cancelled++;
@@ -691,6 +693,7 @@ static void attempt_finished(struct http_client *c, struct http_transfer *t, CUR
         if (http_retry_after_parse(t->retry_after, (int64_t)time(NULL), &v) == 0)
             retry_after_us = v;
     }
+    r->ratelimit_remaining = t->ratelimit_remaining;
     if (t->ratelimit_remaining == 0) {
         int64_t pause = retry_after_us > 0 ? retry_after_us : HTTP_RATE_PAUSE_US;
         if (pause > c->settings.backoff_cap_us)
@@ -1057,6 +1060,7 @@ int http_client_get(struct http_client *c, const char *url, http_done_cb cb, voi
     memcpy(r->url, url, n + 1);
     r->cb = cb;
     r->user = user;
+    r->ratelimit_remaining = -1;
     r->submit_ns = uv_hrtime();
     queue_push_back(&c->queued, r, LIST_QUEUED);
     c->stats.requests++;

@@ -46,6 +46,8 @@ struct sim {
     const char *host;
     int port;
     const char *api_key; /* NULL: any non-empty key */
+    const char *unentitled; /* comma list of underlyings answered 403 NOT_AUTHORIZED, or NULL */
+    const char *link_host;  /* host:port put in next_url instead of the request's Host, or NULL */
     uint64_t seed;
     double speed;
     int64_t clock_start_us, wall_start_us;
@@ -183,6 +185,10 @@ static int parse_outage(const char *v, struct outage *o)
 static const char *host_for_links(const struct sim *s, const struct http_request *req, char *buf,
                                   size_t size)
 {
+    if (s->link_host != NULL) {
+        snprintf(buf, size, "%s", s->link_host);
+        return buf;
+    }
     const char *h = http_request_header(req, "Host");
     bool ok = h && h[0] && strlen(h) < size;
     for (const char *p = h; ok && *p; p++)
@@ -587,11 +593,11 @@ static int bars_write(void *user, const struct mm_bar *bar)
     return 0;
 }
 
-static int parse_agg_bound(const char *v, bool is_to, int64_t *ms)
+static int parse_agg_bound(const struct mock_market *m, const char *v, bool is_to, int64_t *ms)
 {
     int32_t d;
     if (strlen(v) == 10 && date_parse(v, &d) == 0) {
-        *ms = is_to ? mm_midnight_us(d + 1) / 1000 - 1 : mm_midnight_us(d) / 1000;
+        *ms = is_to ? mm_midnight_us(m, d + 1) / 1000 - 1 : mm_midnight_us(m, d) / 1000;
         return 0;
     }
     char *end;
@@ -636,8 +642,8 @@ static void handle_aggs(struct sim *s, const struct http_request *req, char *res
         return;
     }
     int64_t from_ms, to_ms;
-    if (end == parts[2] || *end || mult < 1 || mult > 10000 || parse_agg_bound(parts[4], false, &from_ms) != 0 ||
-        parse_agg_bound(parts[5], true, &to_ms) != 0) {
+    if (end == parts[2] || *end || mult < 1 || mult > 10000 || parse_agg_bound(&s->market, parts[4], false, &from_ms) != 0 ||
+        parse_agg_bound(&s->market, parts[5], true, &to_ms) != 0) {
         reply_error(s, r, 400, "ERROR", "error", "bad multiplier, from or to", rid);
         return;
     }
@@ -715,7 +721,7 @@ static int ref_expiries(const struct sim *s, const struct ref_query *q, int32_t 
 static void handle_reference(struct sim *s, const struct http_request *req, int64_t now, const char *rid,
                              struct http_reply *r)
 {
-    struct ref_query q = {-1, 0, mm_local_date(now), 0, 0, 0, REF_DEFAULT_LIMIT, INT32_MIN, INT32_MAX};
+    struct ref_query q = {-1, 0, mm_local_date(&s->market, now), 0, 0, 0, REF_DEFAULT_LIMIT, INT32_MIN, INT32_MAX};
     char v[600], err[128];
     if (qget(req, "cursor", v, sizeof v) == 1) {
         unsigned char text[400];
@@ -783,7 +789,14 @@ static void handle_reference(struct sim *s, const struct http_request *req, int6
         struct mm_contract c;
         mm_contract_make(&s->market, u, ex[e], type, ud->strike0_milli + k * ud->strike_step_milli, &c);
         char date[16];
-        mm_buf_puts(&b, count ? ",{\"cfi\":" : "{\"cfi\":");
+        mm_buf_puts(&b, count ? ",{" : "{");
+        if (mm_contract_adjusted(&s->market, u, c.exp_days, c.type, c.strike_milli)) {
+            /* the deliverables of an adjusted contract (after a special dividend, say) */
+            mm_buf_puts(&b, "\"additional_underlyings\":[{\"amount\":100,\"type\":\"equity\",\"underlying\":");
+            mm_buf_str(&b, ud->name);
+            mm_buf_puts(&b, "},{\"amount\":25.5,\"type\":\"cash\",\"underlying\":\"USD\"}],");
+        }
+        mm_buf_puts(&b, "\"cfi\":");
         mm_buf_puts(&b, type == 'C' ? "\"OCASPS\",\"contract_type\":\"call\"" : "\"OPASPS\",\"contract_type\":\"put\"");
         mm_buf_puts(&b, ",\"exercise_style\":\"american\",\"expiration_date\":\"");
         mm_buf_puts(&b, date_format(date, sizeof date, c.exp_days));
@@ -1224,6 +1237,23 @@ static void on_request(void *user, const struct http_request *req, const char *b
         s->st.bytes += r->body_len;
         return;
     }
+    if ((route == ROUTE_CHAIN || route == ROUTE_SINGLE) && s->unentitled != NULL) {
+        size_t al = strlen(a);
+        for (const char *p = s->unentitled; *p;) {
+            size_t n = strcspn(p, ",");
+            if (n == al && strncmp(p, a, n) == 0) {
+                /* the body the real API sends for data outside the plan */
+                reply_error(s, r, 403, "NOT_AUTHORIZED", "message",
+                            "You are not entitled to this data. Please upgrade your plan at https://massive.com/pricing",
+                            rid);
+                s->st.bytes += r->body_len;
+                return;
+            }
+            p += n;
+            if (*p == ',')
+                p++;
+        }
+    }
     uint64_t n = s->fault_counter++;
     uint32_t mask = mm_fault_draw(s->seed, n, s->rates);
     switch (route) {
@@ -1234,6 +1264,13 @@ static void on_request(void *user, const struct http_request *req, const char *b
     }
     if (r->status == 200)
         apply_faults(s, n, mask, r, rid);
+    if (s->market.realism && r->extra_headers == NULL && !r->reset) {
+        /* the real API's quota header; never 0 here, so nothing pauses */
+        char h[64];
+        snprintf(h, sizeof h, "X-RateLimit-Remaining: %llu\r\n",
+                 (unsigned long long)(1000000 - s->st.api_requests % 1000000) + 1);
+        r->extra_headers = strdup(h);
+    }
     s->st.bytes += r->body_len;
 }
 
@@ -1307,8 +1344,19 @@ static void usage(FILE *out)
         "  --clock TIME             simulated time at start (RFC3339; default: the wall clock)\n"
         "  --speed X                simulated seconds per wall second (default 1)\n"
         "  --always-open            trade 24/7 (sessions are whole local days, every day)\n"
+        "  --ny-calendar            sessions on the real New York calendar: DST, the NYSE\n"
+        "                           holidays and early closes of sql/002_calendar.sql\n"
+        "  --realism                (implies --ny-calendar) the real API's shapes: day.last_updated in ms beside ns\n"
+        "                           quote/trade times, timeframe DELAYED, no fmv, greeks {} or\n"
+        "                           no IV for some contracts, some with no event time at all\n"
+        "                           (the /truth endpoints still give the values, not the shapes),\n"
+        "                           an X-RateLimit-Remaining header, index underlyings (I:SPX)\n"
+        "                           answer underlying_asset.value\n"
+        "  --unentitled LIST        answer these underlyings' snapshots with the real 403\n"
+        "                           NOT_AUTHORIZED body\n"
+        "  --link-host HOST:PORT    next_url points there (an alias host of this server)\n"
         "\n"
-        "Model: America/New_York is a fixed UTC-5 (no DST, no holidays): sessions are\n"
+        "Model (without --ny-calendar): America/New_York is a fixed UTC-5 (no DST, no holidays): sessions are\n"
         "14:30-21:00Z Monday-Friday; day.last_updated is the session date's 05:00Z.\n"
         "Expiries: weekly Fridays and monthly third Fridays. Most contracts trade a few\n"
         "times a day or never, about 3%% several times a minute. A snapshot is a function\n"
@@ -1367,6 +1415,7 @@ enum {
     OPT_HOST = 1000, OPT_PORT, OPT_API_KEY, OPT_SEED, OPT_UNDERLYINGS, OPT_CONTRACTS, OPT_CLOCK,
     OPT_SPEED, OPT_ALWAYS_OPEN, OPT_OUTAGE, OPT_OUTAGE_MODE, OPT_MAXCONN, OPT_LOG_LEVEL, OPT_HELP,
     OPT_FAULT, /* every --fault-* option */
+    OPT_REALISM, OPT_UNENTITLED, OPT_LINK_HOST, OPT_NY_CALENDAR,
 };
 
 int cmd_mock_api(int argc, char **argv)
@@ -1384,7 +1433,7 @@ int cmd_mock_api(int argc, char **argv)
     s->max_connections = 1024;
     const char *underlyings = "20", *clock = NULL;
     int contracts = 2000;
-    bool always_open = false;
+    bool always_open = false, realism = false, ny_calendar = false;
 
     static const struct option opts[] = {
         {"host", required_argument, NULL, OPT_HOST},
@@ -1401,6 +1450,10 @@ int cmd_mock_api(int argc, char **argv)
         {"max-connections", required_argument, NULL, OPT_MAXCONN},
         {"log-level", required_argument, NULL, OPT_LOG_LEVEL},
         {"help", no_argument, NULL, OPT_HELP},
+        {"realism", no_argument, NULL, OPT_REALISM},
+        {"ny-calendar", no_argument, NULL, OPT_NY_CALENDAR},
+        {"unentitled", required_argument, NULL, OPT_UNENTITLED},
+        {"link-host", required_argument, NULL, OPT_LINK_HOST},
         {"fault-429-rate", required_argument, NULL, OPT_FAULT},
         {"fault-retry-after", required_argument, NULL, OPT_FAULT},
         {"fault-5xx-rate", required_argument, NULL, OPT_FAULT},
@@ -1454,6 +1507,17 @@ int cmd_mock_api(int argc, char **argv)
             }
             break;
         case OPT_ALWAYS_OPEN: always_open = true; break;
+        case OPT_REALISM: realism = true; ny_calendar = true; break;
+        case OPT_NY_CALENDAR: ny_calendar = true; break;
+        case OPT_UNENTITLED: s->unentitled = optarg[0] ? optarg : NULL; break;
+        case OPT_LINK_HOST:
+            for (const char *p = optarg; *p; p++)
+                if (!(isalnum((unsigned char)*p) || *p == '.' || *p == ':' || *p == '-')) {
+                    fprintf(stderr, "mock-api: bad --link-host (want host:port)\n");
+                    return EXIT_USAGE;
+                }
+            s->link_host = optarg[0] ? optarg : NULL;
+            break;
         case OPT_OUTAGE:
             if (s->noutages >= MAX_OUTAGES || parse_outage(optarg, &s->outages[s->noutages]) != 0) {
                 fprintf(stderr, "mock-api: bad --outage (want FROM..TO, at most %d)\n", MAX_OUTAGES);
@@ -1511,6 +1575,8 @@ int cmd_mock_api(int argc, char **argv)
         fprintf(stderr, "mock-api: %s\n", err);
         return EXIT_USAGE;
     }
+    s->market.realism = realism;
+    s->market.ny_calendar = ny_calendar;
     signal(SIGPIPE, SIG_IGN);
     int rc = uv_loop_init(&s->loop);
     if (rc != 0) {

@@ -7,6 +7,8 @@
 #include <string.h>
 
 #include "optsnap/api/occ.h"
+#include "optsnap/api/roots.h"
+#include "optsnap/util/ny_calendar.h"
 #include "optsnap/util/timeutil.h"
 
 #define MM_BUF_DEFAULT_MAX ((size_t)256 << 20)
@@ -354,8 +356,10 @@ int mock_market_init(struct mock_market *m, uint64_t seed, const char *spec, int
             }
             memcpy(name, p, len);
             name[len] = '\0';
-            if (!root_ok(name)) {
-                snprintf(err, err_size, "bad underlying '%s' (1-6 of A-Z 0-9)", name);
+            /* an index ("I:SPX") lists its options under its roots (SPX, SPXW) */
+            bool index_ok = strncmp(name, "I:", 2) == 0 && root_ok(name + 2) && strlen(name + 2) <= 5;
+            if (!root_ok(name) && !index_ok) {
+                snprintf(err, err_size, "bad underlying '%s' (1-6 of A-Z 0-9, or I: and 1-5)", name);
                 mock_market_free(m);
                 return -1;
             }
@@ -430,18 +434,33 @@ static int weekday(int32_t date) /* 0 Sunday .. 6 Saturday */
     return w < 0 ? w + 7 : w;
 }
 
-int32_t mm_local_date(int64_t t_us) { return (int32_t)floor_div(t_us + MM_UTC_OFFSET_US, USEC_PER_DAY); }
-int64_t mm_midnight_us(int32_t date) { return (int64_t)date * USEC_PER_DAY - MM_UTC_OFFSET_US; }
+int32_t mm_local_date(const struct mock_market *m, int64_t t_us)
+{
+    if (m->ny_calendar)
+        return ny_local_date(t_us);
+    return (int32_t)floor_div(t_us + MM_UTC_OFFSET_US, USEC_PER_DAY);
+}
+
+int64_t mm_midnight_us(const struct mock_market *m, int32_t date)
+{
+    if (m->ny_calendar)
+        return ny_local_midnight_us(date);
+    return (int64_t)date * USEC_PER_DAY - MM_UTC_OFFSET_US;
+}
 
 bool mm_is_trading_date(const struct mock_market *m, int32_t date)
 {
+    if (m->always_open)
+        return true;
+    if (m->ny_calendar)
+        return ny_is_trading_date(date);
     int w = weekday(date);
-    return m->always_open || (w >= 1 && w <= 5);
+    return w >= 1 && w <= 5;
 }
 
 int32_t mm_session_date(const struct mock_market *m, int64_t t_us)
 {
-    int32_t d = mm_local_date(t_us);
+    int32_t d = mm_local_date(m, t_us);
     while (!mm_is_trading_date(m, d))
         d--;
     return d;
@@ -457,10 +476,15 @@ int32_t mm_prev_trading_date(const struct mock_market *m, int32_t date)
 
 void mm_session_bounds(const struct mock_market *m, int32_t date, int64_t *open_us, int64_t *close_us)
 {
-    int64_t mid = mm_midnight_us(date);
+    int64_t mid = mm_midnight_us(m, date);
     if (m->always_open) {
         *open_us = mid;
-        *close_us = mid + USEC_PER_DAY;
+        *close_us = mm_midnight_us(m, date + 1); /* 23 or 25 hours across a DST change */
+    } else if (m->ny_calendar) {
+        if (!ny_session_bounds(date, open_us, close_us)) { /* not a trading date: an empty session */
+            *open_us = mid;
+            *close_us = mid;
+        }
     } else {
         *open_us = mid + 9 * MM_HOUR_US + 30 * MM_MINUTE_US;
         *close_us = mid + 16 * MM_HOUR_US;
@@ -512,6 +536,42 @@ int mm_expired_at(int32_t date, int32_t out[8])
     return n;
 }
 
+bool mm_contract_adjusted(const struct mock_market *m, int uidx, int32_t exp_days, char type, int64_t strike_milli)
+{
+    const char *name = m->underlyings[uidx].name;
+    if (!m->realism || underlying_is_index(name) || strlen(name) > 5)
+        return false;
+    uint64_t h = mm_hash2(m->seed ^ UINT64_C(0xad105ed), (uint64_t)uidx);
+    h = mm_hash2(h, (uint64_t)(uint32_t)exp_days);
+    h = mm_hash2(h, ((uint64_t)(type == 'P') << 40) ^ (uint64_t)strike_milli);
+    return h % 40 == 3;
+}
+
+/* The OCC root of a contract: the underlying itself; an adjusted contract
+ * (realism) the underlying and a digit (SPY1); for an index with alternate
+ * roots (roots.h) the first (SPX) on the monthly third-Friday expiry and the
+ * second (SPXW) on the weeklies. out holds at least 8 bytes. */
+static const char *contract_root(const struct mock_market *m, int uidx, int32_t exp_days, char type,
+                                 int64_t strike_milli, char out[8])
+{
+    const char *name = m->underlyings[uidx].name;
+    if (!underlying_is_index(name)) {
+        if (mm_contract_adjusted(m, uidx, exp_days, type, strike_milli)) {
+            snprintf(out, 8, "%.5s1", name); /* name is at most 5 long here */
+            return out;
+        }
+        return name;
+    }
+    size_t n;
+    const char *const *roots = option_roots_of(name, &n);
+    if (roots == NULL || n < 2)
+        return underlying_base(name);
+    int y;
+    unsigned mo, d;
+    civil_from_days(exp_days, &y, &mo, &d);
+    return d >= 15 && d <= 21 ? roots[0] : roots[1];
+}
+
 void mm_contract_make(const struct mock_market *m, int uidx, int32_t exp_days, char type,
                       int64_t strike_milli, struct mm_contract *out)
 {
@@ -525,8 +585,9 @@ void mm_contract_make(const struct mock_market *m, int uidx, int32_t exp_days, c
     out->key = h;
     double u = mm_unit(mm_hash2(h, 0x7731));
     out->tier = u < 0.40 ? 0 : u < 0.80 ? 1 : u < 0.97 ? 2 : 3;
-    if (occ_format(out->ticker, sizeof out->ticker, m->underlyings[uidx].name, exp_days, type,
-                   strike_milli) != 0)
+    char root[8];
+    if (occ_format(out->ticker, sizeof out->ticker, contract_root(m, uidx, exp_days, type, strike_milli, root),
+                   exp_days, type, strike_milli) != 0)
         out->ticker[0] = '\0';
 }
 
@@ -536,7 +597,19 @@ int mm_contract_parse(const struct mock_market *m, const char *ticker, struct mm
     if (occ_parse(ticker, &sym) != 0)
         return -1;
     int u = mm_underlying_find(m, sym.root);
-    if (u < 0)
+    for (size_t i = 0; u < 0 && i < m->nunderlyings; i++)
+        if (underlying_is_index(m->underlyings[i].name) &&
+            option_root_of_underlying(m->underlyings[i].name, sym.root))
+            u = (int)i;
+    size_t rl = strlen(sym.root);
+    if (u < 0 && rl >= 2 && sym.root[rl - 1] == '1') { /* an adjusted contract's root */
+        char base[8];
+        snprintf(base, sizeof base, "%.*s", (int)(rl - 1), sym.root);
+        u = mm_underlying_find(m, base);
+    }
+    char root[8];
+    if (u < 0 || weekday(sym.expiration_days) != 5 ||
+        strcmp(contract_root(m, u, sym.expiration_days, sym.contract_type, sym.strike_milli, root), sym.root) != 0)
         return -1;
     const struct mm_underlying *ud = &m->underlyings[u];
     int64_t off = sym.strike_milli - ud->strike0_milli;
@@ -551,7 +624,7 @@ int mm_contract_parse(const struct mock_market *m, const char *ticker, struct mm
 bool mm_is_listed(const struct mock_market *m, const struct mm_contract *c, int64_t t_us)
 {
     int32_t ex[MM_MAX_EXPIRIES];
-    int n = mm_expiries_at(m, mm_local_date(t_us), ex);
+    int n = mm_expiries_at(m, mm_local_date(m, t_us), ex);
     for (int i = 0; i < n; i++)
         if (ex[i] == c->exp_days)
             return true;
@@ -616,7 +689,8 @@ static double smile_vol(const struct mm_underlying *u, double s, double k)
 
 static double tau_years(const struct mm_contract *c, int64_t t_us)
 {
-    int64_t expiry = mm_midnight_us(c->exp_days) + 16 * MM_HOUR_US;
+    /* pricing keeps the fixed UTC-5 whatever the calendar: an hour of DST is noise in tau */
+    int64_t expiry = (int64_t)c->exp_days * USEC_PER_DAY - MM_UTC_OFFSET_US + 16 * MM_HOUR_US;
     double tau = (double)(expiry - t_us) / MM_YEAR_US;
     return tau < 1.0 / (365.0 * 24 * 60) ? 1.0 / (365.0 * 24 * 60) : tau;
 }
@@ -895,7 +969,7 @@ void mm_day_block(const struct mock_market *m, const struct mm_contract *c, int6
     memset(out, 0, sizeof *out);
     int32_t d = mm_session_date(m, t_us);
     out->date = d;
-    out->last_updated_ns = mm_midnight_us(d) * 1000;
+    out->last_updated_ns = mm_midnight_us(m, d) * 1000;
     out->previous_close = prev_close(m, c, d, &out->has_prev);
     int n = mm_trade_count(m, c, d);
     if (n == 0)
@@ -1046,8 +1120,8 @@ size_t mm_bars_foreach(const struct mock_market *m, const struct mm_contract *c,
         return 0;
     int64_t width_ms = span_unit_ms(span) * multiplier;
     struct bars_emit e = {cb, user, from_ms, to_ms, false, {0}, 0, false};
-    int32_t d0 = mm_local_date(from_ms * 1000);
-    int32_t d1 = mm_local_date((to_ms + width_ms) * 1000);
+    int32_t d0 = mm_local_date(m, from_ms * 1000);
+    int32_t d1 = mm_local_date(m, (to_ms + width_ms) * 1000);
     if (d1 > c->exp_days)
         d1 = c->exp_days;
     if (d1 - d0 > MM_LOOKBACK_DAYS_MAX)
@@ -1079,7 +1153,7 @@ size_t mm_bars_foreach(const struct mock_market *m, const struct mm_contract *c,
             int64_t start;
             if (span == MM_SPAN_DAY) {
                 int32_t g = (int32_t)floor_div(d, multiplier) * multiplier;
-                start = mm_midnight_us(g) / 1000;
+                start = mm_midnight_us(m, g) / 1000;
             } else {
                 start = floor_div(tms, width_ms) * width_ms;
             }
@@ -1190,10 +1264,38 @@ static void buf_date(struct mm_buf *b, int32_t days)
 
 #define PUTS(lit) mm_buf_add(b, lit, sizeof(lit) - 1)
 
+/* A stable draw per contract (FNV-1a of the ticker), so each sweep sends a
+ * contract in the same shape. */
+static uint64_t realism_hash(const char *ticker)
+{
+    uint64_t h = UINT64_C(1469598103934665603);
+    for (const char *p = ticker; *p; p++)
+        h = (h ^ (unsigned char)*p) * UINT64_C(1099511628211);
+    return h ^ (h >> 29);
+}
+
+bool mm_realism_no_event_time(const struct mock_market *m, const char *ticker)
+{
+    return m->realism && realism_hash(ticker) % 9 == 4;
+}
+
+bool mm_realism_no_greeks(const struct mock_market *m, const char *ticker)
+{
+    return m->realism && realism_hash(ticker) % 4 == 1;
+}
+
+bool mm_realism_no_iv(const struct mock_market *m, const char *ticker)
+{
+    return m->realism && realism_hash(ticker) % 6 == 2;
+}
+
 void mm_snapshot_write(struct mm_buf *b, const struct mock_market *m, const struct mm_snapshot *s,
                        enum mm_bad_kind bad)
 {
     const struct mm_day *d = &s->day;
+    const bool real = m->realism && bad == MM_BAD_NONE;
+    const bool no_event = real && mm_realism_no_event_time(m, s->c.ticker);
+    const bool has_quote = s->has_quote && !no_event, has_trade = s->has_trade && !no_event;
     PUTS("{");
     if (s->has_break_even) {
         PUTS("\"break_even_price\":");
@@ -1201,38 +1303,48 @@ void mm_snapshot_write(struct mm_buf *b, const struct mock_market *m, const stru
         PUTS(",");
     }
     PUTS("\"day\":{");
+    /* keys in the API's (alphabetical) order; `sep` puts the commas */
+    const char *sep = "";
+#define DAY_KEY(lit)                                                                               \
+    do {                                                                                           \
+        mm_buf_puts(b, sep);                                                                       \
+        PUTS(lit);                                                                                 \
+        sep = ",";                                                                                 \
+    } while (0)
     if (d->has_trades) {
         if (d->has_prev) {
-            PUTS("\"change\":");
+            DAY_KEY("\"change\":");
             mm_buf_fixed(b, d->change, 2);
-            PUTS(",\"change_percent\":");
+            DAY_KEY("\"change_percent\":");
             mm_buf_double(b, d->change_percent);
-            PUTS(",");
         }
-        PUTS("\"close\":");
+        DAY_KEY("\"close\":");
         mm_buf_fixed(b, d->close, 2);
-        PUTS(",\"high\":");
+        DAY_KEY("\"high\":");
         mm_buf_fixed(b, d->high, 2);
-        PUTS(",");
     }
-    PUTS("\"last_updated\":");
-    mm_buf_int(b, d->last_updated_ns);
+    if (!no_event) {
+        DAY_KEY("\"last_updated\":");
+        /* the real API sends the day's time in ms beside ns quote/trade times */
+        mm_buf_int(b, real ? d->last_updated_ns / 1000000 : d->last_updated_ns);
+    }
     if (d->has_trades) {
-        PUTS(",\"low\":");
+        DAY_KEY("\"low\":");
         mm_buf_fixed(b, d->low, 2);
-        PUTS(",\"open\":");
+        DAY_KEY("\"open\":");
         mm_buf_fixed(b, d->open, 2);
     }
     if (d->has_prev) {
-        PUTS(",\"previous_close\":");
+        DAY_KEY("\"previous_close\":");
         mm_buf_fixed(b, d->previous_close, 2);
     }
     if (d->has_trades) {
-        PUTS(",\"volume\":");
+        DAY_KEY("\"volume\":");
         mm_buf_fixed(b, d->volume, 0);
-        PUTS(",\"vwap\":");
+        DAY_KEY("\"vwap\":");
         mm_buf_double(b, d->vwap);
     }
+#undef DAY_KEY
     PUTS("},");
     if (bad != MM_BAD_NO_DETAILS) {
         PUTS("\"details\":{\"contract_type\":");
@@ -1256,23 +1368,33 @@ void mm_snapshot_write(struct mm_buf *b, const struct mock_market *m, const stru
         }
         PUTS("},");
     }
-    PUTS("\"fmv\":");
-    if (bad == MM_BAD_STRING_NUM)
-        PUTS("\"");
-    mm_buf_fixed(b, s->fmv, 4);
-    if (bad == MM_BAD_STRING_NUM)
-        PUTS("\"");
-    PUTS(",\"greeks\":{\"delta\":");
-    mm_buf_fixed(b, s->delta, 10);
-    PUTS(",\"gamma\":");
-    mm_buf_fixed(b, s->gamma, 10);
-    PUTS(",\"theta\":");
-    mm_buf_fixed(b, s->theta, 10);
-    PUTS(",\"vega\":");
-    mm_buf_fixed(b, s->vega, 10);
-    PUTS("},\"implied_volatility\":");
-    mm_buf_fixed(b, s->iv, 10);
-    if (s->has_quote) {
+    if (!real) { /* a plan without fmv sends none */
+        PUTS("\"fmv\":");
+        if (bad == MM_BAD_STRING_NUM)
+            PUTS("\"");
+        mm_buf_fixed(b, s->fmv, 4);
+        if (bad == MM_BAD_STRING_NUM)
+            PUTS("\"");
+        PUTS(",");
+    }
+    if (real && mm_realism_no_greeks(m, s->c.ticker)) {
+        PUTS("\"greeks\":{}");
+    } else {
+        PUTS("\"greeks\":{\"delta\":");
+        mm_buf_fixed(b, s->delta, 10);
+        PUTS(",\"gamma\":");
+        mm_buf_fixed(b, s->gamma, 10);
+        PUTS(",\"theta\":");
+        mm_buf_fixed(b, s->theta, 10);
+        PUTS(",\"vega\":");
+        mm_buf_fixed(b, s->vega, 10);
+        PUTS("}");
+    }
+    if (!(real && mm_realism_no_iv(m, s->c.ticker))) {
+        PUTS(",\"implied_volatility\":");
+        mm_buf_fixed(b, s->iv, 10);
+    }
+    if (has_quote) {
         PUTS(",\"last_quote\":{\"ask\":");
         mm_buf_fixed(b, s->quote.ask, 2);
         PUTS(",\"ask_size\":");
@@ -1285,9 +1407,12 @@ void mm_snapshot_write(struct mm_buf *b, const struct mock_market *m, const stru
         mm_buf_int(b, s->quote.t_ns);
         PUTS(",\"midpoint\":");
         mm_buf_fixed(b, (s->quote.bid + s->quote.ask) / 2, 3);
-        PUTS(",\"timeframe\":\"REAL-TIME\"}");
+        if (real)
+            PUTS(",\"timeframe\":\"DELAYED\"}");
+        else
+            PUTS(",\"timeframe\":\"REAL-TIME\"}");
     }
-    if (s->has_trade) {
+    if (has_trade) {
         PUTS(",\"last_trade\":{\"price\":");
         mm_buf_fixed(b, s->trade.price, 2);
         PUTS(",\"sip_timestamp\":");
@@ -1296,7 +1421,10 @@ void mm_snapshot_write(struct mm_buf *b, const struct mock_market *m, const stru
         mm_buf_int(b, bad == MM_BAD_NEG_SIZE ? -s->trade.size : s->trade.size);
         PUTS(",\"conditions\":[209],\"exchange\":");
         mm_buf_int(b, s->trade.exchange);
-        PUTS(",\"timeframe\":\"REAL-TIME\"}");
+        if (real)
+            PUTS(",\"timeframe\":\"DELAYED\"}");
+        else
+            PUTS(",\"timeframe\":\"REAL-TIME\"}");
     }
     PUTS(",\"open_interest\":");
     if (bad == MM_BAD_INFINITE)
@@ -1311,11 +1439,17 @@ void mm_snapshot_write(struct mm_buf *b, const struct mock_market *m, const stru
     }
     PUTS("\"last_updated\":");
     mm_buf_int(b, s->underlying_ns);
-    PUTS(",\"price\":");
+    if (underlying_is_index(m->underlyings[s->c.uidx].name))
+        PUTS(",\"value\":"); /* an index has a level, not a price */
+    else
+        PUTS(",\"price\":");
     mm_buf_fixed(b, s->underlying_price, 4);
     PUTS(",\"ticker\":");
     mm_buf_str(b, m->underlyings[s->c.uidx].name);
-    PUTS(",\"timeframe\":\"REAL-TIME\"}}");
+    if (real)
+        PUTS(",\"timeframe\":\"DELAYED\"}}");
+    else
+        PUTS(",\"timeframe\":\"REAL-TIME\"}}");
 }
 
 /* ================= chain pages ================= */
@@ -1373,7 +1507,7 @@ static void box_build(const struct mock_market *m, const struct mm_chain_query *
     memset(bx, 0, sizeof *bx);
     const struct mm_underlying *u = &m->underlyings[q->uidx];
     int32_t ex[MM_MAX_EXPIRIES];
-    int ne = mm_expiries_at(m, mm_local_date(t_us), ex);
+    int ne = mm_expiries_at(m, mm_local_date(m, t_us), ex);
     int nexp = 0;
     for (int i = 0; i < ne; i++)
         if (ex[i] >= q->exp_lo && ex[i] <= q->exp_hi)
@@ -1556,7 +1690,7 @@ int mm_cursor_decode(const struct mock_market *m, const char *cursor, struct mm_
     long long slo, shi, astrike;
     long elo, ehi, aexp;
     int used = 0;
-    if (sscanf((const char *)text, "c1|%16[A-Z0-9.]|%d|%d|%d|%d|%lld|%lld|%ld|%ld|%d|%ld|%d|%lld%n",
+    if (sscanf((const char *)text, "c1|%16[A-Z0-9.:]|%d|%d|%d|%d|%lld|%lld|%ld|%ld|%d|%ld|%d|%lld%n",
                name, &sort, &desc, &limit, &type, &slo, &shi, &elo, &ehi, &has_after, &aexp, &atype,
                &astrike, &used) != 13 ||
         text[used] != '\0')

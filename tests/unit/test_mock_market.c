@@ -63,7 +63,7 @@ static void test_universe(void)
     for (size_t i = 1; i < m.nunderlyings; i++)
         CHECK(strcmp(m.underlyings[i - 1].name, m.underlyings[i].name) < 0);
     int32_t ex[MM_MAX_EXPIRIES];
-    int n = mm_expiries_at(&m, mm_local_date(at("2026-11-02T15:00:00Z")), ex);
+    int n = mm_expiries_at(&m, mm_local_date(&m, at("2026-11-02T15:00:00Z")), ex);
     CHECK_INT(n, 12);
     int32_t mon;
     CHECK_INT(date_parse("2026-11-02", &mon), 0);
@@ -216,7 +216,7 @@ static void test_day_block_against_tape(void)
             CHECK_DBL(d.volume, v);
             CHECK(d.vwap >= lo - 1e-4 && d.vwap <= hi + 1e-4);
         }
-        CHECK(d.last_updated_ns == mm_midnight_us(date) * 1000);
+        CHECK(d.last_updated_ns == mm_midnight_us(&m, date) * 1000);
     }
     CHECK(busy > 0);
     mock_market_free(&m);
@@ -294,7 +294,7 @@ static void test_pagination(void)
     static struct mm_contract all[6000];
     int nall = 0;
     int32_t ex[MM_MAX_EXPIRIES];
-    int ne = mm_expiries_at(&m, mm_local_date(t), ex);
+    int ne = mm_expiries_at(&m, mm_local_date(&m, t), ex);
     const struct mm_underlying *ud = &m.underlyings[u];
     for (int e = 0; e < ne; e++)
         for (int ty = 0; ty < 2; ty++)
@@ -400,7 +400,7 @@ static void test_liquidity_mix(void)
     market(&m, 2, "4", 4000, false);
     int32_t date;
     CHECK_INT(date_parse("2026-11-03", &date), 0);
-    int64_t t = mm_midnight_us(date);
+    int64_t t = mm_midnight_us(&m, date);
     static struct mm_contract list[4100];
     int n = all_contracts(&m, 2, t, list, 4100);
     int quiet = 0, busy = 0;
@@ -632,9 +632,58 @@ static void test_round_trip_parser(void)
     mock_market_free(&m);
 }
 
+/* --ny-calendar: DST, holidays and early closes from util/ny_calendar;
+ * the default model stays a fixed UTC-5 without holidays. */
+static void test_ny_calendar(void)
+{
+    struct mock_market m;
+    char err[160];
+    CHECK(mock_market_init(&m, 1, "SPY,I:SPX", 100, false, err, sizeof err) == 0);
+    int32_t thanksgiving = days_from_civil(2026, 11, 26), after = thanksgiving + 1;
+    int32_t summer = days_from_civil(2026, 7, 6);
+    int64_t o, c;
+    /* default: every weekday, 09:30-16:00 at UTC-5 */
+    CHECK(mm_is_trading_date(&m, thanksgiving));
+    mm_session_bounds(&m, summer, &o, &c);
+    CHECK_INT(o, at("2026-07-06T14:30:00Z"));
+    CHECK_INT(c, at("2026-07-06T21:00:00Z"));
+    m.ny_calendar = true;
+    CHECK(!mm_is_trading_date(&m, thanksgiving));
+    CHECK(!mm_is_trading_date(&m, days_from_civil(2026, 7, 3))); /* Independence Day observed */
+    CHECK_INT(mm_prev_trading_date(&m, after), thanksgiving - 1);
+    mm_session_bounds(&m, after, &o, &c);
+    CHECK_INT(o, at("2026-11-27T14:30:00Z"));
+    CHECK_INT(c, at("2026-11-27T18:00:00Z")); /* early close 13:00 EST */
+    mm_session_bounds(&m, summer, &o, &c);
+    CHECK_INT(o, at("2026-07-06T13:30:00Z")); /* EDT */
+    CHECK_INT(c, at("2026-07-06T20:00:00Z"));
+    CHECK_INT(mm_midnight_us(&m, summer), at("2026-07-06T04:00:00Z"));
+    CHECK_INT(mm_local_date(&m, at("2026-07-07T03:59:59Z")), summer);
+    /* on the holiday the session date is the day before */
+    CHECK_INT(mm_session_date(&m, at("2026-11-26T17:00:00Z")), thanksgiving - 1);
+    /* an index chain: SPX on the monthly expiry, SPXW on the weeklies */
+    int u = mm_underlying_find(&m, "I:SPX");
+    CHECK(u >= 0);
+    if (u >= 0) {
+        const struct mm_underlying *ud = &m.underlyings[u];
+        struct mm_contract a, b, back;
+        mm_contract_make(&m, u, days_from_civil(2026, 11, 20), 'C', ud->strike0_milli, &a);
+        mm_contract_make(&m, u, days_from_civil(2026, 11, 27), 'C', ud->strike0_milli, &b);
+        CHECK(strncmp(a.ticker, "O:SPX2", 6) == 0);
+        CHECK(strncmp(b.ticker, "O:SPXW2", 7) == 0);
+        CHECK(mm_contract_parse(&m, b.ticker, &back) == 0 && back.uidx == u);
+        /* a weekly expiry under the monthly root is not listed */
+        char wrong[OPTSNAP_TICKER_MAX + 8];
+        snprintf(wrong, sizeof wrong, "O:SPX%s", b.ticker + 7);
+        CHECK(mm_contract_parse(&m, wrong, &back) != 0);
+    }
+    mock_market_free(&m);
+}
+
 int main(void)
 {
     RUN(test_universe);
+    RUN(test_ny_calendar);
     RUN(test_determinism);
     RUN(test_day_block_equals_bars);
     RUN(test_day_block_against_tape);

@@ -48,6 +48,7 @@ struct http_response {
     double elapsed_s;       /* from submit to completion, including waits */
     const char *error;      /* short text for logs when outcome != HTTP_OK; no secrets */
     int64_t date_us;        /* the server's Date header (unix us, whole seconds); 0 = none */
+    long ratelimit_remaining; /* the last attempt's X-RateLimit-Remaining, -1 = absent */
 };
 
 typedef void (*http_done_cb)(void *user, const struct http_response *resp);

@@ -85,7 +85,25 @@ struct mock_market {
      * one. Fixed size, owned; NULL disables it. */
     struct mm_day_memo *memo;
     size_t memo_mask;
+    /* The real API's shapes (mock-api --realism): day.last_updated in ms
+     * beside ns quote/trade times, timeframe DELAYED, no fmv, greeks `{}` or
+     * no IV for some contracts, and some contracts with no event time at all
+     * (mm_realism_no_event_time). Values are the same; only the shape differs. */
+    bool realism;
+    /* Sessions on the real New York calendar (DST, NYSE holidays, early
+     * closes: util/ny_calendar.h) instead of a fixed UTC-5 Monday-Friday. */
+    bool ny_calendar;
 };
+
+/* Under realism: the contract is sent with no day.last_updated, no quote
+ * and no trade (an illiquid contract on a plan without quotes). */
+bool mm_realism_no_event_time(const struct mock_market *m, const char *ticker);
+/* Under realism: greeks sent as {} (deep in the money), IV omitted. */
+bool mm_realism_no_greeks(const struct mock_market *m, const char *ticker);
+bool mm_realism_no_iv(const struct mock_market *m, const char *ticker);
+/* Under realism: an adjusted contract (root = underlying + "1", e.g. SPY1),
+ * whose reference entry lists its deliverables (additional_underlyings). */
+bool mm_contract_adjusted(const struct mock_market *m, int uidx, int32_t exp_days, char type, int64_t strike_milli);
 
 /* spec is a count ("20") or a comma list ("SPY,QQQ"); contracts is the wanted
  * number per underlying (the real number is nexpiries*2*nstrikes <= it, at
@@ -103,8 +121,11 @@ static inline size_t mm_contracts_per_underlying(const struct mock_market *m)
 
 /* ---------- calendar ---------- */
 
-int32_t mm_local_date(int64_t t_us);                        /* NY (UTC-5) calendar date */
-int64_t mm_midnight_us(int32_t date);                       /* local midnight of date, UTC us */
+/* Local time: a fixed UTC-5 with weekday sessions 09:30-16:00 (the default),
+ * or with ny_calendar America/New_York with DST and the NYSE holidays and
+ * early closes of util/ny_calendar.h. */
+int32_t mm_local_date(const struct mock_market *m, int64_t t_us);  /* local calendar date */
+int64_t mm_midnight_us(const struct mock_market *m, int32_t date); /* local midnight of date, UTC us */
 bool mm_is_trading_date(const struct mock_market *m, int32_t date);
 int32_t mm_session_date(const struct mock_market *m, int64_t t_us); /* see top comment */
 int32_t mm_prev_trading_date(const struct mock_market *m, int32_t date);
