@@ -74,6 +74,12 @@ struct bf_unit {
     struct engine_query prep;
     char prep_params[6][48];
     const char *prep_values[6];
+    /* the day partitions its rows go to, ensured one UTC day at a time */
+    struct engine_query part_q;
+    int32_t part_day, part_last_day;
+    int part_created;
+    char part_param[16];
+    const char *part_values[1];
 };
 
 struct bf_underlying {
@@ -218,6 +224,8 @@ static const char sql_lease_renew[] =
 
 static void unit_finish(struct bf_unit *un, enum unit_outcome outcome);
 static void unit_prepare(struct bf_unit *un);
+static void ensure_next_partition(struct bf_unit *un);
+static void unit_open_group(struct bf_unit *un);
 
 /* A holder "backfill:HOST:PID" of this host whose process is gone (kill -9,
  * OOM) would block a re-run for the whole ttl: it may be taken over. Leases of
@@ -535,7 +543,6 @@ static void on_live_contracts(void *user, const void *pgresult)
 static void on_prepared(struct engine_query *q, const struct pg_txn_result *r)
 {
     struct bf_unit *un = q->user;
-    struct backfill *bf = un->bf;
     if (r->status != PG_TXN_OK || un->nseg < 1) {
         snprintf(un->reason, sizeof un->reason, "%s",
                  r->status == PG_TXN_CANCELLED ? "interrupted" : "database error while preparing the unit");
@@ -546,6 +553,75 @@ static void on_prepared(struct engine_query *q, const struct pg_txn_result *r)
         unit_finish(un, OUTCOME_COVERED);
         return;
     }
+    /* rows carry last_updated in (from, to]: their UTC days */
+    un->part_day = (int32_t)(un->from_us / USEC_PER_DAY);
+    un->part_last_day = (int32_t)(un->to_us / USEC_PER_DAY);
+    ensure_next_partition(un);
+}
+
+/* Before a unit writes, the partition of each UTC day it writes exists, so
+ * no row lands in the DEFAULT partition (moving rows out of it later takes an
+ * ACCESS EXCLUSIVE lock for as long as the move). One day per transaction,
+ * each waiting at most a short lock_timeout: a busy day fails the unit (it
+ * stays uncovered; a re-run fills it) rather than queueing behind a lock. */
+static const char sql_ensure_day[] = "SELECT optsnap_ensure_day_partition($1::date, interval '500 milliseconds')";
+
+static void on_day_partition(void *user, const void *pgresult)
+{
+    struct bf_unit *un = user;
+    un->part_created = PQntuples(pgresult) == 1 ? atoi(PQgetvalue(pgresult, 0, 0)) : -2;
+}
+
+static void on_day_partition_done(struct engine_query *q, const struct pg_txn_result *r)
+{
+    struct bf_unit *un = q->user;
+    char day[16];
+    date_format(day, sizeof day, un->part_day);
+    if (r->status != PG_TXN_OK || un->part_created < 0) {
+        if (r->status == PG_TXN_OK)
+            log_warn("day partition busy: the unit stays uncovered (a re-run fills it)", "underlying=%s day=%s",
+                     un->u->name, day);
+        else if (r->status != PG_TXN_CANCELLED)
+            log_error("cannot ensure the day partition", "underlying=%s day=%s sqlstate=%s", un->u->name, day,
+                      r->sqlstate);
+        snprintf(un->reason, sizeof un->reason, "%s",
+                 r->status == PG_TXN_CANCELLED ? "interrupted"
+                 : r->status == PG_TXN_OK      ? "day partition busy (lock_timeout)"
+                                               : "database error while creating the day partition");
+        unit_finish(un, OUTCOME_FAILED);
+        return;
+    }
+    if (un->part_created > 0)
+        log_info("day partition created", "underlying=%s day=%s", un->u->name, day);
+    un->part_day++;
+    ensure_next_partition(un);
+}
+
+static void ensure_next_partition(struct bf_unit *un)
+{
+    struct backfill *bf = un->bf;
+    if (un->part_day > un->part_last_day) {
+        unit_open_group(un);
+        return;
+    }
+    date_format(un->part_param, sizeof un->part_param, un->part_day);
+    un->part_values[0] = un->part_param;
+    un->part_created = -2;
+    memset(&un->part_q.txn, 0, sizeof un->part_q.txn);
+    un->part_q.txn.stmts[0] = (struct pg_stmt){.name = "ensure_day_partition", .sql = sql_ensure_day, .nparams = 1,
+                                               .values = un->part_values, .on_tuples = on_day_partition};
+    un->part_q.txn.nstmts = 1;
+    un->part_q.done = on_day_partition_done;
+    un->part_q.user = un;
+    if (engine_query_submit(bf->e, &un->part_q) != 0) {
+        snprintf(un->reason, sizeof un->reason, "interrupted");
+        unit_finish(un, OUTCOME_FAILED);
+    }
+}
+
+static void unit_open_group(struct bf_unit *un)
+{
+    struct backfill *bf = un->bf;
     snprintf(un->g.wg.underlying, sizeof un->g.wg.underlying, "%s", un->u->name);
     un->g.wg.source = ROW_SOURCE_BACKFILL;
     un->g.wg.owner = un;

@@ -123,6 +123,12 @@ grep -q 'msg="took over the lease of a process that died on this host"' "$TMP/bf
 dups=$(pg_scalar "$DB2" "SELECT count(*) FROM (SELECT ticker, last_updated FROM option_snapshots GROUP BY 1, 2 HAVING count(*) > 1) d")
 [ "$dups" = 0 ] || fail "$dups duplicate keys"
 ROWS2=$(pg_scalar "$DB2" "SELECT count(*) FROM option_snapshots")
+# 2026-11-02..06 lie outside the days migrate made: backfill made them, one day at a time
+[ "$ROWS2" -gt 0 ] || fail "no rows backfilled"
+[ "$(pg_scalar "$DB2" "SELECT count(*) FROM option_snapshots_default")" = 0 ] ||
+    fail "backfilled rows landed in the DEFAULT partition"
+[ "$(pg_scalar "$DB2" "SELECT count(*) FROM pg_class WHERE relname IN ('option_snapshots_p20261102','option_snapshots_p20261103','option_snapshots_p20261104','option_snapshots_p20261105','option_snapshots_p20261106')")" = 5 ] ||
+    fail "the backfilled days have no partitions of their own"
 echo "rows after the re-run: $ROWS2"
 
 echo "== 3. two concurrent repairs"
@@ -161,6 +167,9 @@ cat "$TMP/bf4.out"
 grep -q '^backfill: 1 unit:' "$TMP/bf4.out" || fail "expected one unit (the holiday has no session)"
 [ "$(pg_scalar "$DB4" "SELECT count(*) FROM option_snapshots WHERE last_updated > '2025-11-28T18:00:00Z' OR last_updated < '2025-11-28T14:30:00Z'")" = 0 ] ||
     fail "rows outside the early-close session"
+[ "$(pg_scalar "$DB4" "SELECT count(*) FROM option_snapshots_default")" = 0 ] &&
+  [ "$(pg_scalar "$DB4" "SELECT count(*) FROM option_snapshots_p20251128")" -gt 0 ] ||
+    fail "the 2025-11-28 rows are not in their day partition"
 [ "$(pg_scalar "$DB4" "SELECT count(*) || ' ' || min(window_start AT TIME ZONE 'UTC') || ' ' || max(window_end AT TIME ZONE 'UTC') FROM ingest_coverage")" = \
   "210 2025-11-28 14:30:00 2025-11-28 18:00:00" ] || fail "coverage is not exactly 14:30-18:00Z"
 F4=$(( $(date -d 2025-11-28T14:30:00Z +%s) * 1000000 ))
