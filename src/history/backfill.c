@@ -58,6 +58,9 @@ struct bf_unit {
     struct bf_underlying *u;
     int64_t from_us, to_us;
     bool to_is_close; /* to is the session's close: a bar ending there is the session's last state */
+    bool prune;       /* skip contracts the live rows around the unit show did not trade in it */
+    char **quiet;     /* malloc'd sorted tickers to skip (each malloc'd) */
+    size_t nquiet;
     enum unit_state state;
     enum unit_outcome outcome;
     char reason[160];
@@ -72,8 +75,8 @@ struct bf_unit {
     int64_t started_real_us;
     /* the unit's preparation: gap check, local days, contracts seen live */
     struct engine_query prep;
-    char prep_params[6][48];
-    const char *prep_values[6];
+    char prep_params[7][48];
+    const char *prep_values[7];
     /* the day partitions its rows go to, ensured one UTC day at a time */
     struct engine_query part_q;
     int32_t part_day, part_last_day;
@@ -130,6 +133,7 @@ struct backfill {
     int64_t started_real_us, last_progress_log_us;
     int finished, done, covered, failed, skipped;
     long rows_written, rows_built;
+    long contracts_asked, contracts_skipped;
 };
 
 static void schedule(struct backfill *bf);
@@ -148,7 +152,8 @@ static struct bf_underlying *underlying_get(struct backfill *bf, const char *nam
     return NULL;
 }
 
-static int units_add(struct backfill *bf, struct bf_underlying *u, int64_t from, int64_t to, bool to_is_close)
+static int units_add(struct backfill *bf, struct bf_underlying *u, int64_t from, int64_t to, bool to_is_close,
+                     bool prune)
 {
     if (array_reserve((void **)&bf->units, &bf->units_cap, bf->nunits + 1, sizeof *bf->units) != 0)
         return -1;
@@ -158,6 +163,7 @@ static int units_add(struct backfill *bf, struct bf_underlying *u, int64_t from,
     un->from_us = from;
     un->to_us = to;
     un->to_is_close = to_is_close;
+    un->prune = prune;
     u->units_left++;
     return 0;
 }
@@ -179,7 +185,7 @@ static int plan_request(struct backfill *bf, PGconn *c, const struct backfill_re
         int64_t open = ss->sessions[i].open_us, close = ss->sessions[i].close_us;
         int64_t f = open > q->from_us ? open : q->from_us;
         int64_t t = close < to ? close : to;
-        if (t > f && units_add(bf, u, f, t, t == close) != 0)
+        if (t > f && units_add(bf, u, f, t, t == close, !q->no_prune) != 0)
             return -1;
     }
     return 0;
@@ -225,6 +231,7 @@ static const char sql_lease_renew[] =
 static void unit_finish(struct bf_unit *un, enum unit_outcome outcome);
 static void unit_prepare(struct bf_unit *un);
 static void ensure_next_partition(struct bf_unit *un);
+static void quiet_free(struct bf_unit *un);
 static void unit_open_group(struct bf_unit *un);
 
 /* A holder "backfill:HOST:PID" of this host whose process is gone (kill -9,
@@ -438,6 +445,7 @@ static void unit_finish(struct bf_unit *un, enum unit_outcome outcome)
     un->state = UNIT_FINISHED;
     un->outcome = outcome;
     free(un->contracts);
+    quiet_free(un);
     un->contracts = NULL;
     un->ncontracts = un->contracts_cap = 0;
     bf->finished++;
@@ -472,6 +480,64 @@ static const char sql_live_contracts[] =
     "       strike_price, coalesce(shares_per_contract, 0)"
     "  FROM options WHERE underlying = $1"
     "   AND expiration_date >= (($2::timestamptz) AT TIME ZONE 'America/New_York')::date";
+
+/* The contracts of the unit's underlying that did not trade inside [$2, $3):
+ * the first live row at or after the end ($3, same New York day) shows the
+ * same day volume and last trade time as the last row before the start
+ * (same day), or there is no row before the start that day and the first
+ * row after shows no volume. No trade means no minute bar, so no backfill
+ * row: asking the aggregates endpoint for them would return nothing. A
+ * contract with no row after the range (the daemon has not caught up, the
+ * contract is new) is not listed: it is asked, as are contracts known only
+ * from the listing. Two primary-key probes per contract. */
+const char backfill_sql_quiet_contracts[] =
+    "SELECT o.ticker"
+    "  FROM options o"
+    " CROSS JOIN (SELECT date_trunc('day', $2::timestamptz AT TIME ZONE 'America/New_York')"
+    "                    AT TIME ZONE 'America/New_York' AS d0) b"
+    " CROSS JOIN LATERAL (SELECT x.day_volume, x.trade_time FROM option_snapshots x"
+    "                      WHERE x.ticker = o.ticker AND x.last_updated >= $3::timestamptz"
+    "                        AND x.last_updated < b.d0 + interval '1 day'"
+    "                      ORDER BY x.last_updated LIMIT 1) a"
+    "  LEFT JOIN LATERAL (SELECT x.day_volume, x.trade_time FROM option_snapshots x"
+    "                      WHERE x.ticker = o.ticker AND x.last_updated < $2::timestamptz"
+    "                        AND x.last_updated >= b.d0"
+    "                      ORDER BY x.last_updated DESC LIMIT 1) p ON true"
+    " WHERE o.underlying = $1"
+    "   AND o.expiration_date >= (($2::timestamptz) AT TIME ZONE 'America/New_York')::date"
+    "   AND (CASE WHEN p IS NULL THEN coalesce(a.day_volume, 0) = 0"
+    "             ELSE p.day_volume IS NOT DISTINCT FROM a.day_volume"
+    "                  AND p.trade_time IS NOT DISTINCT FROM a.trade_time END)"
+    " ORDER BY o.ticker COLLATE \"C\"";
+
+static int quiet_cmp(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static void quiet_free(struct bf_unit *un)
+{
+    for (size_t i = 0; i < un->nquiet; i++)
+        free(un->quiet[i]);
+    free(un->quiet);
+    un->quiet = NULL;
+    un->nquiet = 0;
+}
+
+static void on_quiet(void *user, const void *pgresult)
+{
+    struct bf_unit *un = user;
+    const PGresult *res = pgresult;
+    quiet_free(un);
+    int n = PQntuples(res);
+    if (n <= 0 || (un->quiet = calloc((size_t)n, sizeof *un->quiet)) == NULL)
+        return; /* out of memory: no pruning, every contract is asked */
+    for (int i = 0; i < n; i++) {
+        if ((un->quiet[un->nquiet] = strdup(PQgetvalue(res, i, 0))) != NULL)
+            un->nquiet++;
+    }
+    qsort(un->quiet, un->nquiet, sizeof *un->quiet, quiet_cmp);
+}
 
 static int unit_add_contract(struct bf_unit *un, const struct option_contract *c)
 {
@@ -646,13 +712,17 @@ static void unit_prepare(struct bf_unit *un)
     snprintf(un->prep_params[4], sizeof un->prep_params[4], "%s", un->u->name);
     for (int i = 0; i < 5; i++)
         un->prep_values[i] = un->prep_params[i];
-    un->prep_values[5] = un->prep_params[0]; /* live contracts: $1 underlying, $2 from */
+    un->prep_values[5] = un->prep_params[0]; /* live contracts: $1 underlying, $2 from (quiet: $3 to) */
+    un->prep_values[6] = un->prep_params[1];
     struct pg_txn *t = &un->prep.txn;
     memset(t, 0, sizeof *t);
     t->stmts[t->nstmts++] = (struct pg_stmt){.name = "unit_has_gap", .sql = sql_has_gap, .nparams = 5,
                                              .values = un->prep_values, .on_tuples = on_has_gap};
     t->stmts[t->nstmts++] = (struct pg_stmt){.name = "unit_days", .sql = sql_segments, .nparams = 2,
                                              .values = un->prep_values, .on_tuples = on_segments};
+    if (un->prune)
+        t->stmts[t->nstmts++] = (struct pg_stmt){.name = "quiet_contracts", .sql = backfill_sql_quiet_contracts,
+                                                 .nparams = 3, .values = un->prep_values + 4, .on_tuples = on_quiet};
     t->stmts[t->nstmts++] = (struct pg_stmt){.name = "live_contracts", .sql = sql_live_contracts, .nparams = 2,
                                              .values = un->prep_values + 4, .on_tuples = on_live_contracts};
     un->prep.done = on_prepared;
@@ -789,6 +859,18 @@ static void list_next(struct bf_unit *un)
                 if (m == 0 || strcmp(un->contracts[m - 1].ticker, un->contracts[i].ticker) != 0)
                     un->contracts[m++] = un->contracts[i];
             un->ncontracts = m;
+            if (un->nquiet > 0 && un->nseg == 1) { /* the rule holds within one local day */
+                m = 0;
+                for (size_t i = 0; i < un->ncontracts; i++) {
+                    const char *key = un->contracts[i].ticker;
+                    if (bsearch(&key, un->quiet, un->nquiet, sizeof *un->quiet, quiet_cmp) == NULL)
+                        un->contracts[m++] = un->contracts[i];
+                }
+                bf->contracts_skipped += (long)(un->ncontracts - m);
+                un->ncontracts = m;
+            }
+            bf->contracts_asked += (long)un->ncontracts;
+            quiet_free(un);
             log_debug("unit listed", "underlying=%s contracts=%zu", un->u->name, m);
         }
         un->state = UNIT_FETCHING;
@@ -1156,6 +1238,8 @@ static void fill_result(const struct backfill *bf, struct backfill_result *out)
     out->units_failed = (int)bf->nunits - bf->done - bf->covered - bf->skipped;
     out->rows_written = bf->rows_written;
     out->rows_built = bf->rows_built;
+    out->contracts_asked = bf->contracts_asked;
+    out->contracts_skipped = bf->contracts_skipped;
     out->interrupted = bf->interrupted;
     out->seconds = (double)(real_now() - bf->started_real_us) / 1e6;
 }

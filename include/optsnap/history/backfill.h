@@ -16,7 +16,13 @@
 struct backfill_request {
     char underlying[16];
     int64_t from_us, to_us;
+    bool no_prune; /* ask every contract, even those the live rows show did not trade */
 };
+
+/* The SQL that lists the contracts of $1 with no trade inside [$2, $3)
+ * (one `ticker` column, sorted): backfill skips them; repair --dry-run
+ * counts them. */
+extern const char backfill_sql_quiet_contracts[];
 
 /* What a run did, for the caller's report and exit code. */
 struct backfill_result {
@@ -27,6 +33,8 @@ struct backfill_result {
     int units_skipped;    /* another process held the underlying's lease */
     long rows_written;    /* rows the upserts inserted or changed */
     long rows_built;
+    long contracts_asked;   /* (contract, unit) pairs whose bars were fetched */
+    long contracts_skipped; /* pairs pruned: no trade inside the unit */
     double seconds;
     bool interrupted;     /* SIGINT/SIGTERM: drained, the rest stays uncovered */
 };
