@@ -77,6 +77,7 @@ struct bf_unit {
     struct engine_query prep;
     char prep_params[7][48];
     const char *prep_values[7];
+    const char *quiet_values[3];
     /* the day partitions its rows go to, ensured one UTC day at a time */
     struct engine_query part_q;
     int32_t part_day, part_last_day;
@@ -481,7 +482,8 @@ static const char sql_live_contracts[] =
     "  FROM options WHERE underlying = $1"
     "   AND expiration_date >= (($2::timestamptz) AT TIME ZONE 'America/New_York')::date";
 
-/* The contracts of the unit's underlying that did not trade inside [$2, $3):
+/* The contracts of underlying $1 that did not trade inside [$2, $3) (a
+ * unit passes its start less one bar: the bar ending at the start is its):
  * the first live row at or after the end ($3, same New York day) shows the
  * same day volume and last trade time as the last row before the start
  * (same day), or there is no row before the start that day and the first
@@ -713,7 +715,11 @@ static void unit_prepare(struct bf_unit *un)
     for (int i = 0; i < 5; i++)
         un->prep_values[i] = un->prep_params[i];
     un->prep_values[5] = un->prep_params[0]; /* live contracts: $1 underlying, $2 from (quiet: $3 to) */
-    un->prep_values[6] = un->prep_params[1];
+    /* trades from one bar before the unit: a bar ending at its start is its first row */
+    timestamp_format(un->prep_params[6], sizeof un->prep_params[6], un->from_us - bf->resolution_us);
+    un->quiet_values[0] = un->prep_params[4];
+    un->quiet_values[1] = un->prep_params[6];
+    un->quiet_values[2] = un->prep_params[1];
     struct pg_txn *t = &un->prep.txn;
     memset(t, 0, sizeof *t);
     t->stmts[t->nstmts++] = (struct pg_stmt){.name = "unit_has_gap", .sql = sql_has_gap, .nparams = 5,
@@ -722,7 +728,7 @@ static void unit_prepare(struct bf_unit *un)
                                              .values = un->prep_values, .on_tuples = on_segments};
     if (un->prune)
         t->stmts[t->nstmts++] = (struct pg_stmt){.name = "quiet_contracts", .sql = backfill_sql_quiet_contracts,
-                                                 .nparams = 3, .values = un->prep_values + 4, .on_tuples = on_quiet};
+                                                 .nparams = 3, .values = un->quiet_values, .on_tuples = on_quiet};
     t->stmts[t->nstmts++] = (struct pg_stmt){.name = "live_contracts", .sql = sql_live_contracts, .nparams = 2,
                                              .values = un->prep_values + 4, .on_tuples = on_live_contracts};
     un->prep.done = on_prepared;

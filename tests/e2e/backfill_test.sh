@@ -82,9 +82,23 @@ ts = lambda t: int(datetime.datetime.strptime(t, "%Y-%m-%dT%H:%M:%SZ").replace(t
 print(" ".join("%s:%d:%d" % (g["underlying"], ts(g["start"]), ts(g["end"])) for g in d["gaps"]))' "$TMP/gaps1.json")
 LOOKBACK=$(( (LAST_END - FIRST) / 1000000 ))s
 R=(--api-url "$SIM_URL" "${G[@]}" --until "$(iso "$LAST_END")" --lookback "$LOOKBACK")
+# the plan first: printed, exit 0, nothing fetched or written; most contracts did not trade in the gap
+COV_BEFORE=$(pg_scalar "$DB1" "SELECT count(*) FROM ingest_coverage")
+ROWS_BEFORE=$(pg_scalar "$DB1" "SELECT count(*) FROM option_snapshots")
+DATABASE_URL=$DB1 "$BIN" repair "${R[@]}" --dry-run >"$TMP/plan1.out" 2>"$TMP/plan1.log" ||
+    { cat "$TMP/plan1.out"; tail -20 "$TMP/plan1.log"; fail "repair --dry-run did not exit 0"; }
+cat "$TMP/plan1.out"
+PLAN_SKIPPED=$(sed -n 's/^plan: .*contracts skipped \([0-9]*\),.*/\1/p' "$TMP/plan1.out")
+PLAN_ASKED=$(sed -n 's/^plan: .*contracts asked \([0-9]*\),.*/\1/p' "$TMP/plan1.out")
+[ -n "$PLAN_SKIPPED" ] && [ "$PLAN_SKIPPED" -gt 0 ] || fail "the plan skips no contract"
+[ "$(pg_scalar "$DB1" "SELECT count(*) FROM ingest_coverage")" = "$COV_BEFORE" ] &&
+  [ "$(pg_scalar "$DB1" "SELECT count(*) FROM option_snapshots")" = "$ROWS_BEFORE" ] || fail "--dry-run wrote"
 DATABASE_URL=$DB1 "$BIN" repair "${R[@]}" >"$TMP/repair1.out" 2>"$TMP/repair1.log" ||
     { cat "$TMP/repair1.out"; tail -20 "$TMP/repair1.log"; fail "repair did not exit 0"; }
 cat "$TMP/repair1.out"
+# the run skipped what the plan skipped (the listing may add contracts to ask, never to skip)
+grep -q "^repair: contracts asked [0-9]*, skipped $PLAN_SKIPPED " "$TMP/repair1.out" ||
+    fail "repair skipped other contracts than its plan ($PLAN_SKIPPED, asked $PLAN_ASKED)"
 grep -q 'msg="backfill progress"' "$TMP/repair1.log" || fail "no logfmt progress line when stderr is not a terminal"
 # shellcheck disable=SC2086
 python3 "$HERE/check_backfill.py" "$DB1" "$SIM_URL" $RANGES || fail "backfilled rows differ from the truth"
