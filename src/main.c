@@ -21,6 +21,8 @@ static const struct command commands[] = {
     {"repair", cmd_repair, "find the gaps of the last --lookback and backfill them (cron)"},
     {"config", cmd_config, "print the effective configuration and where each value came from"},
     {"rejects", cmd_rejects, "list the dead letter (ingest_rejects); --replay it through today's parser"},
+    {"chain", cmd_chain, "print an underlying's chain as it stood at a time (--at T)"},
+    {"series", cmd_series, "print one contract's stored snapshots over a range"},
 };
 
 static void usage(FILE *out)

@@ -37,6 +37,8 @@
 #define AGGS_LIMIT 50000
 #define BARS_RESERVE_ROWS 400 /* a session's minute bars: what one bars fetch may bring */
 #define REPORT_LINES 50
+#define PART_MAX_ATTEMPTS 12         /* a day partition busy this often fails the unit */
+#define PART_RETRY_US (100 * 1000LL) /* first back-off; doubles up to 32x */
 
 struct backfill;
 struct bf_underlying;
@@ -81,7 +83,9 @@ struct bf_unit {
     /* the day partitions its rows go to, ensured one UTC day at a time */
     struct engine_query part_q;
     int32_t part_day, part_last_day;
-    int part_created;
+    int part_created, part_attempts;
+    bool part_waiting;     /* busy: part_timer tries again at part_due_us */
+    int64_t part_due_us;
     char part_param[16];
     const char *part_values[1];
 };
@@ -122,7 +126,7 @@ struct backfill {
     struct bf_unit *units;
     size_t nunits, units_cap, next_unit;
     int units_active, units_max;
-    uv_timer_t progress_timer, renew_timer;
+    uv_timer_t progress_timer, renew_timer, part_timer;
     bool tty, interrupted, released;
     struct engine_query renew_q;
     char *leased_array;
@@ -632,7 +636,27 @@ static void on_prepared(struct engine_query *q, const struct pg_txn_result *r)
  * ACCESS EXCLUSIVE lock for as long as the move). One day per transaction,
  * each waiting at most a short lock_timeout: a busy day fails the unit (it
  * stays uncovered; a re-run fills it) rather than queueing behind a lock. */
-static const char sql_ensure_day[] = "SELECT optsnap_ensure_day_partition($1::date, interval '500 milliseconds')";
+static const char sql_ensure_day[] = "SELECT optsnap_ensure_day_partition($1::date, interval '200 milliseconds')";
+
+/* Units whose day partition was busy try again when due. */
+static void part_tick(uv_timer_t *t)
+{
+    struct backfill *bf = t->data;
+    int64_t now = real_now();
+    for (size_t i = 0; i < bf->nunits; i++) {
+        struct bf_unit *un = &bf->units[i];
+        if (!un->part_waiting || (now < un->part_due_us && engine_running(bf->e)))
+            continue;
+        un->part_waiting = false;
+        if (!engine_running(bf->e)) {
+            snprintf(un->reason, sizeof un->reason, "interrupted");
+            unit_finish(un, OUTCOME_FAILED);
+            continue;
+        }
+        ensure_next_partition(un);
+    }
+    schedule(bf);
+}
 
 static void on_day_partition(void *user, const void *pgresult)
 {
@@ -645,10 +669,20 @@ static void on_day_partition_done(struct engine_query *q, const struct pg_txn_re
     struct bf_unit *un = q->user;
     char day[16];
     date_format(day, sizeof day, un->part_day);
+    if (r->status == PG_TXN_OK && un->part_created == -1 && ++un->part_attempts < PART_MAX_ATTEMPTS &&
+        engine_running(un->bf->e)) {
+        /* writers hold the parent: try again after them, backing off */
+        int shift = un->part_attempts < 5 ? un->part_attempts : 5;
+        un->part_waiting = true;
+        un->part_due_us = real_now() + (PART_RETRY_US << shift) + (int64_t)(rand() % 100000);
+        log_debug("day partition busy: trying again", "underlying=%s day=%s attempt=%d", un->u->name, day,
+                  un->part_attempts);
+        return;
+    }
     if (r->status != PG_TXN_OK || un->part_created < 0) {
         if (r->status == PG_TXN_OK)
-            log_warn("day partition busy: the unit stays uncovered (a re-run fills it)", "underlying=%s day=%s",
-                     un->u->name, day);
+            log_warn("day partition busy: the unit stays uncovered (a re-run fills it)", "underlying=%s day=%s "
+                     "attempts=%d", un->u->name, day, un->part_attempts);
         else if (r->status != PG_TXN_CANCELLED)
             log_error("cannot ensure the day partition", "underlying=%s day=%s sqlstate=%s", un->u->name, day,
                       r->sqlstate);
@@ -662,6 +696,7 @@ static void on_day_partition_done(struct engine_query *q, const struct pg_txn_re
     if (un->part_created > 0)
         log_info("day partition created", "underlying=%s day=%s", un->u->name, day);
     un->part_day++;
+    un->part_attempts = 0;
     ensure_next_partition(un);
 }
 
@@ -1175,6 +1210,7 @@ static void on_start(void *self)
     uint64_t every = bf->tty ? 250 : 1000;
     uv_timer_start(&bf->progress_timer, progress_tick, every, every);
     uv_timer_start(&bf->renew_timer, renew_tick, LEASE_RENEW_MS, LEASE_RENEW_MS);
+    uv_timer_start(&bf->part_timer, part_tick, 50, 50);
     schedule(bf);
 }
 
@@ -1213,8 +1249,8 @@ static int start_engine(struct backfill *bf)
                               .group_settled = on_group_settled, .write_report = on_write_report};
     if (engine_create(&bf->e, s, &cfg, &d) != 0)
         return -1;
-    uv_timer_t *timers[] = {&bf->progress_timer, &bf->renew_timer};
-    for (int i = 0; i < 2; i++) {
+    uv_timer_t *timers[] = {&bf->progress_timer, &bf->renew_timer, &bf->part_timer};
+    for (int i = 0; i < 3; i++) {
         uv_timer_init(engine_loop(bf->e), timers[i]);
         timers[i]->data = bf;
         if (engine_own_handle(bf->e, (uv_handle_t *)timers[i]) != 0)
