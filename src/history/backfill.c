@@ -496,25 +496,7 @@ static const char sql_live_contracts[] =
  * contract with no row after the range (the daemon has not caught up, the
  * contract is new) is not listed: it is asked, as are contracts known only
  * from the listing. Two primary-key probes per contract. */
-const char backfill_sql_quiet_contracts[] =
-    "SELECT o.ticker"
-    "  FROM options o"
-    " CROSS JOIN (SELECT date_trunc('day', $2::timestamptz AT TIME ZONE 'America/New_York')"
-    "                    AT TIME ZONE 'America/New_York' AS d0) b"
-    " CROSS JOIN LATERAL (SELECT x.day_volume, x.trade_time FROM option_snapshots x"
-    "                      WHERE x.ticker = o.ticker AND x.last_updated >= $3::timestamptz"
-    "                        AND x.last_updated < b.d0 + interval '1 day'"
-    "                      ORDER BY x.last_updated LIMIT 1) a"
-    "  LEFT JOIN LATERAL (SELECT x.day_volume, x.trade_time FROM option_snapshots x"
-    "                      WHERE x.ticker = o.ticker AND x.last_updated < $2::timestamptz"
-    "                        AND x.last_updated >= b.d0"
-    "                      ORDER BY x.last_updated DESC LIMIT 1) p ON true"
-    " WHERE o.underlying = $1"
-    "   AND o.expiration_date >= (($2::timestamptz) AT TIME ZONE 'America/New_York')::date"
-    "   AND (CASE WHEN p IS NULL THEN coalesce(a.day_volume, 0) = 0"
-    "             ELSE p.day_volume IS NOT DISTINCT FROM a.day_volume"
-    "                  AND p.trade_time IS NOT DISTINCT FROM a.trade_time END)"
-    " ORDER BY o.ticker COLLATE \"C\"";
+const char backfill_sql_quiet_contracts[] = BACKFILL_SQL_QUIET_CONTRACTS;
 
 static int quiet_cmp(const void *a, const void *b)
 {
