@@ -486,17 +486,6 @@ static const char sql_live_contracts[] =
     "  FROM options WHERE underlying = $1"
     "   AND expiration_date >= (($2::timestamptz) AT TIME ZONE 'America/New_York')::date";
 
-/* The contracts of underlying $1 that did not trade inside [$2, $3) (a
- * unit passes its start less one bar: the bar ending at the start is its):
- * the first live row at or after the end ($3, same New York day) shows the
- * same day volume and last trade time as the last row before the start
- * (same day), or there is no row before the start that day and the first
- * row after shows no volume. No trade means no minute bar, so no backfill
- * row: asking the aggregates endpoint for them would return nothing. A
- * contract with no row after the range (the daemon has not caught up, the
- * contract is new) is not listed: it is asked, as are contracts known only
- * from the listing. Two primary-key probes per contract. */
-const char backfill_sql_quiet_contracts[] = BACKFILL_SQL_QUIET_CONTRACTS;
 
 static int quiet_cmp(const void *a, const void *b)
 {
@@ -744,7 +733,8 @@ static void unit_prepare(struct bf_unit *un)
     t->stmts[t->nstmts++] = (struct pg_stmt){.name = "unit_days", .sql = sql_segments, .nparams = 2,
                                              .values = un->prep_values, .on_tuples = on_segments};
     if (un->prune)
-        t->stmts[t->nstmts++] = (struct pg_stmt){.name = "quiet_contracts", .sql = backfill_sql_quiet_contracts,
+        /* sql-lint: ok BACKFILL_SQL_QUIET_CONTRACTS is a macro of string literals (backfill.h) */
+        t->stmts[t->nstmts++] = (struct pg_stmt){.name = "quiet_contracts", .sql = BACKFILL_SQL_QUIET_CONTRACTS,
                                                  .nparams = 3, .values = un->quiet_values, .on_tuples = on_quiet};
     t->stmts[t->nstmts++] = (struct pg_stmt){.name = "live_contracts", .sql = sql_live_contracts, .nparams = 2,
                                              .values = un->prep_values + 4, .on_tuples = on_live_contracts};

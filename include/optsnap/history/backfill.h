@@ -19,9 +19,18 @@ struct backfill_request {
     bool no_prune; /* ask every contract, even those the live rows show did not trade */
 };
 
-/* The SQL that lists the contracts of $1 with no trade inside [$2, $3)
- * (one `ticker` column, sorted): backfill skips them; repair --dry-run
- * counts them. */
+/* The contracts of underlying $1 that did not trade inside [$2, $3) (a
+ * unit passes its start less one bar: the bar ending at the start is its):
+ * the first live row at or after the end ($3, same New York day) shows the
+ * same day volume and last trade time as the last row before the start
+ * (same day), or there is no row before the start that day and the first
+ * row after shows no volume. No trade means no minute bar, so no backfill
+ * row: asking the aggregates endpoint for them would return nothing. A
+ * contract with no row after the range (the daemon has not caught up, the
+ * contract is new) is not listed: it is asked, as are contracts known only
+ * from the listing. Two primary-key probes per contract. Backfill skips them;
+ * repair --dry-run counts them. One `ticker` column. */
+
 #define BACKFILL_SQL_QUIET_CONTRACTS \
     "SELECT o.ticker" \
     "  FROM options o" \
@@ -41,7 +50,6 @@ struct backfill_request {
     "             ELSE p.day_volume IS NOT DISTINCT FROM a.day_volume" \
     "                  AND p.trade_time IS NOT DISTINCT FROM a.trade_time END)" \
     " ORDER BY o.ticker COLLATE \"C\""
-extern const char backfill_sql_quiet_contracts[];
 
 /* What a run did, for the caller's report and exit code. */
 struct backfill_result {
