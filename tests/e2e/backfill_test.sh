@@ -189,6 +189,13 @@ grep -q '^backfill: 1 unit:' "$TMP/bf4.out" || fail "expected one unit (the holi
 F4=$(( $(date -d 2025-11-28T14:30:00Z +%s) * 1000000 ))
 T4=$(( $(date -d 2025-11-28T18:00:00Z +%s) * 1000000 ))
 python3 "$HERE/check_backfill.py" "$DB4" "$SIM_URL" "SPY:$F4:$T4" --close || fail "early-close rows differ from the truth"
+# the chain as of 16:00Z equals the truth's day blocks at that time
+DATABASE_URL=$DB4 "$BIN" chain SPY --at 2025-11-28T16:00:00Z --format csv >"$TMP/chain4.csv" ||
+    fail "optsnap chain did not exit 0"
+python3 "$HERE/check_chain.py" "$DB4" "$SIM_URL" SPY "$(( $(date -d 2025-11-28T16:00:00Z +%s) * 1000000 ))" "$TMP/chain4.csv" ||
+    fail "the chain at 16:00Z differs from the truth"
+DATABASE_URL=$DB4 "$BIN" chain SPY --at 2025-11-28T16:00:00Z --format json | python3 -c 'import json,sys; d=json.load(sys.stdin); assert d["underlying"]=="SPY" and len(d["rows"])>0' ||
+    fail "optsnap chain --format json is not the documented shape"
 DATABASE_URL=$DB4 "$BIN" gaps --calendar us-options --cadence 60s --universe SPY --since 2025-11-27 --until 2025-11-29 >/dev/null ||
     fail "the holiday or the time after the early close counts as a gap"
 e2e_stop "$SIM_PID" TERM 10
