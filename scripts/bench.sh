@@ -5,8 +5,12 @@
 #   (2) the writer alone (rows in memory -> PostgreSQL), first write and re-poll;
 #   (3) the full path, simulator -> optsnap -> PostgreSQL, for a large universe:
 #       first sweep and an unchanged re-poll (the simulator's clock is frozen);
-#   (4) optsnap's peak RSS at two universe sizes.
-# usage: scripts/bench.sh [--contracts-large N] [--writer-rows N]
+#   (4) optsnap's peak RSS at two universe sizes;
+#   (5) history: the aggregate requests of a pruned repair of a one-hour gap
+#       against a naive one (--no-prune) on the same data, and that both
+#       write the same rows.
+# usage: scripts/bench.sh [--contracts-large N] [--writer-rows N] [--history-only]
+#        [--history-underlyings N] [--history-contracts N]
 #   default large universe: 300 underlyings x 5000 contracts = 1.5M contracts.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -14,11 +18,17 @@ ROOT=$PWD
 UNDERLYINGS_LARGE=300
 CONTRACTS=5000
 WRITER_ROWS=300000
+HISTORY_ONLY=0
+HISTORY_UNDERLYINGS=10
+HISTORY_CONTRACTS=2000
 while [ $# -gt 0 ]; do
     case "$1" in
         --underlyings-large) UNDERLYINGS_LARGE=$2; shift ;;
         --contracts) CONTRACTS=$2; shift ;;
         --writer-rows) WRITER_ROWS=$2; shift ;;
+        --history-only) HISTORY_ONLY=1 ;;
+        --history-underlyings) HISTORY_UNDERLYINGS=$2; shift ;;
+        --history-contracts) HISTORY_CONTRACTS=$2; shift ;;
         *) echo "bench.sh: unknown option $1" >&2; exit 2 ;;
     esac
     shift
@@ -49,6 +59,66 @@ optsnap_pg_start durable || { echo "bench.sh: cannot start PostgreSQL" >&2; exit
 URL=$OPTSNAP_PGURL
 PORT=${URL##*:}; PORT=${PORT%%/*}
 say "PostgreSQL 15 on port $PORT, $(nproc) cores"
+
+history_bench() { # (5): pruned vs naive repair of a one-hour gap
+    local port names url_a url_b sim_url t_end stats0 stats1 stats2
+    port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+    names=$(python3 -c "print(','.join(f'H{i:03d}' for i in range($HISTORY_UNDERLYINGS)))")
+    say "history: pruned vs naive repair of a one-hour gap, $HISTORY_UNDERLYINGS x $HISTORY_CONTRACTS contracts"
+    # 360x: a 600 s cadence window is 1.7 s real, the one-hour gap 10 s real
+    "$BIN" mock-api --port "$port" --seed 3 --underlyings "$names" --contracts "$HISTORY_CONTRACTS" \
+        --clock 2026-11-02T15:00:00Z --speed 360 --always-open --log-level warn >"$TMP/hsim.log" 2>&1 &
+    PIDS+=($!)
+    sim_url="http://127.0.0.1:$port"
+    for _ in $(seq 100); do curl -fsS "$sim_url/_sim/clock" >/dev/null 2>&1 && break; sleep 0.1; done
+    psql -X -q "$URL" -c "CREATE DATABASE bench_hist_a" >/dev/null
+    url_a="postgresql://postgres@127.0.0.1:$PORT/bench_hist_a"
+    url_b="postgresql://postgres@127.0.0.1:$PORT/bench_hist_b"
+    DATABASE_URL=$url_a "$BIN" migrate >/dev/null 2>&1
+    local clock now_us
+    now_us=$(curl -fsS "$sim_url/_sim/clock" | python3 -c 'import json,sys; print(json.load(sys.stdin)["sim_now_us"])')
+    clock="$(python3 -c "import datetime; print(datetime.datetime.fromtimestamp($now_us/1e6, datetime.timezone.utc).strftime('%Y-%m-%dT%H:%M:%S.%fZ'))")@$(date +%s.%N)"
+    local live=(--api-url "$sim_url" --universe "$names" --calendar always --cadence 600s --clock "$clock"
+                --clock-speed 360 --listen "" --http-concurrency 32 --db-connections 2)
+    DATABASE_URL=$url_a OPTSNAP_API_KEY=bench "$BIN" run "${live[@]}" --max-sweeps 2 >"$TMP/hrun1.log" 2>&1
+    sleep 10
+    DATABASE_URL=$url_a OPTSNAP_API_KEY=bench "$BIN" run "${live[@]}" --max-sweeps 2 >"$TMP/hrun2.log" 2>&1
+    t_end=$(psql -X -qAt "$url_a" -c "SELECT to_char(max(window_end) AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') FROM ingest_coverage")
+    psql -X -q "$URL" -c "CREATE DATABASE bench_hist_b TEMPLATE bench_hist_a" >/dev/null
+    local rep=(--api-url "$sim_url" --universe "$names" --calendar always --cadence 600s --until "$t_end"
+               --lookback 3h --backfill-http-concurrency 32)
+    DATABASE_URL=$url_a OPTSNAP_API_KEY=bench "$BIN" repair "${rep[@]}" --dry-run >"$TMP/hplan.out" 2>/dev/null || true
+    grep '^plan: windows' "$TMP/hplan.out" >&2 || true
+    stats0=$(curl -fsS "$sim_url/_sim/stats")
+    DATABASE_URL=$url_a OPTSNAP_API_KEY=bench "$BIN" repair "${rep[@]}" >"$TMP/hrep_a.out" 2>"$TMP/hrep_a.log" || true
+    stats1=$(curl -fsS "$sim_url/_sim/stats")
+    DATABASE_URL=$url_b OPTSNAP_API_KEY=bench "$BIN" repair "${rep[@]}" --no-prune >"$TMP/hrep_b.out" 2>"$TMP/hrep_b.log" || true
+    stats2=$(curl -fsS "$sim_url/_sim/stats")
+    local q="SELECT count(*) || ' ' || md5(string_agg(ticker || last_updated::text || coalesce(day_volume, -1), ',' ORDER BY ticker, last_updated)) FROM option_snapshots WHERE source = 'backfill'"
+    local rows_a rows_b
+    rows_a=$(psql -X -qAt "$url_a" -c "$q")
+    rows_b=$(psql -X -qAt "$url_b" -c "$q")
+    python3 - "$stats0" "$stats1" "$stats2" "$rows_a" "$rows_b" "$TMP/hrep_a.out" "$TMP/hrep_b.out" <<'PYEND'
+import json, sys
+s0, s1, s2 = (json.loads(x) for x in sys.argv[1:4])
+pruned, naive = s1["aggs"] - s0["aggs"], s2["aggs"] - s1["aggs"]
+lp, ln = s1["reference"] - s0["reference"], s2["reference"] - s1["reference"]
+a, b = sys.argv[4], sys.argv[5]
+same = "yes" if a == b and not a.startswith("0 ") else f"NO ({a} vs {b})"
+ratio = f"{pruned / naive:.2f}" if naive else "n/a"
+print(f"history, one-hour gap: aggregate requests pruned {pruned}, naive {naive}, pruned/naive {ratio} "
+      f"(target <= 0.2); listing pages {lp} vs {ln}; same backfilled rows ({a.split()[0]}): {same}")
+for f in sys.argv[6:8]:
+    for line in open(f):
+        if line.startswith("repair: contracts") or " units: " in line:
+            print("  " + line.rstrip())
+PYEND
+}
+
+if [ "$HISTORY_ONLY" = 1 ]; then
+    history_bench
+    exit 0
+fi
 
 # ---- (1) + (2) ----
 say "writer vs COPY: $WRITER_ROWS rows"
@@ -131,3 +201,4 @@ first = float(open(f"{tmp}/large-first-sweep.rps").read())
 again = float(open(f"{tmp}/large-unchanged-repoll.rps").read())
 print(f"re-poll / first sweep: {again / first:.2f}x")
 EOF
+history_bench

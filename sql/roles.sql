@@ -42,3 +42,12 @@ GRANT EXECUTE ON FUNCTION optsnap_ensure_partitions(date, date) TO optsnap_write
 -- the reader
 GRANT SELECT ON ALL TABLES IN SCHEMA public TO optsnap_reader;
 -- partitions created later are read through the parent; grant on the parent suffices
+
+-- 009_history: one day's partition before backfill writes it; retention
+GRANT EXECUTE ON FUNCTION optsnap_ensure_day_partition(date, interval) TO optsnap_writer;
+GRANT EXECUTE ON FUNCTION optsnap_retention_apply(date, boolean, interval) TO optsnap_writer;
+GRANT SELECT ON ingest_retention, ingest_expired_days TO optsnap_writer;
+-- the reader: optsnap_chain_at and optsnap_series are SECURITY INVOKER over
+-- tables it may read (granted above); EXECUTE is PUBLIC's by default
+GRANT EXECUTE ON FUNCTION optsnap_chain_at(text, timestamptz, timestamptz),
+                          optsnap_series(text, timestamptz, timestamptz) TO optsnap_reader;

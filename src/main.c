@@ -22,6 +22,9 @@ static const struct command commands[] = {
     {"config", cmd_config, "print the effective configuration and where each value came from"},
     {"check", cmd_check, "check API reachability, key, plan, rate limit, database, schema, privileges"},
     {"rejects", cmd_rejects, "list the dead letter (ingest_rejects); --replay it through today's parser"},
+    {"chain", cmd_chain, "print an underlying's chain as it stood at a time (--at T)"},
+    {"series", cmd_series, "print one contract's stored snapshots over a range"},
+    {"retention", cmd_retention, "drop day partitions older than the retention setting (--dry-run)"},
 };
 
 static void usage(FILE *out)

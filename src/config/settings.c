@@ -67,6 +67,8 @@ const struct setting_desc settings_table[] = {
      NUM(backfill_http_concurrency), "HTTP requests in flight for backfill and repair"},
     {"backfill_db_connections", SETTING_INT, "2", false, false, NULL, 1, 64,
      NUM(backfill_db_connections), "PostgreSQL connections for backfill and repair"},
+    {"retention", SETTING_DURATION, "0", true, false, NULL, 0, 3153600000000000LL, NUM(retention_us),
+     "drop day partitions older than this (e.g. 400d) in the daemon's daily maintenance and `optsnap retention`; 0 = keep everything"},
     {"ca_file", SETTING_STRING, "", false, false, NULL, 0, 0, STR(ca_file),
      "CA bundle to verify the API's TLS certificate; empty = system default"},
     {"stats_interval", SETTING_DURATION, "10s", true, false, NULL, 100000, 3600000000LL,

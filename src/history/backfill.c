@@ -37,6 +37,8 @@
 #define AGGS_LIMIT 50000
 #define BARS_RESERVE_ROWS 400 /* a session's minute bars: what one bars fetch may bring */
 #define REPORT_LINES 50
+#define PART_MAX_ATTEMPTS 12         /* a day partition busy this often fails the unit */
+#define PART_RETRY_US (100 * 1000LL) /* first back-off; doubles up to 32x */
 
 struct backfill;
 struct bf_underlying;
@@ -58,6 +60,9 @@ struct bf_unit {
     struct bf_underlying *u;
     int64_t from_us, to_us;
     bool to_is_close; /* to is the session's close: a bar ending there is the session's last state */
+    bool prune;       /* skip contracts the live rows around the unit show did not trade in it */
+    char **quiet;     /* malloc'd sorted tickers to skip (each malloc'd) */
+    size_t nquiet;
     enum unit_state state;
     enum unit_outcome outcome;
     char reason[160];
@@ -72,8 +77,17 @@ struct bf_unit {
     int64_t started_real_us;
     /* the unit's preparation: gap check, local days, contracts seen live */
     struct engine_query prep;
-    char prep_params[6][48];
-    const char *prep_values[6];
+    char prep_params[7][48];
+    const char *prep_values[7];
+    const char *quiet_values[3];
+    /* the day partitions its rows go to, ensured one UTC day at a time */
+    struct engine_query part_q;
+    int32_t part_day, part_last_day;
+    int part_created, part_attempts;
+    bool part_waiting;     /* busy: part_timer tries again at part_due_us */
+    int64_t part_due_us;
+    char part_param[16];
+    const char *part_values[1];
 };
 
 struct bf_underlying {
@@ -112,7 +126,7 @@ struct backfill {
     struct bf_unit *units;
     size_t nunits, units_cap, next_unit;
     int units_active, units_max;
-    uv_timer_t progress_timer, renew_timer;
+    uv_timer_t progress_timer, renew_timer, part_timer;
     bool tty, interrupted, released;
     struct engine_query renew_q;
     char *leased_array;
@@ -124,6 +138,7 @@ struct backfill {
     int64_t started_real_us, last_progress_log_us;
     int finished, done, covered, failed, skipped;
     long rows_written, rows_built;
+    long contracts_asked, contracts_skipped;
 };
 
 static void schedule(struct backfill *bf);
@@ -142,7 +157,8 @@ static struct bf_underlying *underlying_get(struct backfill *bf, const char *nam
     return NULL;
 }
 
-static int units_add(struct backfill *bf, struct bf_underlying *u, int64_t from, int64_t to, bool to_is_close)
+static int units_add(struct backfill *bf, struct bf_underlying *u, int64_t from, int64_t to, bool to_is_close,
+                     bool prune)
 {
     if (array_reserve((void **)&bf->units, &bf->units_cap, bf->nunits + 1, sizeof *bf->units) != 0)
         return -1;
@@ -152,6 +168,7 @@ static int units_add(struct backfill *bf, struct bf_underlying *u, int64_t from,
     un->from_us = from;
     un->to_us = to;
     un->to_is_close = to_is_close;
+    un->prune = prune;
     u->units_left++;
     return 0;
 }
@@ -173,7 +190,7 @@ static int plan_request(struct backfill *bf, PGconn *c, const struct backfill_re
         int64_t open = ss->sessions[i].open_us, close = ss->sessions[i].close_us;
         int64_t f = open > q->from_us ? open : q->from_us;
         int64_t t = close < to ? close : to;
-        if (t > f && units_add(bf, u, f, t, t == close) != 0)
+        if (t > f && units_add(bf, u, f, t, t == close, !q->no_prune) != 0)
             return -1;
     }
     return 0;
@@ -218,6 +235,9 @@ static const char sql_lease_renew[] =
 
 static void unit_finish(struct bf_unit *un, enum unit_outcome outcome);
 static void unit_prepare(struct bf_unit *un);
+static void ensure_next_partition(struct bf_unit *un);
+static void quiet_free(struct bf_unit *un);
+static void unit_open_group(struct bf_unit *un);
 
 /* A holder "backfill:HOST:PID" of this host whose process is gone (kill -9,
  * OOM) would block a re-run for the whole ttl: it may be taken over. Leases of
@@ -430,6 +450,7 @@ static void unit_finish(struct bf_unit *un, enum unit_outcome outcome)
     un->state = UNIT_FINISHED;
     un->outcome = outcome;
     free(un->contracts);
+    quiet_free(un);
     un->contracts = NULL;
     un->ncontracts = un->contracts_cap = 0;
     bf->finished++;
@@ -464,6 +485,36 @@ static const char sql_live_contracts[] =
     "       strike_price, coalesce(shares_per_contract, 0)"
     "  FROM options WHERE underlying = $1"
     "   AND expiration_date >= (($2::timestamptz) AT TIME ZONE 'America/New_York')::date";
+
+
+static int quiet_cmp(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static void quiet_free(struct bf_unit *un)
+{
+    for (size_t i = 0; i < un->nquiet; i++)
+        free(un->quiet[i]);
+    free(un->quiet);
+    un->quiet = NULL;
+    un->nquiet = 0;
+}
+
+static void on_quiet(void *user, const void *pgresult)
+{
+    struct bf_unit *un = user;
+    const PGresult *res = pgresult;
+    quiet_free(un);
+    int n = PQntuples(res);
+    if (n <= 0 || (un->quiet = calloc((size_t)n, sizeof *un->quiet)) == NULL)
+        return; /* out of memory: no pruning, every contract is asked */
+    for (int i = 0; i < n; i++) {
+        if ((un->quiet[un->nquiet] = strdup(PQgetvalue(res, i, 0))) != NULL)
+            un->nquiet++;
+    }
+    qsort(un->quiet, un->nquiet, sizeof *un->quiet, quiet_cmp);
+}
 
 static int unit_add_contract(struct bf_unit *un, const struct option_contract *c)
 {
@@ -535,7 +586,6 @@ static void on_live_contracts(void *user, const void *pgresult)
 static void on_prepared(struct engine_query *q, const struct pg_txn_result *r)
 {
     struct bf_unit *un = q->user;
-    struct backfill *bf = un->bf;
     if (r->status != PG_TXN_OK || un->nseg < 1) {
         snprintf(un->reason, sizeof un->reason, "%s",
                  r->status == PG_TXN_CANCELLED ? "interrupted" : "database error while preparing the unit");
@@ -546,6 +596,106 @@ static void on_prepared(struct engine_query *q, const struct pg_txn_result *r)
         unit_finish(un, OUTCOME_COVERED);
         return;
     }
+    /* rows carry last_updated in (from, to]: their UTC days */
+    un->part_day = (int32_t)(un->from_us / USEC_PER_DAY);
+    un->part_last_day = (int32_t)(un->to_us / USEC_PER_DAY);
+    ensure_next_partition(un);
+}
+
+/* Before a unit writes, the partition of each UTC day it writes exists, so
+ * no row lands in the DEFAULT partition (moving rows out of it later takes an
+ * ACCESS EXCLUSIVE lock for as long as the move). One day per transaction,
+ * each waiting at most a short lock_timeout: a busy day fails the unit (it
+ * stays uncovered; a re-run fills it) rather than queueing behind a lock. */
+static const char sql_ensure_day[] = "SELECT optsnap_ensure_day_partition($1::date, interval '200 milliseconds')";
+
+/* Units whose day partition was busy try again when due. */
+static void part_tick(uv_timer_t *t)
+{
+    struct backfill *bf = t->data;
+    int64_t now = real_now();
+    for (size_t i = 0; i < bf->nunits; i++) {
+        struct bf_unit *un = &bf->units[i];
+        if (!un->part_waiting || (now < un->part_due_us && engine_running(bf->e)))
+            continue;
+        un->part_waiting = false;
+        if (!engine_running(bf->e)) {
+            snprintf(un->reason, sizeof un->reason, "interrupted");
+            unit_finish(un, OUTCOME_FAILED);
+            continue;
+        }
+        ensure_next_partition(un);
+    }
+    schedule(bf);
+}
+
+static void on_day_partition(void *user, const void *pgresult)
+{
+    struct bf_unit *un = user;
+    un->part_created = PQntuples(pgresult) == 1 ? atoi(PQgetvalue(pgresult, 0, 0)) : -2;
+}
+
+static void on_day_partition_done(struct engine_query *q, const struct pg_txn_result *r)
+{
+    struct bf_unit *un = q->user;
+    char day[16];
+    date_format(day, sizeof day, un->part_day);
+    if (r->status == PG_TXN_OK && un->part_created == -1 && ++un->part_attempts < PART_MAX_ATTEMPTS &&
+        engine_running(un->bf->e)) {
+        /* writers hold the parent: try again after them, backing off */
+        int shift = un->part_attempts < 5 ? un->part_attempts : 5;
+        un->part_waiting = true;
+        un->part_due_us = real_now() + (PART_RETRY_US << shift) + (int64_t)(rand() % 100000);
+        log_debug("day partition busy: trying again", "underlying=%s day=%s attempt=%d", un->u->name, day,
+                  un->part_attempts);
+        return;
+    }
+    if (r->status != PG_TXN_OK || un->part_created < 0) {
+        if (r->status == PG_TXN_OK)
+            log_warn("day partition busy: the unit stays uncovered (a re-run fills it)", "underlying=%s day=%s "
+                     "attempts=%d", un->u->name, day, un->part_attempts);
+        else if (r->status != PG_TXN_CANCELLED)
+            log_error("cannot ensure the day partition", "underlying=%s day=%s sqlstate=%s", un->u->name, day,
+                      r->sqlstate);
+        snprintf(un->reason, sizeof un->reason, "%s",
+                 r->status == PG_TXN_CANCELLED ? "interrupted"
+                 : r->status == PG_TXN_OK      ? "day partition busy (lock_timeout)"
+                                               : "database error while creating the day partition");
+        unit_finish(un, OUTCOME_FAILED);
+        return;
+    }
+    if (un->part_created > 0)
+        log_info("day partition created", "underlying=%s day=%s", un->u->name, day);
+    un->part_day++;
+    un->part_attempts = 0;
+    ensure_next_partition(un);
+}
+
+static void ensure_next_partition(struct bf_unit *un)
+{
+    struct backfill *bf = un->bf;
+    if (un->part_day > un->part_last_day) {
+        unit_open_group(un);
+        return;
+    }
+    date_format(un->part_param, sizeof un->part_param, un->part_day);
+    un->part_values[0] = un->part_param;
+    un->part_created = -2;
+    memset(&un->part_q.txn, 0, sizeof un->part_q.txn);
+    un->part_q.txn.stmts[0] = (struct pg_stmt){.name = "ensure_day_partition", .sql = sql_ensure_day, .nparams = 1,
+                                               .values = un->part_values, .on_tuples = on_day_partition};
+    un->part_q.txn.nstmts = 1;
+    un->part_q.done = on_day_partition_done;
+    un->part_q.user = un;
+    if (engine_query_submit(bf->e, &un->part_q) != 0) {
+        snprintf(un->reason, sizeof un->reason, "interrupted");
+        unit_finish(un, OUTCOME_FAILED);
+    }
+}
+
+static void unit_open_group(struct bf_unit *un)
+{
+    struct backfill *bf = un->bf;
     snprintf(un->g.wg.underlying, sizeof un->g.wg.underlying, "%s", un->u->name);
     un->g.wg.source = ROW_SOURCE_BACKFILL;
     un->g.wg.owner = un;
@@ -570,13 +720,22 @@ static void unit_prepare(struct bf_unit *un)
     snprintf(un->prep_params[4], sizeof un->prep_params[4], "%s", un->u->name);
     for (int i = 0; i < 5; i++)
         un->prep_values[i] = un->prep_params[i];
-    un->prep_values[5] = un->prep_params[0]; /* live contracts: $1 underlying, $2 from */
+    un->prep_values[5] = un->prep_params[0]; /* live contracts: $1 underlying, $2 from (quiet: $3 to) */
+    /* trades from one bar before the unit: a bar ending at its start is its first row */
+    timestamp_format(un->prep_params[6], sizeof un->prep_params[6], un->from_us - bf->resolution_us);
+    un->quiet_values[0] = un->prep_params[4];
+    un->quiet_values[1] = un->prep_params[6];
+    un->quiet_values[2] = un->prep_params[1];
     struct pg_txn *t = &un->prep.txn;
     memset(t, 0, sizeof *t);
     t->stmts[t->nstmts++] = (struct pg_stmt){.name = "unit_has_gap", .sql = sql_has_gap, .nparams = 5,
                                              .values = un->prep_values, .on_tuples = on_has_gap};
     t->stmts[t->nstmts++] = (struct pg_stmt){.name = "unit_days", .sql = sql_segments, .nparams = 2,
                                              .values = un->prep_values, .on_tuples = on_segments};
+    if (un->prune)
+        /* sql-lint: ok BACKFILL_SQL_QUIET_CONTRACTS is a macro of string literals (backfill.h) */
+        t->stmts[t->nstmts++] = (struct pg_stmt){.name = "quiet_contracts", .sql = BACKFILL_SQL_QUIET_CONTRACTS,
+                                                 .nparams = 3, .values = un->quiet_values, .on_tuples = on_quiet};
     t->stmts[t->nstmts++] = (struct pg_stmt){.name = "live_contracts", .sql = sql_live_contracts, .nparams = 2,
                                              .values = un->prep_values + 4, .on_tuples = on_live_contracts};
     un->prep.done = on_prepared;
@@ -713,6 +872,18 @@ static void list_next(struct bf_unit *un)
                 if (m == 0 || strcmp(un->contracts[m - 1].ticker, un->contracts[i].ticker) != 0)
                     un->contracts[m++] = un->contracts[i];
             un->ncontracts = m;
+            if (un->nquiet > 0 && un->nseg == 1) { /* the rule holds within one local day */
+                m = 0;
+                for (size_t i = 0; i < un->ncontracts; i++) {
+                    const char *key = un->contracts[i].ticker;
+                    if (bsearch(&key, un->quiet, un->nquiet, sizeof *un->quiet, quiet_cmp) == NULL)
+                        un->contracts[m++] = un->contracts[i];
+                }
+                bf->contracts_skipped += (long)(un->ncontracts - m);
+                un->ncontracts = m;
+            }
+            bf->contracts_asked += (long)un->ncontracts;
+            quiet_free(un);
             log_debug("unit listed", "underlying=%s contracts=%zu", un->u->name, m);
         }
         un->state = UNIT_FETCHING;
@@ -1011,6 +1182,7 @@ static void on_start(void *self)
     uint64_t every = bf->tty ? 250 : 1000;
     uv_timer_start(&bf->progress_timer, progress_tick, every, every);
     uv_timer_start(&bf->renew_timer, renew_tick, LEASE_RENEW_MS, LEASE_RENEW_MS);
+    uv_timer_start(&bf->part_timer, part_tick, 50, 50);
     schedule(bf);
 }
 
@@ -1049,8 +1221,8 @@ static int start_engine(struct backfill *bf)
                               .group_settled = on_group_settled, .write_report = on_write_report};
     if (engine_create(&bf->e, s, &cfg, &d) != 0)
         return -1;
-    uv_timer_t *timers[] = {&bf->progress_timer, &bf->renew_timer};
-    for (int i = 0; i < 2; i++) {
+    uv_timer_t *timers[] = {&bf->progress_timer, &bf->renew_timer, &bf->part_timer};
+    for (int i = 0; i < 3; i++) {
         uv_timer_init(engine_loop(bf->e), timers[i]);
         timers[i]->data = bf;
         if (engine_own_handle(bf->e, (uv_handle_t *)timers[i]) != 0)
@@ -1080,6 +1252,8 @@ static void fill_result(const struct backfill *bf, struct backfill_result *out)
     out->units_failed = (int)bf->nunits - bf->done - bf->covered - bf->skipped;
     out->rows_written = bf->rows_written;
     out->rows_built = bf->rows_built;
+    out->contracts_asked = bf->contracts_asked;
+    out->contracts_skipped = bf->contracts_skipped;
     out->interrupted = bf->interrupted;
     out->seconds = (double)(real_now() - bf->started_real_us) / 1e6;
 }

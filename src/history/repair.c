@@ -20,6 +20,7 @@
 
 struct cmd_options {
     const char *from, *to, *underlying, *resolution, *lookback, *until;
+    bool dry_run, no_prune;
 };
 
 static void common_settings_help(FILE *out)
@@ -70,13 +71,19 @@ static void backfill_usage(FILE *out)
 static void repair_usage(FILE *out)
 {
     fprintf(out,
-            "usage: optsnap repair [--lookback 7d] [--until T] [--underlying A,B] [--<setting> V ...]\n\n"
+            "usage: optsnap repair [--lookback 7d] [--until T] [--underlying A,B] [--dry-run] [--no-prune]\n"
+            "                      [--<setting> V ...]\n\n"
             "For cron or a systemd timer: lists the gaps of [until - lookback, until) (as\n"
             "`optsnap gaps` does), backfills exactly those ranges, lists the gaps again and\n"
             "reports what is still missing and why. A second run right after does nothing.\n\n"
             "  --lookback D      how far back to look (default 7d)\n"
             "  --until T         end of the period (default: now on the `clock` setting's market clock)\n"
             "  --underlying L    comma list of underlyings (default: the universe setting)\n"
+            "  --dry-run         print the plan (windows, contracts asked and skipped, requests\n"
+            "                    estimated) and exit 0 without a request or a write\n"
+            "  --no-prune        ask every contract (by default a contract whose live rows before\n"
+            "                    and after a gap show the same day volume and last trade time\n"
+            "                    did not trade in it and is skipped)\n"
             "  --help            this text\n\n");
     common_settings_help(out);
 }
@@ -90,8 +97,9 @@ static int load_command(const char *cmd, int argc, char **argv, struct settings 
                                                {"--underlying", &o->underlying, NULL},
                                                {"--resolution", &o->resolution, NULL}};
     const struct cli_option repair_opts[] = {{"--lookback", &o->lookback, NULL}, {"--until", &o->until, NULL},
-                                             {"--underlying", &o->underlying, NULL}};
-    if (repair ? cli_load(cmd, argc, argv, s, repair_opts, 3) : cli_load(cmd, argc, argv, s, backfill_opts, 4))
+                                             {"--underlying", &o->underlying, NULL},
+                                             {"--dry-run", NULL, &o->dry_run}, {"--no-prune", NULL, &o->no_prune}};
+    if (repair ? cli_load(cmd, argc, argv, s, repair_opts, 5) : cli_load(cmd, argc, argv, s, backfill_opts, 4))
         return -1;
     if (o->underlying != NULL &&
         settings_set(s, "universe", o->underlying, SOURCE_FLAG, "--underlying", err, sizeof err)) {
@@ -114,6 +122,8 @@ static int exit_for(const struct backfill_result *r)
 
 static void print_summary(const char *cmd, const struct backfill_result *r)
 {
+    printf("%s: contracts asked %ld, skipped %ld (no trade in the range)\n", cmd, r->contracts_asked,
+           r->contracts_skipped);
     printf("%s: %d unit%s: %d filled, %d already covered, %d failed, %d skipped (lease held elsewhere); "
            "%ld rows written (%ld built) in %.1fs, %.0f rows/s\n",
            cmd, r->units_total, r->units_total == 1 ? "" : "s", r->units_done, r->units_covered, r->units_failed,
@@ -177,6 +187,69 @@ int cmd_backfill(int argc, char **argv)
 out:
     settings_free(&s);
     return code;
+}
+
+/* The plan of a repair, from the database alone (blocking: no loop runs):
+ * per gap range, the contracts seen live and not expired, those the pruning
+ * rule skips, and the requests that leaves. Contracts only the listing knows
+ * are asked too and are not counted here. Returns 0, or -1 after printing
+ * the error. */
+static int print_plan(PGconn *c, const struct gap_list *g, bool prune)
+{
+    static const char sql_known[] =
+        "SELECT count(*) FROM options WHERE underlying = $1"
+        "   AND expiration_date >= (($2::timestamptz) AT TIME ZONE 'America/New_York')::date";
+    static const char sql_after[] =
+        "SELECT EXISTS (SELECT 1 FROM option_snapshots WHERE underlying = $1 AND last_updated >= $2::timestamptz)";
+    static const char sql_skipped[] = "SELECT count(*) FROM (" BACKFILL_SQL_QUIET_CONTRACTS ") q";
+    long known_total = 0, skipped_total = 0;
+    int64_t windows = 0;
+    char a[40], b[40], from[40], to[40];
+    printf("repair plan%s:\n", prune ? "" : " (--no-prune)");
+    for (size_t i = 0; i < g->count; i++) {
+        const struct gap_range *r = &g->ranges[i];
+        timestamp_format(from, sizeof from, r->start_us - USEC_PER_MIN); /* the 1m bar ending at the start */
+        timestamp_format(to, sizeof to, r->end_us);
+        const char *v[3] = {r->underlying, from, to};
+        const char *va[2] = {r->underlying, to};
+        PGresult *k = PQexecParams(c, sql_known, 2, NULL, v, NULL, NULL, 0);
+        /* sql-lint: ok sql_skipped is string literals and a macro of literals (backfill.h) */
+        PGresult *sk = prune ? PQexecParams(c, sql_skipped, 3, NULL, v, NULL, NULL, 0) : NULL;
+        PGresult *af = PQexecParams(c, sql_after, 2, NULL, va, NULL, NULL, 0);
+        bool ok = PQresultStatus(k) == PGRES_TUPLES_OK && PQresultStatus(af) == PGRES_TUPLES_OK &&
+                  (!prune || PQresultStatus(sk) == PGRES_TUPLES_OK);
+        if (!ok) {
+            const char *st = PQresultErrorField(PQresultStatus(k) != PGRES_TUPLES_OK ? k : af, PG_DIAG_SQLSTATE);
+            fprintf(stderr, "optsnap repair: cannot plan (sqlstate %s)\n", st ? st : "?");
+            PQclear(k);
+            PQclear(sk);
+            PQclear(af);
+            return -1;
+        }
+        long known = atol(PQgetvalue(k, 0, 0)), skipped = prune ? atol(PQgetvalue(sk, 0, 0)) : 0;
+        bool after = strcmp(PQgetvalue(af, 0, 0), "t") == 0;
+        PQclear(k);
+        PQclear(sk);
+        PQclear(af);
+        if (i < REPORT_LINES)
+            printf("  %-8s %s .. %s  %d window%s  contracts asked %ld, skipped %ld%s\n", r->underlying,
+                   timestamp_format_brief(a, sizeof a, r->start_us), timestamp_format_brief(b, sizeof b, r->end_us),
+                   r->windows, r->windows == 1 ? "" : "s", known - skipped, skipped,
+                   after ? "" : "  (no live row after the gap yet: every listed contract is asked)");
+        known_total += known;
+        skipped_total += skipped;
+        windows += r->windows;
+    }
+    if (g->count > REPORT_LINES)
+        printf("  ... and %zu more ranges\n", g->count - REPORT_LINES);
+    /* one bars request per contract asked, plus the listing (two pages or more per range) */
+    long est = known_total - skipped_total + 2 * (long)g->count, naive = known_total + 2 * (long)g->count;
+    printf("plan: windows %" PRId64 ", ranges %zu, contracts asked %ld, contracts skipped %ld, "
+           "requests estimated %ld (naive %ld)\n",
+           windows, g->count, known_total - skipped_total, skipped_total, est, naive);
+    printf("plan: contracts only the listing knows are asked as well, and each contract with bars costs one\n"
+           "      more request (its previous close); nothing was fetched or written (--dry-run)\n");
+    return 0;
 }
 
 static void print_gaps(const struct gap_list *g)
@@ -258,6 +331,14 @@ int cmd_repair(int argc, char **argv)
     printf("repair: %" PRId64 " missing window%s in %zu range%s, %s .. %s\n", before.total_windows,
            before.total_windows == 1 ? "" : "s", before.count, before.count == 1 ? "" : "s",
            timestamp_format_brief(a, sizeof a, req.from_us), timestamp_format_brief(b, sizeof b, req.to_us));
+    if (o.dry_run) {
+        int prc = print_plan(conn, &before, !o.no_prune);
+        gap_list_free(&before);
+        PQfinish(conn);
+        free(u);
+        code = prc == 0 ? EXIT_OK : EXIT_RUNTIME;
+        goto out;
+    }
     struct backfill_request *reqs = calloc(before.count, sizeof *reqs);
     if (reqs == NULL) {
         gap_list_free(&before);
@@ -269,6 +350,7 @@ int cmd_repair(int argc, char **argv)
         snprintf(reqs[i].underlying, sizeof reqs[i].underlying, "%s", before.ranges[i].underlying);
         reqs[i].from_us = before.ranges[i].start_us;
         reqs[i].to_us = before.ranges[i].end_us;
+        reqs[i].no_prune = o.no_prune;
     }
     size_t nreqs = before.count;
     gap_list_free(&before);

@@ -82,9 +82,23 @@ ts = lambda t: int(datetime.datetime.strptime(t, "%Y-%m-%dT%H:%M:%SZ").replace(t
 print(" ".join("%s:%d:%d" % (g["underlying"], ts(g["start"]), ts(g["end"])) for g in d["gaps"]))' "$TMP/gaps1.json")
 LOOKBACK=$(( (LAST_END - FIRST) / 1000000 ))s
 R=(--api-url "$SIM_URL" "${G[@]}" --until "$(iso "$LAST_END")" --lookback "$LOOKBACK")
+# the plan first: printed, exit 0, nothing fetched or written; most contracts did not trade in the gap
+COV_BEFORE=$(pg_scalar "$DB1" "SELECT count(*) FROM ingest_coverage")
+ROWS_BEFORE=$(pg_scalar "$DB1" "SELECT count(*) FROM option_snapshots")
+DATABASE_URL=$DB1 "$BIN" repair "${R[@]}" --dry-run >"$TMP/plan1.out" 2>"$TMP/plan1.log" ||
+    { cat "$TMP/plan1.out"; tail -20 "$TMP/plan1.log"; fail "repair --dry-run did not exit 0"; }
+cat "$TMP/plan1.out"
+PLAN_SKIPPED=$(sed -n 's/^plan: .*contracts skipped \([0-9]*\),.*/\1/p' "$TMP/plan1.out")
+PLAN_ASKED=$(sed -n 's/^plan: .*contracts asked \([0-9]*\),.*/\1/p' "$TMP/plan1.out")
+[ -n "$PLAN_SKIPPED" ] && [ "$PLAN_SKIPPED" -gt 0 ] || fail "the plan skips no contract"
+[ "$(pg_scalar "$DB1" "SELECT count(*) FROM ingest_coverage")" = "$COV_BEFORE" ] &&
+  [ "$(pg_scalar "$DB1" "SELECT count(*) FROM option_snapshots")" = "$ROWS_BEFORE" ] || fail "--dry-run wrote"
 DATABASE_URL=$DB1 "$BIN" repair "${R[@]}" >"$TMP/repair1.out" 2>"$TMP/repair1.log" ||
     { cat "$TMP/repair1.out"; tail -20 "$TMP/repair1.log"; fail "repair did not exit 0"; }
 cat "$TMP/repair1.out"
+# the run skipped what the plan skipped (the listing may add contracts to ask, never to skip)
+grep -q "^repair: contracts asked [0-9]*, skipped $PLAN_SKIPPED " "$TMP/repair1.out" ||
+    fail "repair skipped other contracts than its plan ($PLAN_SKIPPED, asked $PLAN_ASKED)"
 grep -q 'msg="backfill progress"' "$TMP/repair1.log" || fail "no logfmt progress line when stderr is not a terminal"
 # shellcheck disable=SC2086
 python3 "$HERE/check_backfill.py" "$DB1" "$SIM_URL" $RANGES || fail "backfilled rows differ from the truth"
@@ -123,6 +137,12 @@ grep -q 'msg="took over the lease of a process that died on this host"' "$TMP/bf
 dups=$(pg_scalar "$DB2" "SELECT count(*) FROM (SELECT ticker, last_updated FROM option_snapshots GROUP BY 1, 2 HAVING count(*) > 1) d")
 [ "$dups" = 0 ] || fail "$dups duplicate keys"
 ROWS2=$(pg_scalar "$DB2" "SELECT count(*) FROM option_snapshots")
+# 2026-11-02..06 lie outside the days migrate made: backfill made them, one day at a time
+[ "$ROWS2" -gt 0 ] || fail "no rows backfilled"
+[ "$(pg_scalar "$DB2" "SELECT count(*) FROM option_snapshots_default")" = 0 ] ||
+    fail "backfilled rows landed in the DEFAULT partition"
+[ "$(pg_scalar "$DB2" "SELECT count(*) FROM pg_class WHERE relname IN ('option_snapshots_p20261102','option_snapshots_p20261103','option_snapshots_p20261104','option_snapshots_p20261105','option_snapshots_p20261106')")" = 5 ] ||
+    fail "the backfilled days have no partitions of their own"
 echo "rows after the re-run: $ROWS2"
 
 echo "== 3. two concurrent repairs"
@@ -161,11 +181,21 @@ cat "$TMP/bf4.out"
 grep -q '^backfill: 1 unit:' "$TMP/bf4.out" || fail "expected one unit (the holiday has no session)"
 [ "$(pg_scalar "$DB4" "SELECT count(*) FROM option_snapshots WHERE last_updated > '2025-11-28T18:00:00Z' OR last_updated < '2025-11-28T14:30:00Z'")" = 0 ] ||
     fail "rows outside the early-close session"
+[ "$(pg_scalar "$DB4" "SELECT count(*) FROM option_snapshots_default")" = 0 ] &&
+  [ "$(pg_scalar "$DB4" "SELECT count(*) FROM option_snapshots_p20251128")" -gt 0 ] ||
+    fail "the 2025-11-28 rows are not in their day partition"
 [ "$(pg_scalar "$DB4" "SELECT count(*) || ' ' || min(window_start AT TIME ZONE 'UTC') || ' ' || max(window_end AT TIME ZONE 'UTC') FROM ingest_coverage")" = \
   "210 2025-11-28 14:30:00 2025-11-28 18:00:00" ] || fail "coverage is not exactly 14:30-18:00Z"
 F4=$(( $(date -d 2025-11-28T14:30:00Z +%s) * 1000000 ))
 T4=$(( $(date -d 2025-11-28T18:00:00Z +%s) * 1000000 ))
 python3 "$HERE/check_backfill.py" "$DB4" "$SIM_URL" "SPY:$F4:$T4" --close || fail "early-close rows differ from the truth"
+# the chain as of 16:00Z equals the truth's day blocks at that time
+DATABASE_URL=$DB4 "$BIN" chain SPY --at 2025-11-28T16:00:00Z --format csv >"$TMP/chain4.csv" ||
+    fail "optsnap chain did not exit 0"
+python3 "$HERE/check_chain.py" "$DB4" "$SIM_URL" SPY "$(( $(date -d 2025-11-28T16:00:00Z +%s) * 1000000 ))" "$TMP/chain4.csv" ||
+    fail "the chain at 16:00Z differs from the truth"
+DATABASE_URL=$DB4 "$BIN" chain SPY --at 2025-11-28T16:00:00Z --format json | python3 -c 'import json,sys; d=json.load(sys.stdin); assert d["underlying"]=="SPY" and len(d["rows"])>0' ||
+    fail "optsnap chain --format json is not the documented shape"
 DATABASE_URL=$DB4 "$BIN" gaps --calendar us-options --cadence 60s --universe SPY --since 2025-11-27 --until 2025-11-29 >/dev/null ||
     fail "the holiday or the time after the early close counts as a gap"
 e2e_stop "$SIM_PID" TERM 10

@@ -81,6 +81,12 @@ static void test_writer_can_ingest(void)
     if (w == NULL)
         return;
     CHECK(pgtest_scalar(w, "SELECT optsnap_ensure_partitions('2031-01-01', '2031-01-03')") >= 0);
+    /* backfill's one-day partition and retention (a partition the writer does not own) */
+    CHECK_INT(pgtest_scalar(w, "SELECT optsnap_ensure_day_partition('2031-01-05')"), 1);
+    CHECK_INT(pgtest_scalar(w, "SELECT optsnap_ensure_day_partition('2020-01-05')"), 1);
+    CHECK_INT(pgtest_scalar(w, "SELECT count(*) FROM optsnap_retention_apply('2020-01-06', true)"), 1);
+    CHECK_INT(pgtest_scalar(w, "SELECT count(*) FROM optsnap_retention_apply('2020-01-06') WHERE dropped"), 1);
+    CHECK_INT(pgtest_scalar(w, "SELECT count(*) FROM pg_class WHERE relname = 'option_snapshots_p20200105'"), 0);
     CHECK_INT(pgtest_scalar(w, "SELECT optsnap_lease_acquire('SPY', 'test', interval '1 minute')::int"), 1);
     CHECK_INT(pgtest_scalar(w, "SELECT optsnap_lease_release('SPY', 'test')::int"), 1);
     CHECK_INT(pgtest_scalar(w, "SELECT count(*) FROM optsnap_gaps('always', interval '1 minute', "
@@ -111,6 +117,11 @@ static void test_reader_only_reads(void)
     CHECK(pgtest_exec_fails(r, "INSERT INTO ingest_rejects (reason, raw) VALUES ('x', 'y')", "42501") == 0);
     CHECK(pgtest_exec_fails(r, "UPDATE options SET strike_price = 1", "42501") == 0);
     CHECK(pgtest_exec_fails(r, "SELECT optsnap_ensure_partitions('2031-02-01', '2031-02-02')", "42501") == 0);
+    CHECK(pgtest_exec_fails(r, "SELECT optsnap_ensure_day_partition('2031-02-03')", "42501") == 0);
+    CHECK(pgtest_exec_fails(r, "SELECT * FROM optsnap_retention_apply('2020-01-01', true)", "42501") == 0);
+    /* history reads: the chain as of a time and one contract's series */
+    CHECK_INT(pgtest_scalar(r, "SELECT count(*) FROM optsnap_chain_at('SPY', now(), '-infinity')") >= 0, 1);
+    CHECK_INT(pgtest_scalar(r, "SELECT count(*) FROM optsnap_series('x', '-infinity', 'infinity')"), 0);
     PQfinish(r);
 }
 

@@ -35,6 +35,7 @@ struct settings {
     int64_t statement_timeout_us;
     char listen[128];
     int64_t shutdown_timeout_us;
+    int64_t retention_us; /* 0: off */
     char log_level[16];
     int backfill_http_concurrency;
     int backfill_db_connections;

@@ -16,7 +16,40 @@
 struct backfill_request {
     char underlying[16];
     int64_t from_us, to_us;
+    bool no_prune; /* ask every contract, even those the live rows show did not trade */
 };
+
+/* The contracts of underlying $1 that did not trade inside [$2, $3) (a
+ * unit passes its start less one bar: the bar ending at the start is its):
+ * the first live row at or after the end ($3, same New York day) shows the
+ * same day volume and last trade time as the last row before the start
+ * (same day), or there is no row before the start that day and the first
+ * row after shows no volume. No trade means no minute bar, so no backfill
+ * row: asking the aggregates endpoint for them would return nothing. A
+ * contract with no row after the range (the daemon has not caught up, the
+ * contract is new) is not listed: it is asked, as are contracts known only
+ * from the listing. Two primary-key probes per contract. Backfill skips them;
+ * repair --dry-run counts them. One `ticker` column. */
+
+#define BACKFILL_SQL_QUIET_CONTRACTS \
+    "SELECT o.ticker" \
+    "  FROM options o" \
+    " CROSS JOIN (SELECT date_trunc('day', $2::timestamptz AT TIME ZONE 'America/New_York')" \
+    "                    AT TIME ZONE 'America/New_York' AS d0) b" \
+    " CROSS JOIN LATERAL (SELECT x.day_volume, x.trade_time FROM option_snapshots x" \
+    "                      WHERE x.ticker = o.ticker AND x.last_updated >= $3::timestamptz" \
+    "                        AND x.last_updated < b.d0 + interval '1 day'" \
+    "                      ORDER BY x.last_updated LIMIT 1) a" \
+    "  LEFT JOIN LATERAL (SELECT x.day_volume, x.trade_time FROM option_snapshots x" \
+    "                      WHERE x.ticker = o.ticker AND x.last_updated < $2::timestamptz" \
+    "                        AND x.last_updated >= b.d0" \
+    "                      ORDER BY x.last_updated DESC LIMIT 1) p ON true" \
+    " WHERE o.underlying = $1" \
+    "   AND o.expiration_date >= (($2::timestamptz) AT TIME ZONE 'America/New_York')::date" \
+    "   AND (CASE WHEN p IS NULL THEN coalesce(a.day_volume, 0) = 0" \
+    "             ELSE p.day_volume IS NOT DISTINCT FROM a.day_volume" \
+    "                  AND p.trade_time IS NOT DISTINCT FROM a.trade_time END)" \
+    " ORDER BY o.ticker COLLATE \"C\""
 
 /* What a run did, for the caller's report and exit code. */
 struct backfill_result {
@@ -27,6 +60,8 @@ struct backfill_result {
     int units_skipped;    /* another process held the underlying's lease */
     long rows_written;    /* rows the upserts inserted or changed */
     long rows_built;
+    long contracts_asked;   /* (contract, unit) pairs whose bars were fetched */
+    long contracts_skipped; /* pairs pruned: no trade inside the unit */
     double seconds;
     bool interrupted;     /* SIGINT/SIGTERM: drained, the rest stays uncovered */
 };
