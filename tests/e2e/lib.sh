@@ -37,7 +37,8 @@ e2e_tmpdir() {
 # With OPTSNAP_TEST_POOLER_URL set (scripts/test.sh --pooler) the URL points
 # at the transaction pooler; the DROP/CREATE still go straight to PostgreSQL.
 pgtest_createdb() {
-    # OPTSNAP_TEST_DB_PREFIX keeps concurrent checkouts off each other's databases
+    # OPTSNAP_TEST_DB_PREFIX keeps concurrent checkouts off each other's databases (not for
+    # tests that name their database in SQL, e.g. run_test.sh section 4: leave it unset there)
     local name=${OPTSNAP_TEST_DB_PREFIX:-}$1
     skip_unless_pg
     if ! [[ "$name" =~ ^[a-z0-9_]+$ ]]; then
