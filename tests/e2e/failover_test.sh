@@ -84,7 +84,7 @@ echo "covered on the old primary before the failover: $BEFORE"
 
 echo "== primary stopped hard, standby promoted"
 optsnap_pg_tool "$OPTSNAP_PGBIN/pg_ctl" -D "$OPTSNAP_PGTMP/data" stop -m immediate >/dev/null
-sleep 2 # an outage of about a simulated minute: the daemon fails to connect and backs off
+sleep 6 # an outage of about three simulated minutes: the daemon fails to connect and backs off
 kill -0 "$RUN_PID" 2>/dev/null || { tail -20 "$TMP/run.log"; fail "the daemon died when the primary stopped"; }
 optsnap_pg_tool "$OPTSNAP_PGBIN/pg_ctl" -D "$OPTSNAP_STANDBY_TMP/data" promote -w -t 30 >/dev/null ||
     fail "promote failed"
@@ -129,6 +129,8 @@ if [ "$UNCOVERED" -gt 0 ]; then
     DATABASE_URL=$NEW_PRIMARY "$BIN" repair --api-url "$SIM_URL" --calendar always --cadence 60s --universe SPY,QQQ \
         --until "$(iso "$LAST_END")" --lookback "$LOOKBACK" >"$TMP/repair.out" 2>"$TMP/repair.log" ||
         { tail -20 "$TMP/repair.log"; fail "repair on the new primary did not exit 0"; }
+    [ "$(pg_scalar "$NEW_PRIMARY" "SELECT count(*) FROM ingest_coverage WHERE source = 'backfill'")" = "$UNCOVERED" ] ||
+        fail "repair marked other windows than the $UNCOVERED listed"
 else
     [ "$rc" = 0 ] || fail "gaps exited $rc with no gaps"
 fi
