@@ -80,12 +80,18 @@ optsnap_pg_start() {
 
 # optsnap_pg_stop: stops the cluster and removes its directory (idempotent).
 optsnap_pg_stop() {
-    [ -n "${OPTSNAP_PGTMP:-}" ] || return 0
-    if [ -f "$OPTSNAP_PGTMP/data/postmaster.pid" ]; then
-        optsnap_pg_tool "$OPTSNAP_PGBIN/pg_ctl" -D "$OPTSNAP_PGTMP/data" stop -m immediate >/dev/null 2>&1 || true
-    fi
-    rm -rf "$OPTSNAP_PGTMP"
+    optsnap_pg_destroy "${OPTSNAP_PGTMP:-}"
     OPTSNAP_PGTMP=
+}
+
+# optsnap_pg_destroy DIR: stops the cluster in DIR/data (immediate) and
+# removes DIR; nothing when DIR is empty.
+optsnap_pg_destroy() {
+    [ -n "$1" ] || return 0
+    if [ -f "$1/data/postmaster.pid" ]; then
+        optsnap_pg_tool "$OPTSNAP_PGBIN/pg_ctl" -D "$1/data" stop -m immediate >/dev/null 2>&1 || true
+    fi
+    rm -rf "$1"
 }
 
 # optsnap_pg_standby PRIMARY_PORT: a streaming standby of the cluster on
@@ -124,10 +130,6 @@ optsnap_pg_standby() {
 # optsnap_pg_standby_stop: stops the standby (or the primary it was promoted
 # to) and removes its directory (idempotent).
 optsnap_pg_standby_stop() {
-    [ -n "${OPTSNAP_STANDBY_TMP:-}" ] || return 0
-    if [ -f "$OPTSNAP_STANDBY_TMP/data/postmaster.pid" ]; then
-        optsnap_pg_tool "$OPTSNAP_PGBIN/pg_ctl" -D "$OPTSNAP_STANDBY_TMP/data" stop -m immediate >/dev/null 2>&1 || true
-    fi
-    rm -rf "$OPTSNAP_STANDBY_TMP"
+    optsnap_pg_destroy "${OPTSNAP_STANDBY_TMP:-}"
     OPTSNAP_STANDBY_TMP=
 }
