@@ -97,6 +97,9 @@ E2E_WAIT=40 wait_for sh -c "[ \"\$(psql -X -qAt '$NEW_PRIMARY' -c \"SELECT count
     { tail -30 "$TMP/run.log"; fail "no new windows covered on the new primary"; }
 kill -0 "$RUN_PID" 2>/dev/null || fail "the daemon is not running after the failover"
 grep -q 'msg="database connection lost"' "$TMP/run.log" || fail "the failover was not noticed"
+# connected again after the loss (to the only host that accepts writes now)
+sed -n '/msg="database connection lost"/,$p' "$TMP/run.log" | grep -q 'msg="database connected"' ||
+    fail "no reconnection logged after the loss"
 echo "covered on the new primary: at promotion $AT_PROMOTE, now $(covered "$NEW_PRIMARY")"
 e2e_stop "$RUN_PID" TERM 60
 [ "$E2E_STOP_RC" = 0 ] || { tail -30 "$TMP/run.log"; fail "run exited $E2E_STOP_RC after the failover"; }
@@ -131,6 +134,13 @@ if [ "$UNCOVERED" -gt 0 ]; then
         { tail -20 "$TMP/repair.log"; fail "repair on the new primary did not exit 0"; }
     [ "$(pg_scalar "$NEW_PRIMARY" "SELECT count(*) FROM ingest_coverage WHERE source = 'backfill'")" = "$UNCOVERED" ] ||
         fail "repair marked other windows than the $UNCOVERED listed"
+    RANGES=$(python3 -c '
+import json, sys, datetime
+d = json.load(open(sys.argv[1]))
+ts = lambda t: int(datetime.datetime.strptime(t, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=datetime.timezone.utc).timestamp()) * 1000000
+print(" ".join("%s:%d:%d" % (g["underlying"], ts(g["start"]), ts(g["end"])) for g in d["gaps"]))' "$TMP/gaps1.json")
+    # shellcheck disable=SC2086
+    python3 "$HERE/check_backfill.py" "$NEW_PRIMARY" "$SIM_URL" $RANGES || fail "repaired rows differ from the truth"
 else
     [ "$rc" = 0 ] || fail "gaps exited $rc with no gaps"
 fi
