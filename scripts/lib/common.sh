@@ -82,10 +82,56 @@ optsnap_pg_start() {
 
 # optsnap_pg_stop: stops the cluster and removes its directory (idempotent).
 optsnap_pg_stop() {
-    [ -n "${OPTSNAP_PGTMP:-}" ] || return 0
-    if [ -f "$OPTSNAP_PGTMP/data/postmaster.pid" ]; then
-        optsnap_pg_tool "$OPTSNAP_PGBIN/pg_ctl" -D "$OPTSNAP_PGTMP/data" stop -m immediate >/dev/null 2>&1 || true
-    fi
-    rm -rf "$OPTSNAP_PGTMP"
+    optsnap_pg_destroy "${OPTSNAP_PGTMP:-}"
     OPTSNAP_PGTMP=
+}
+
+# optsnap_pg_destroy DIR: stops the cluster in DIR/data (immediate) and
+# removes DIR; nothing when DIR is empty.
+optsnap_pg_destroy() {
+    [ -n "$1" ] || return 0
+    if [ -f "$1/data/postmaster.pid" ]; then
+        optsnap_pg_tool "$OPTSNAP_PGBIN/pg_ctl" -D "$1/data" stop -m immediate >/dev/null 2>&1 || true
+    fi
+    rm -rf "$1"
+}
+
+# optsnap_pg_standby PRIMARY_PORT: a streaming standby of the cluster on
+# 127.0.0.1:PRIMARY_PORT (pg_basebackup -R), started on a free port in a new
+# temp dir. Sets OPTSNAP_STANDBY_TMP, OPTSNAP_STANDBY_PORT, OPTSNAP_STANDBY_URL.
+# synchronous_standby_names is cleared on the standby, so that once promoted
+# it does not wait for a standby of its own. Stop it with optsnap_pg_standby_stop.
+optsnap_pg_standby() {
+    local primary_port=$1 attempt port
+    OPTSNAP_STANDBY_TMP=$(mktemp -d "${TMPDIR:-/tmp}/optsnap-pg-standby.XXXXXX")
+    [ "$(id -u)" -eq 0 ] && chown postgres: "$OPTSNAP_STANDBY_TMP"
+    local data="$OPTSNAP_STANDBY_TMP/data"
+    optsnap_pg_tool "$OPTSNAP_PGBIN/pg_basebackup" -h 127.0.0.1 -p "$primary_port" -U postgres \
+        -D "$data" -R -X stream -c fast --no-sync >"$OPTSNAP_STANDBY_TMP/basebackup.log" 2>&1 ||
+        { cat "$OPTSNAP_STANDBY_TMP/basebackup.log" >&2; return 1; }
+    for attempt in 1 2 3 4 5; do
+        port=$(optsnap_free_port)
+        {
+            echo "# optsnap standby, attempt $attempt"
+            echo "port = $port"
+            echo "unix_socket_directories = '$OPTSNAP_STANDBY_TMP'"
+            echo "synchronous_standby_names = ''"
+            echo "hot_standby = on"
+        } >>"$data/postgresql.conf"
+        if optsnap_pg_tool "$OPTSNAP_PGBIN/pg_ctl" -D "$data" -l "$OPTSNAP_STANDBY_TMP/postgres.log" -w -t 60 start >/dev/null 2>&1; then
+            OPTSNAP_STANDBY_PORT=$port
+            OPTSNAP_STANDBY_URL="postgresql://postgres@127.0.0.1:$port/postgres"
+            return 0
+        fi
+        optsnap_say "standby did not start on port $port (attempt $attempt); retrying"
+    done
+    tail -n 30 "$OPTSNAP_STANDBY_TMP/postgres.log" >&2 || true
+    return 1
+}
+
+# optsnap_pg_standby_stop: stops the standby (or the primary it was promoted
+# to) and removes its directory (idempotent).
+optsnap_pg_standby_stop() {
+    optsnap_pg_destroy "${OPTSNAP_STANDBY_TMP:-}"
+    OPTSNAP_STANDBY_TMP=
 }

@@ -46,6 +46,7 @@ struct pg_pool {
     char timeout_ms[32];
     char application_name[64];
     int size;
+    uint64_t max_backoff_us;
     struct pg_conn *conns;
     pg_pool_notify_cb notify;
     void *user;
@@ -155,10 +156,12 @@ static void schedule_reconnect(struct pg_conn *c)
     c->state = CONN_DOWN;
     c->failures++;
     /* the first retry after a working connection is immediate; then full
-     * jitter over an exponential ceiling, 100 ms .. 10 s */
+     * jitter over an exponential ceiling, 100 ms .. max_backoff (retry_max_backoff) */
     uint64_t wait = c->failures == 1 && c->ever_ok
                         ? 0
-                        : (uint64_t)(backoff_full_jitter_us(c->failures, 100000, 10000000) / 1000);
+                        : (uint64_t)(backoff_full_jitter_us(c->failures, 100000,
+                                                            (int64_t)c->pool->max_backoff_us) /
+                                     1000);
     uv_timer_start(&c->timer, timer_fire, wait, 0);
 }
 
@@ -204,6 +207,25 @@ static void conn_fail(struct pg_conn *c, const char *why)
     }
     schedule_reconnect(c);
     pool_notify(p);
+}
+
+/* Closes a connection that answered but must not be used again (the server
+ * is a standby now, or the session was terminated) and connects again at
+ * once: with target_session_attrs=read-write libpq walks the hosts of a
+ * multi-host database_url to the primary. Later failures back off. */
+static void conn_replace(struct pg_conn *c, const char *why)
+{
+    struct pg_pool *p = c->pool;
+    char q1[300];
+    log_warn("database connection replaced", "conn=%d reason=%s host=%s", c->index,
+             log_quote(q1, sizeof q1, why), c->pg ? PQhost(c->pg) : "");
+    sock_release(c);
+    PQfinish(c->pg);
+    c->pg = NULL;
+    p->stats.reconnects++;
+    c->ever_ok = true;
+    c->failures = 0;
+    schedule_reconnect(c);
 }
 
 static void conn_start(struct pg_conn *c)
@@ -322,19 +344,22 @@ static void conn_read(struct pg_conn *c)
                 conn_fail(c, "cannot watch socket");
                 return;
             }
-            bool transient = c->result.status == PG_TXN_SQL_ERROR &&
-                             (strcmp(c->result.sqlstate, "57014") == 0 ||
-                              strncmp(c->result.sqlstate, "57P", 3) == 0);
+            enum pg_error_action action =
+                c->result.status == PG_TXN_SQL_ERROR
+                    ? pg_error_classify(c->result.sqlstate, c->result.message)
+                    : PG_ERROR_FAIL;
+            char why[80];
+            snprintf(why, sizeof why, "sqlstate %s", c->result.sqlstate);
             finish_txn(c, c->result.status);
-            /* a cancelled or terminated backend is replaced, per the retry contract */
-            if (transient && c->state == CONN_IDLE && c->pg) {
-                sock_release(c);
-                PQfinish(c->pg);
-                c->pg = NULL;
-                c->pool->stats.reconnects++;
-                c->ever_ok = true;
-                c->failures = 0;
-                schedule_reconnect(c);
+            /* Only a lost, terminated or read-only (standby) session is
+             * replaced; a timeout, deadlock or serialization failure leaves
+             * the session usable, and closing it would be connection churn
+             * under pressure (a new backend before the old one is gone). */
+            if (c->state == CONN_IDLE && c->pg) {
+                if (PQstatus(c->pg) != CONNECTION_OK)
+                    conn_replace(c, "connection lost");
+                else if (action == PG_ERROR_RECONNECT)
+                    conn_replace(c, why);
             }
             pool_notify(c->pool);
             return;
@@ -440,6 +465,13 @@ void pg_pool_set_statement_timeout(struct pg_pool *p, int64_t statement_timeout_
              (long long)(statement_timeout_us > 0 ? statement_timeout_us / 1000 : 0));
 }
 
+void pg_pool_set_max_backoff(struct pg_pool *p, int64_t max_backoff_us)
+{
+    p->max_backoff_us = max_backoff_us > 0 ? (uint64_t)max_backoff_us : PG_POOL_DEFAULT_MAX_BACKOFF_US;
+    if (p->max_backoff_us < 100000)
+        p->max_backoff_us = 100000;
+}
+
 void pg_pool_get_stats(const struct pg_pool *p, struct pg_pool_stats *out)
 {
     *out = p->stats;
@@ -474,6 +506,7 @@ int pg_pool_create(struct pg_pool **out, uv_loop_t *loop, const struct pg_pool_s
     p->size = s->size;
     p->notify = notify;
     p->user = user;
+    pg_pool_set_max_backoff(p, s->max_backoff_us);
     snprintf(p->timeout_ms, sizeof p->timeout_ms, "%lld",
              (long long)(s->statement_timeout_us > 0 ? s->statement_timeout_us / 1000 : 0));
     snprintf(p->application_name, sizeof p->application_name, "%s",

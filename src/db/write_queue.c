@@ -251,7 +251,8 @@ static void on_txn_done(struct pg_txn *txn, const struct pg_txn_result *r)
         report(q, g, WRITE_CANCELLED, b, stmt, r, 0, 0);
         goto done_batch;
     }
-    if (r->status == PG_TXN_CONN_LOST || pg_sqlstate_is_transient(r->sqlstate)) {
+    enum pg_error_action action = pg_error_classify(r->sqlstate, r->message);
+    if (r->status == PG_TXN_CONN_LOST || action == PG_ERROR_RETRY || action == PG_ERROR_RECONNECT) {
         b->attempts++;
         if (q->s.max_attempts == 0 || b->attempts < q->s.max_attempts) {
             int64_t wait = backoff_full_jitter_us(b->attempts, 200000, q->s.retry_cap_us);

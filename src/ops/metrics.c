@@ -374,6 +374,9 @@ void metrics_render_prometheus(const struct metrics_snapshot *m, struct bytebuf 
         counter(out, "optsnap_heal_windows_filled_total", "Windows the self-healing passes marked covered (backfill).",
                 m->heal_windows);
     }
+    counter(out, "optsnap_retention_days_dropped_total",
+            "Day partitions dropped by the retention setting (their coverage marked expired).",
+            m->retention_days_dropped);
     counter(out, "optsnap_pages_capped_total",
             "Paginated fetches stopped at max_pages (their window stays uncovered).", m->pages_capped);
     n = "optsnap_clock_skew_seconds";

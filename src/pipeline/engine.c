@@ -513,6 +513,7 @@ static void on_signal(uv_signal_t *h, int signum)
     if (signum == SIGHUP) {
         if (e->state == ENGINE_RUNNING && e->d.reload) {
             e->d.reload(e->d.self);
+            pg_pool_set_max_backoff(e->pool, e->s->retry_max_backoff_us); /* a reload may change it */
             if (e->wq)
                 pg_pool_set_statement_timeout(e->pool, e->s->statement_timeout_us);
             engine_after_event(e);
@@ -563,6 +564,7 @@ static int start_db(struct engine *e)
     struct pg_pool_settings ps = {.conninfo = e->s->database_url,
                                   .size = e->cfg.db_connections,
                                   .statement_timeout_us = e->s->statement_timeout_us,
+                                  .max_backoff_us = e->s->retry_max_backoff_us,
                                   .application_name = e->cfg.application_name};
     if (pg_pool_create(&e->pool, &e->loop, &ps, on_pool_notify, e)) {
         log_error("cannot start the database pool", "command=%s", e->cfg.name);

@@ -14,6 +14,7 @@
 #include "optsnap/commands.h"
 #include "optsnap/config/cli.h"
 #include "optsnap/db/pg_connect.h"
+#include "optsnap/db/retention.h"
 #include "optsnap/ops/sd_notify.h"
 #include "optsnap/pipeline/calendar.h"
 #include "optsnap/util/array.h"
@@ -265,6 +266,51 @@ static void maintenance_submit(struct run *r)
         r->maint_due = false;
 }
 
+/* ---- retention: once a day, whole day partitions older than `retention` dropped ---- */
+
+static void on_retention_rows(void *user, const void *pgresult)
+{
+    struct run *r = user;
+    retention_on_tuples(&r->retention_job, pgresult);
+}
+
+static void on_retention_done(struct engine_query *q, const struct pg_txn_result *res)
+{
+    struct run *r = q->user;
+    if (res->status == PG_TXN_OK) {
+        if (r->retention_job.days_dropped > 0)
+            r->retention_days_dropped += (uint64_t)r->retention_job.days_dropped;
+        return;
+    }
+    if (res->status == PG_TXN_CANCELLED)
+        return;
+    char m[300];
+    r->retention_due = true; /* the next tick tries again */
+    log_warn("retention failed: tried again", "sqlstate=%s error=%s", res->sqlstate,
+             log_quote(m, sizeof m, res->message));
+}
+
+static void retention_submit(struct run *r)
+{
+    if (!r->retention_due || r->retention_q.pending)
+        return;
+    r->retention_due = false;
+    int rc = retention_job_build(&r->retention_job, r->s, run_market_now(r), false);
+    if (rc != 0) {
+        if (rc < 0)
+            log_warn("retention is shorter than 2 days: not applied", "%s", "");
+        return;
+    }
+    memset(&r->retention_q.txn, 0, sizeof r->retention_q.txn);
+    r->retention_q.txn.stmts[0] = r->retention_job.stmt;
+    r->retention_q.txn.nstmts = 1;
+    r->retention_q.done = on_retention_done;
+    r->retention_q.user = r;
+    r->retention_q.txn.stmts[0].on_tuples = on_retention_rows;
+    if (engine_query_submit(r->e, &r->retention_q) != 0)
+        r->retention_due = true;
+}
+
 /* ---- the scheduler ---- */
 
 static void tick(uv_timer_t *t);
@@ -328,6 +374,7 @@ static void tick(uv_timer_t *t)
         (!r->sessions.always_open && now + 3 * USEC_PER_DAY > r->sessions.loaded_to_us)) {
         r->maintained_day = day;
         r->maint_due = true;
+        r->retention_due = true;
     }
     int expects = session_set_expects(&r->sessions, ws, cadence);
     if (expects == 1)
@@ -525,13 +572,14 @@ static void on_pump(void *self)
     struct run *r = self;
     run_notify_ready_once(r);
     maintenance_submit(r);
+    retention_submit(r);
 }
 
 static bool on_busy(void *self)
 {
     struct run *r = self;
-    return r->live_sweeps > 0 || r->maint.pending || r->clock_q.pending || r->timeline_q.pending ||
-           run_leases_busy(r) || run_heal_busy(r);
+    return r->live_sweeps > 0 || r->maint.pending || r->retention_q.pending || r->clock_q.pending ||
+           r->timeline_q.pending || run_leases_busy(r) || run_heal_busy(r);
 }
 
 static void on_drain(void *self, const char *why)

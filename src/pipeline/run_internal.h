@@ -10,6 +10,7 @@
 
 #include "optsnap/api/snapshot_parse.h"
 #include "optsnap/config/settings.h"
+#include "optsnap/db/retention.h"
 #include "optsnap/ops/listener.h"
 #include "optsnap/ops/metrics.h"
 #include "optsnap/pipeline/engine.h"
@@ -94,6 +95,11 @@ struct run {
     int maint_failures;
     int64_t maint_not_before_us;
     int64_t sessions_from_us, sessions_to_us;
+    /* retention (db/retention.h), daily with the maintenance */
+    struct engine_query retention_q;
+    struct retention_job retention_job;
+    bool retention_due;
+    uint64_t retention_days_dropped;
 
     /* clocks */
     struct clock_peer api_clock, db_clock;

@@ -201,6 +201,7 @@ static void on_snapshot(void *user, struct metrics_snapshot *m)
     m->clock_skew_exceeded = !run_clocks_agree(r);
     m->api_refused_key = r->api_refused_key;
     m->api_refused_plan = r->api_refused_plan;
+    m->retention_days_dropped = r->retention_days_dropped;
     if (r->s->lease_ttl_us > 0) {
         m->lease_holder = r->holder;
         m->leases_held = run_leases_held(r);

@@ -4,7 +4,10 @@
  * Sync, so it runs as one implicit transaction (all or nothing) in one round
  * trip, with unnamed statements only: safe behind a transaction-mode pooler.
  * Every transaction starts with set_config('statement_timeout', ..., true)
- * (the SET LOCAL equivalent). Wraps libpq and libuv. */
+ * (the SET LOCAL equivalent). After a failed transaction the connection is
+ * kept or replaced as pg_error_classify() says (pg_txn.h): a statement
+ * timeout keeps it, a lost session or a read-only standby replaces it.
+ * Wraps libpq and libuv. */
 #ifndef OPTSNAP_PG_POOL_H
 #define OPTSNAP_PG_POOL_H
 
@@ -21,7 +24,12 @@ struct pg_pool_settings {
     int size;                    /* connections, >= 1 */
     int64_t statement_timeout_us;
     const char *application_name;
+    /* cap on the wait between reconnect attempts (retry_max_backoff);
+     * 0 = PG_POOL_DEFAULT_MAX_BACKOFF_US */
+    int64_t max_backoff_us;
 };
+
+#define PG_POOL_DEFAULT_MAX_BACKOFF_US 10000000
 
 struct pg_pool_stats {
     int busy, idle, connecting, down; /* down = waiting to reconnect */
@@ -41,6 +49,10 @@ int pg_pool_submit(struct pg_pool *p, struct pg_txn *txn) __attribute__((warn_un
 
 /* Applies to transactions submitted from now on (configuration reload). */
 void pg_pool_set_statement_timeout(struct pg_pool *p, int64_t statement_timeout_us);
+
+/* Applies to reconnects scheduled from now on (configuration reload of
+ * retry_max_backoff); <= 0 restores the default, floor 100 ms. */
+void pg_pool_set_max_backoff(struct pg_pool *p, int64_t max_backoff_us);
 
 bool pg_pool_has_idle(const struct pg_pool *p);
 void pg_pool_get_stats(const struct pg_pool *p, struct pg_pool_stats *out);

@@ -48,10 +48,38 @@ struct pg_txn {
     void *user;
 };
 
-/* SQLSTATE classes the caller retries (with backoff, on a fresh connection):
- * connection exceptions (08), deadlock (40P01), serialization (40001),
- * statement timeout / cancel (57014), too many connections (53300), admin
- * shutdown and friends (57P0x). */
+/* What a failed transaction means, decided from its SQLSTATE (and, for a
+ * read-only refusal, its message). One table for the pool (keep or replace
+ * the connection) and the write queue (retry, bisect or give up).
+ *  PG_ERROR_RETRY      retry after backoff on the SAME connection: the
+ *                      statement failed, the session is fine (57014 statement
+ *                      timeout / cancel, 40P01 deadlock, 40001 serialization,
+ *                      53300 too many connections, 53400 configuration limit).
+ *  PG_ERROR_RECONNECT  the connection is gone or points at the wrong server:
+ *                      close it, connect again (libpq walks a multi-host
+ *                      database_url, target_session_attrs=read-write finds the
+ *                      new primary), then retry: 08xxx connection exceptions,
+ *                      57P01-57P05 (admin/crash shutdown, cannot connect now,
+ *                      database dropped, idle session timeout), 25006
+ *                      read-only transaction (a standby after a failover) and
+ *                      "cannot execute ... in a read-only transaction".
+ *  PG_ERROR_BISECT     22xxx data errors, 23xxx integrity violations: the
+ *                      batch holds a bad row; split it.
+ *  PG_ERROR_FAIL       anything else (XX000 included): logged, counted, the
+ *                      window stays uncovered for repair. */
+enum pg_error_action {
+    PG_ERROR_FAIL = 0,
+    PG_ERROR_RETRY,
+    PG_ERROR_RECONNECT,
+    PG_ERROR_BISECT,
+};
+
+/* sqlstate: five characters or "" / NULL; message: the server's primary
+ * message or NULL. Pure. */
+enum pg_error_action pg_error_classify(const char *sqlstate, const char *message);
+const char *pg_error_action_name(enum pg_error_action a);
+
+/* RETRY or RECONNECT: the caller retries with backoff. */
 bool pg_sqlstate_is_transient(const char *sqlstate);
 /* Data errors (22xxx) and integrity violations (23xxx): bisect the batch. */
 bool pg_sqlstate_is_data_error(const char *sqlstate);

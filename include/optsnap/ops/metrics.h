@@ -84,6 +84,7 @@ struct metrics_snapshot {
     int live_daemons, lease_target;
     /* self-healing: child repair passes, failed ones, windows they filled */
     uint64_t heal_runs, heal_failures, heal_windows;
+    uint64_t retention_days_dropped; /* day partitions dropped by `retention` */
     long uncovered_windows; /* -1 = unknown */
     int db_reachable;       /* 1/0 */
     /* per underlying */
