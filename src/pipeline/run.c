@@ -113,6 +113,11 @@ static void on_sweep_fetched(struct pager *p, bool complete, const char *why)
         engine_group_fail(r->e, &sw->g, why);
     else if (sw->skewed || !run_clocks_agree(r))
         engine_group_fail(r->e, &sw->g, "clock skew: our clock disagrees with the API's or the database's");
+    else if (run_market_now(r) > sw->window_end_us + r->s->cadence_us)
+        /* its last pages hold states from after the next window: the window's
+         * own may have been overwritten, so it is not marked; gaps, repair and
+         * the self-healing fill it from bars */
+        engine_group_fail(r->e, &sw->g, "sweep overran its window by more than a cadence");
     sw->g.wg.cov.rows = sw->rows_fetched;
     engine_group_close(r->e, &sw->g); /* may settle the sweep at once */
 }

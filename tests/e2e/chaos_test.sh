@@ -35,7 +35,8 @@ run_daemon() { # sets RUN_PID; every start logs to its own file
         --api-url "$SIM_URL" --universe SPY,QQQ --calendar always --cadence 60s \
         --clock "$(sim_shared_clock)" --clock-speed "$SPEED" --page-limit 50 --batch-rows 100 \
         --db-connections 2 --http-concurrency 4 --listen "" --stats-interval 1s \
-        --retry-max-backoff 1s --http-max-attempts 12 --http-timeout 2s --http-connect-timeout 1s
+        --retry-max-backoff 1s --http-max-attempts 12 --http-timeout 2s --http-connect-timeout 1s \
+        --lease-ttl 3s
     RUN_PID=$E2E_LAST_PID
 }
 

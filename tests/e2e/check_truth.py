@@ -85,8 +85,10 @@ def main():
         sim_anchor_us, real_anchor_s = int(sim_anchor_us), float(real_anchor_s)
     cols = ", ".join(
         f"(extract(epoch from {c}) * 1000000)::int8" if k == "t" else c for c, _, _, k in COLUMNS)
+    # live rows only: backfilled rows (repair, the daemon's self-healing) are
+    # bars keyed at their end, held to the day-block truth by check_backfill.py
     rows = psql(db, "SELECT ticker, (extract(epoch from last_updated) * 1000000)::int8, source, "
-                    f"{cols} FROM option_snapshots ORDER BY ticker, last_updated")
+                    f"{cols} FROM option_snapshots WHERE source = 'live' ORDER BY ticker, last_updated")
     # DESIGN §4: a row stored with a field the parser could not read has that
     # field NULL, and its raw JSON in ingest_rejects (kind 'partial', keyed
     # like the row) naming the field: NULL is what the database must hold there

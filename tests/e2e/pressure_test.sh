@@ -63,7 +63,7 @@ grep -q 'msg="batch will be retried".*sqlstate=57014' "$TMP/run.log" || fail "no
 full=$(sed -n 's/.*msg="pool".* queue_rows=\([0-9]*\).*/\1/p' "$TMP/run.log" | sort -n | tail -1)
 [ "${full:-0}" -ge $((QMAX - 50)) ] || fail "the queue never filled (max queue_rows ${full:-0} of $QMAX): fetching was not paused"
 [ "$after" -gt "$before" ] || fail "no recovery: covered windows $before -> $after"
-# --bound-commit: the held lock pauses fetching mid-sweep, so a window is marked
-# well after its end with later state; the strict bound would report it (issue 11)
-python3 "$HERE/check_truth.py" "$DB" "$SIM_URL" --clock "$SIM_US@$real" --speed "$SPEED" --bound-commit || fail "rows lost or wrong under pressure"
+# --allow-overrun: a sweep the held lock stalls past a cadence beyond its window
+# is not marked (run refuses it); one that finished within it may hold later state
+python3 "$HERE/check_truth.py" "$DB" "$SIM_URL" --clock "$SIM_US@$real" --speed "$SPEED" --allow-overrun || fail "rows lost or wrong under pressure"
 echo "pressure e2e: ok max_connections=$maxconn samples=$samples max_queue_rows=$full/$QMAX windows $before -> $after"
