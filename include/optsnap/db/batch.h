@@ -26,6 +26,8 @@ struct batch {
     int attempts;
     bool final;                 /* the last batch of its sweep: may carry the coverage mark */
     bool bisected;              /* a part of a batch the database refused with a data error */
+    uint64_t token;             /* the skip cache's token for this batch's rows (copied by split) */
+    long skipped;               /* rows the skip cache kept out of it (reported with its commit) */
 };
 
 /* Returns a new empty batch, or NULL when out of memory. Free with batch_free(). */
