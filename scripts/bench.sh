@@ -5,20 +5,28 @@
 #   (2) the writer alone (rows in memory -> PostgreSQL), first write and re-poll;
 #   (3) the full path, simulator -> optsnap -> PostgreSQL, for a large universe:
 #       first sweep and an unchanged re-poll (the simulator's clock is frozen);
-#   (4) optsnap's peak RSS at two universe sizes.
-# usage: scripts/bench.sh [--contracts-large N] [--writer-rows N]
-#   default large universe: 300 underlyings x 5000 contracts = 1.5M contracts.
+#   (4) optsnap's peak RSS at two universe sizes;
+#   (5) WAL bytes per row of each sweep (pg_wal_lsn_diff around it: does not
+#       depend on the machine's speed), the unchanged re-poll's above all.
+# Rows land in day partitions, as in production (the simulator's frozen day
+# has one), not in the DEFAULT partition; the run says how many did not.
+# usage: scripts/bench.sh [--underlyings-large N] [--contracts N] [--writer-rows N] [--json FILE]
+#   default large universe: 300 underlyings x 5000 contracts = 1.5M contracts;
+#   e.g. --underlyings-large 4 --contracts 5000 --writer-rows 20000 on a small machine.
+#   --json FILE: every figure and ratio, machine-readable, to compare runs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 UNDERLYINGS_LARGE=300
 CONTRACTS=5000
 WRITER_ROWS=300000
+JSON=""
 while [ $# -gt 0 ]; do
     case "$1" in
         --underlyings-large) UNDERLYINGS_LARGE=$2; shift ;;
         --contracts) CONTRACTS=$2; shift ;;
         --writer-rows) WRITER_ROWS=$2; shift ;;
+        --json) JSON=$2; shift ;;
         *) echo "bench.sh: unknown option $1" >&2; exit 2 ;;
     esac
     shift
@@ -53,12 +61,14 @@ say "PostgreSQL 15 on port $PORT, $(nproc) cores"
 # ---- (1) + (2) ----
 say "writer vs COPY: $WRITER_ROWS rows"
 psql -X -q "$URL" -c "CREATE DATABASE bench_writer" >/dev/null
-"$BUILD/bench_writer" "postgresql://postgres@127.0.0.1:$PORT/bench_writer" "$WRITER_ROWS" 4 5000 2>/dev/null
+"$BUILD/bench_writer" "postgresql://postgres@127.0.0.1:$PORT/bench_writer" "$WRITER_ROWS" 4 5000 2>/dev/null \
+    | tee "$TMP/writer.txt"
 
 # ---- (3) + (4) ----
 sweep() { # sweep LABEL DB UNDERLYINGS: one sweep of the whole universe; prints rows/s and RSS
     local label=$1 db=$2 n=$3 log=$TMP/$1.log
-    local t0 t1 sim_cpu0 pg_cpu0
+    local t0 t1 sim_cpu0 pg_cpu0 lsn0 lsn1
+    lsn0=$(psql -X -A -t -q "$URL" -c "SELECT pg_current_wal_lsn()")
     sim_cpu0=$(proc_cpu "$SIM_PID" self)
     pg_cpu0=$(proc_cpu "$PG_PID" children)
     t0=$(date +%s.%N)
@@ -67,6 +77,9 @@ sweep() { # sweep LABEL DB UNDERLYINGS: one sweep of the whole universe; prints 
         --http-concurrency 16 --db-connections 2 --batch-rows 5000 --queue-max-rows 50000 \
         --stats-interval 5s >"$log" 2>&1
     t1=$(date +%s.%N)
+    lsn1=$(psql -X -A -t -q "$URL" -c "SELECT pg_current_wal_lsn()")
+    local wal
+    wal=$(psql -X -A -t -q "$URL" -c "SELECT pg_wal_lsn_diff('$lsn1', '$lsn0')::int8")
     local sim_cpu pg_cpu
     sim_cpu=$(python3 -c "print(f'{$(proc_cpu "$SIM_PID" self) - $sim_cpu0:.1f}')")
     pg_cpu=$(python3 -c "print(f'{$(proc_cpu "$PG_PID" children) - $pg_cpu0:.1f}')")
@@ -81,9 +94,14 @@ sweep() { # sweep LABEL DB UNDERLYINGS: one sweep of the whole universe; prints 
     local secs rps
     secs=$(python3 -c "print(f'{$t1 - $t0:.2f}')")
     rps=$(python3 -c "print(f'{$rows / ($t1 - $t0):.0f}')")
-    printf '%-24s rows=%-8s written=%-8s unchanged=%-8s %7ss %7s rows/s  rss=%s MiB  cpu s: optsnap %s simulator %s postgres %s\n' \
-        "$label" "$rows" "$written" "$unchanged" "$secs" "$rps" "$((rss / 1024))" "$own_cpu" "$sim_cpu" "$pg_cpu"
+    local walrow
+    walrow=$(python3 -c "print(f'{$wal / max($rows, 1):.1f}')")
+    printf '%-24s rows=%-8s written=%-8s unchanged=%-8s %7ss %7s rows/s  rss=%s MiB  cpu s: optsnap %s simulator %s postgres %s  WAL %s B/row\n' \
+        "$label" "$rows" "$written" "$unchanged" "$secs" "$rps" "$((rss / 1024))" "$own_cpu" "$sim_cpu" "$pg_cpu" "$walrow"
     echo "$rps" >"$TMP/$label.rps"
+    printf '{"label":"%s","rows":%s,"written":%s,"unchanged":%s,"seconds":%s,"rows_per_s":%s,"max_rss_kib":%s,"cpu_s_optsnap":%s,"cpu_s_simulator":%s,"cpu_s_postgres":%s,"wal_bytes":%s,"wal_bytes_per_row":%s}\n' \
+        "$label" "$rows" "${written:-0}" "${unchanged:-0}" "$secs" "$rps" "${rss:-0}" "${own_cpu:-0}" "$sim_cpu" "$pg_cpu" \
+        "$wal" "$walrow" >>"$TMP/sweeps.jsonl"
 }
 
 SIM_PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
@@ -117,6 +135,9 @@ for _ in $(seq 100); do curl -fsS "$SIM_URL/_sim/clock" >/dev/null 2>&1 && break
 for db in bench_small bench_large; do
     psql -X -q "$URL" -c "CREATE DATABASE $db" >/dev/null
     DATABASE_URL="postgresql://postgres@127.0.0.1:$PORT/$db" "$BIN" migrate >/dev/null 2>&1
+    # day partitions around the simulator's frozen day, as the daemon makes them in production
+    psql -X -q "postgresql://postgres@127.0.0.1:$PORT/$db" \
+        -c "SELECT optsnap_ensure_partitions(date '2026-10-01', date '2026-11-03')" >/dev/null
 done
 SMALL="postgresql://postgres@127.0.0.1:$PORT/bench_small"
 LARGE="postgresql://postgres@127.0.0.1:$PORT/bench_large"
@@ -124,10 +145,35 @@ say "full path: simulator -> optsnap -> PostgreSQL (all on $(nproc) cores)"
 sweep "small-first-sweep" "$SMALL" 20
 sweep "large-first-sweep" "$LARGE" "$UNDERLYINGS_LARGE"
 sweep "large-unchanged-repoll" "$LARGE" "$UNDERLYINGS_LARGE"
-python3 - "$TMP" <<'EOF'
-import sys
-tmp = sys.argv[1]
-first = float(open(f"{tmp}/large-first-sweep.rps").read())
-again = float(open(f"{tmp}/large-unchanged-repoll.rps").read())
-print(f"re-poll / first sweep: {again / first:.2f}x")
+default_rows=$(psql -X -A -t -q "$LARGE" -c "SELECT count(*) FROM option_snapshots_default")
+total_rows=$(psql -X -A -t -q "$LARGE" -c "SELECT count(*) FROM option_snapshots")
+echo "rows in the DEFAULT partition: $default_rows of $total_rows"
+python3 - "$TMP" "$JSON" "$default_rows" "$total_rows" "$UNDERLYINGS_LARGE" "$CONTRACTS" "$WRITER_ROWS" <<'EOF'
+import json, re, subprocess, sys
+tmp, out = sys.argv[1], sys.argv[2]
+sweeps = {d["label"]: d for d in map(json.loads, open(f"{tmp}/sweeps.jsonl"))}
+first, again = sweeps["large-first-sweep"], sweeps["large-unchanged-repoll"]
+ratios = {
+    "repoll_over_first_sweep": again["rows_per_s"] / first["rows_per_s"],
+    "postgres_cpu_repoll_over_first": again["cpu_s_postgres"] / first["cpu_s_postgres"] if first["cpu_s_postgres"] else None,
+}
+print(f"re-poll / first sweep: {ratios['repoll_over_first_sweep']:.2f}x")
+if ratios["postgres_cpu_repoll_over_first"] is not None:
+    print(f"PostgreSQL CPU, re-poll / first sweep: {ratios['postgres_cpu_repoll_over_first']:.2f}")
+print(f"WAL per row, unchanged re-poll: {again['wal_bytes_per_row']} bytes (first sweep {first['wal_bytes_per_row']})")
+writer = {}
+for line in open(f"{tmp}/writer.txt"):
+    m = re.match(r"\((\w+)\)\s.*?([0-9]+) rows/s", line)
+    if m:
+        writer[m.group(1)] = int(m.group(2))
+if out:
+    try:
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+    except OSError:
+        commit = ""
+    json.dump({"commit": commit, "underlyings_large": int(sys.argv[5]), "contracts_per_underlying": int(sys.argv[6]),
+               "writer_rows": int(sys.argv[7]), "writer_rows_per_s": writer, "sweeps": sweeps, "ratios": ratios,
+               "default_partition_rows": int(sys.argv[3]), "snapshot_rows": int(sys.argv[4])},
+              open(out, "w"), indent=1)
+    print(f"figures written to {out}")
 EOF
