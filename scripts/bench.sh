@@ -213,6 +213,27 @@ open(f"{tmp}/sweeps.jsonl", "a").write(json.dumps(d) + "\n")
 EOF4
 }
 repoll "large-unchanged-repoll" "$LARGE" "$UNDERLYINGS_LARGE"
+# ---- (6) the seed's pattern as a peer: same simulator, same PostgreSQL ----
+SEED_PY=/usr/bin/python3
+if ! "$SEED_PY" -c 'import psycopg2' 2>/dev/null; then
+    say "installing python3-psycopg2 (Debian) for the seed's pattern"
+    apt-get install -y -q python3-psycopg2 >/dev/null 2>&1 || true
+fi
+if "$SEED_PY" -c 'import psycopg2' 2>/dev/null; then
+    psql -X -q "$URL" -c "CREATE DATABASE bench_seed" >/dev/null
+    SEED="postgresql://postgres@127.0.0.1:$PORT/bench_seed"
+    DATABASE_URL=$SEED "$BIN" migrate >/dev/null 2>&1
+    psql -X -q "$SEED" -c "SELECT optsnap_ensure_partitions(date '2026-10-01', date '2026-11-03')" >/dev/null
+    say "the seed's pattern: one autocommitted upsert per contract and per snapshot, 32 threads"
+    for label in seed-first-sweep seed-unchanged-repoll; do
+        out=$("$SEED_PY" "$ROOT/scripts/bench_seed.py" "$SEED" "$SIM_URL" "$TMP/universe.$UNDERLYINGS_LARGE" --threads 32)
+        echo "$label $out"
+        echo "$out" | sed -n 's/.*rows_per_s=\([0-9]*\).*/\1/p' >"$TMP/$label.rps"
+    done
+else
+    say "python3-psycopg2 missing: the seed's pattern is not measured"
+fi
+
 default_rows=$(psql -X -A -t -q "$LARGE" -c "SELECT count(*) FROM option_snapshots_default")
 total_rows=$(psql -X -A -t -q "$LARGE" -c "SELECT count(*) FROM option_snapshots")
 echo "rows in the DEFAULT partition: $default_rows of $total_rows"
@@ -229,6 +250,15 @@ print(f"re-poll / first sweep: {ratios['repoll_over_first_sweep']:.2f}x")
 if ratios["postgres_cpu_repoll_over_first"] is not None:
     print(f"PostgreSQL CPU, re-poll / first sweep: {ratios['postgres_cpu_repoll_over_first']:.2f}")
 print(f"WAL per row, unchanged re-poll: {again['wal_bytes_per_row']} bytes (first sweep {first['wal_bytes_per_row']})")
+import os
+if os.path.exists(f"{tmp}/seed-first-sweep.rps"):
+    seed_first = float(open(f"{tmp}/seed-first-sweep.rps").read() or 0)
+    seed_again = float(open(f"{tmp}/seed-unchanged-repoll.rps").read() or 0)
+    ratios["optsnap_over_seed_first_sweep"] = first["rows_per_s"] / seed_first if seed_first else None
+    ratios["optsnap_over_seed_repoll"] = again["rows_per_s"] / seed_again if seed_again else None
+    ratios["seed_rows_per_s"] = {"first": seed_first, "repoll": seed_again}
+    print(f"optsnap / the seed's pattern: first sweep {ratios['optsnap_over_seed_first_sweep']:.1f}x, "
+          f"unchanged re-poll {ratios['optsnap_over_seed_repoll']:.1f}x")
 writer = {}
 for line in open(f"{tmp}/writer.txt"):
     m = re.match(r"\((\w+)\)\s.*?([0-9]+) rows/s", line)
