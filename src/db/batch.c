@@ -112,3 +112,11 @@ size_t batch_count_contracts(const struct batch *b)
             n++;
     return n;
 }
+
+size_t batch_contract_end(const struct batch *b, size_t i)
+{
+    size_t j = i + 1;
+    while (j < b->nrows && strcmp(b->rows[j].contract.ticker, b->rows[i].contract.ticker) == 0)
+        j++;
+    return j;
+}

@@ -124,15 +124,12 @@ static bool *contracts_known(struct write_queue *q, const struct batch *b, long 
     bool *known = calloc(b->nrows, sizeof *known);
     if (known == NULL)
         return NULL; /* every contract goes through the options statements: correct, slower */
-    for (size_t i = 0; i < b->nrows;) {
-        size_t e = i + 1;
-        while (e < b->nrows && strcmp(b->rows[e].contract.ticker, b->rows[i].contract.ticker) == 0)
-            e++;
+    for (size_t i = 0, e; i < b->nrows; i = e) {
+        e = batch_contract_end(b, i);
         if (fingerprint_table_contract_known(q->cache, b->rows[i].contract.ticker, b->rows[e - 1].last_updated_us)) {
             known[i] = true;
             (*nknown)++;
         }
-        i = e;
     }
     if (*nknown == 0) {
         free(known);
@@ -275,14 +272,13 @@ static void cache_committed(struct write_queue *q, const struct write_work *w)
     const struct write_group *g = b->owner;
     if (q->cache == NULL)
         return;
-    for (size_t i = 0; i < b->nrows;) {
+    for (size_t i = 0, e; i < b->nrows; i = e) {
         const char *t = b->rows[i].contract.ticker;
-        size_t e = i;
-        for (; e < b->nrows && strcmp(b->rows[e].contract.ticker, t) == 0; e++)
-            fingerprint_table_commit(q->cache, t, fingerprint_row(&b->rows[e], g->underlying, g->source), b->token);
+        e = batch_contract_end(b, i);
+        for (size_t k = i; k < e; k++)
+            fingerprint_table_commit(q->cache, t, fingerprint_row(&b->rows[k], g->underlying, g->source), b->token);
         if (w->known == NULL || !w->known[i])
             fingerprint_table_contract_commit(q->cache, t, b->rows[e - 1].last_updated_us);
-        i = e;
     }
 }
 

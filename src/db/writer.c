@@ -196,17 +196,9 @@ static int add_stmt(struct writer_job *j, enum writer_stmt_kind kind, const char
     return i;
 }
 
-/* End of the group of rows of b->rows[i]'s contract (rows are sorted by ticker). */
-static size_t group_end(const struct batch *b, size_t i)
-{
-    size_t j = i + 1;
-    while (j < b->nrows && strcmp(b->rows[j].contract.ticker, b->rows[i].contract.ticker) == 0)
-        j++;
-    return j;
-}
-
+/* Each contract of a sorted batch: i its first row, e past its last; skipping known ones. */
 #define FOR_EACH_NEW_CONTRACT(i, e, b, known) \
-    for (size_t i = 0, e = group_end(b, 0); i < (b)->nrows; i = e, e = i < (b)->nrows ? group_end(b, i) : i) \
+    for (size_t i = 0, e = batch_contract_end(b, 0); i < (b)->nrows; i = e, e = i < (b)->nrows ? batch_contract_end(b, i) : i) \
         if (!(known) || !(known)[i])
 
 static void build_options(struct writer_job *j, const struct batch *b, const char *underlying, const bool *known)

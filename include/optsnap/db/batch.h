@@ -51,6 +51,9 @@ long batch_sort_dedupe(struct batch *b) __attribute__((warn_unused_result));
  * out of memory or when b has fewer than 2 rows. */
 int batch_split(struct batch *b, struct batch **second) __attribute__((warn_unused_result));
 
+/* In a sorted batch: the index after the last row of b->rows[i]'s contract. */
+size_t batch_contract_end(const struct batch *b, size_t i);
+
 /* Number of distinct tickers in a sorted batch. */
 size_t batch_count_contracts(const struct batch *b);
 
