@@ -324,6 +324,14 @@ static void on_txn_done(struct pg_txn *txn, const struct pg_txn_result *r)
     if (pg_sqlstate_is_data_error(r->sqlstate) && q->cache != NULL)
         for (size_t i = 0; i < b->nrows; i++) /* maybe our word that it is in options was wrong */
             fingerprint_table_contract_forget(q->cache, b->rows[i].contract.ticker);
+    if (strcmp(r->sqlstate, "23503") == 0 && w->known != NULL && r->status == PG_TXN_SQL_ERROR && !q->closing) {
+        /* a foreign key refused a row whose contract skipped the options
+         * statements on the cache's word: the rows are not at fault; the
+         * batch goes again, now with every contract in the options statements */
+        q->st.cache_forgets++;
+        push(q, b, true);
+        goto out;
+    }
     if (r->status == PG_TXN_CONN_LOST || pg_sqlstate_is_transient(r->sqlstate)) {
         b->attempts++;
         if (q->s.max_attempts == 0 || b->attempts < q->s.max_attempts) {
