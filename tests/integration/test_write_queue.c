@@ -212,6 +212,30 @@ static void test_lost_commit_forgets_everything(void)
               0);
 }
 
+/* The cache's word that a contract is in `options` turns out wrong (here: the
+ * contract was deleted behind its back): the foreign key refuses the batch,
+ * which goes again with the contract listed; no row becomes a reject. */
+static void test_wrong_options_knowledge_is_retried(void)
+{
+    struct write_group g;
+    int64_t w;
+    CHECK(timestamp_parse("2026-11-10T17:00:00Z", &w) == 0);
+    run_group_rows(&g, 10, w, w, -1);
+    CHECK(g.coverage_written);
+    CHECK_INT(pgtest_exec(db, "DELETE FROM option_snapshots WHERE ticker = 'O:TRG261218C00103000';"
+                              " DELETE FROM options WHERE ticker = 'O:TRG261218C00103000'"),
+              0);
+    long rejects = pgtest_scalar(db, "SELECT count(*) FROM ingest_rejects");
+    run_group_rows(&g, 10, w + 60 * USEC_PER_SEC, w, 3); /* row 3 changed: sent, its contract "known" */
+    CHECK(g.coverage_written);
+    CHECK_INT(seen.refused, 0);
+    CHECK_INT(pgtest_scalar(db, "SELECT count(*) FROM ingest_rejects"), rejects);
+    CHECK_INT(pgtest_scalar(db, "SELECT count(*) FROM options WHERE ticker = 'O:TRG261218C00103000'"), 1);
+    CHECK_INT(pgtest_scalar(db, "SELECT count(*) FROM option_snapshots WHERE ticker = 'O:TRG261218C00103000'"
+                                " AND trade_price = 3.5"),
+              1);
+}
+
 static void test_trigger_refusing_everything(void)
 {
     CHECK_INT(pgtest_exec(db, "CREATE FUNCTION refuse_all() RETURNS trigger LANGUAGE plpgsql AS $$"
@@ -305,6 +329,7 @@ int main(void)
     RUN(test_few_bad_rows_are_bisected_out);
     RUN(test_unchanged_repoll_sends_nothing);
     RUN(test_lost_commit_forgets_everything);
+    RUN(test_wrong_options_knowledge_is_retried);
     write_queue_close(wq, NULL, NULL);
     wq = NULL;
     pg_pool_close(pool, NULL, NULL);
