@@ -6,18 +6,23 @@
 #   (3) the full path, simulator -> optsnap -> PostgreSQL, for a large universe:
 #       first sweep and an unchanged re-poll (the simulator's clock is frozen);
 #   (4) optsnap's peak RSS at two universe sizes;
-#   (5) history: the aggregate requests of a pruned repair of a one-hour gap
-#       against a naive one (--no-prune) on the same data, and that both
-#       write the same rows.
-# usage: scripts/bench.sh [--contracts-large N] [--writer-rows N] [--history-only]
-#        [--history-underlyings N] [--history-contracts N]
-#   default large universe: 300 underlyings x 5000 contracts = 1.5M contracts.
+#   (6) history: the aggregate requests of a pruned repair of a one-hour gap
+#       against a naive one (--no-prune) on the same data (--history-only: that alone);
+#   (5) WAL bytes per row of each sweep (pg_wal_lsn_diff around it: does not
+#       depend on the machine's speed), the unchanged re-poll's above all.
+# Rows land in day partitions, as in production (the simulator's frozen day
+# has one), not in the DEFAULT partition; the run says how many did not.
+# usage: scripts/bench.sh [--underlyings-large N] [--contracts N] [--writer-rows N] [--json FILE]
+#   default large universe: 300 underlyings x 5000 contracts = 1.5M contracts;
+#   e.g. --underlyings-large 4 --contracts 5000 --writer-rows 20000 on a small machine.
+#   --json FILE: every figure and ratio, machine-readable, to compare runs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 UNDERLYINGS_LARGE=300
 CONTRACTS=5000
 WRITER_ROWS=300000
+JSON=""
 HISTORY_ONLY=0
 HISTORY_UNDERLYINGS=10
 HISTORY_CONTRACTS=2000
@@ -26,6 +31,7 @@ while [ $# -gt 0 ]; do
         --underlyings-large) UNDERLYINGS_LARGE=$2; shift ;;
         --contracts) CONTRACTS=$2; shift ;;
         --writer-rows) WRITER_ROWS=$2; shift ;;
+        --json) JSON=$2; shift ;;
         --history-only) HISTORY_ONLY=1 ;;
         --history-underlyings) HISTORY_UNDERLYINGS=$2; shift ;;
         --history-contracts) HISTORY_CONTRACTS=$2; shift ;;
@@ -120,15 +126,18 @@ if [ "$HISTORY_ONLY" = 1 ]; then
     exit 0
 fi
 
+
 # ---- (1) + (2) ----
 say "writer vs COPY: $WRITER_ROWS rows"
 psql -X -q "$URL" -c "CREATE DATABASE bench_writer" >/dev/null
-"$BUILD/bench_writer" "postgresql://postgres@127.0.0.1:$PORT/bench_writer" "$WRITER_ROWS" 4 5000 2>/dev/null
+"$BUILD/bench_writer" "postgresql://postgres@127.0.0.1:$PORT/bench_writer" "$WRITER_ROWS" 4 5000 2>/dev/null \
+    | tee "$TMP/writer.txt"
 
 # ---- (3) + (4) ----
 sweep() { # sweep LABEL DB UNDERLYINGS: one sweep of the whole universe; prints rows/s and RSS
     local label=$1 db=$2 n=$3 log=$TMP/$1.log
-    local t0 t1 sim_cpu0 pg_cpu0
+    local t0 t1 sim_cpu0 pg_cpu0 lsn0 lsn1
+    lsn0=$(psql -X -A -t -q "$URL" -c "SELECT pg_current_wal_lsn()")
     sim_cpu0=$(proc_cpu "$SIM_PID" self)
     pg_cpu0=$(proc_cpu "$PG_PID" children)
     t0=$(date +%s.%N)
@@ -137,6 +146,9 @@ sweep() { # sweep LABEL DB UNDERLYINGS: one sweep of the whole universe; prints 
         --http-concurrency 16 --db-connections 2 --batch-rows 5000 --queue-max-rows 50000 \
         --stats-interval 5s >"$log" 2>&1
     t1=$(date +%s.%N)
+    lsn1=$(psql -X -A -t -q "$URL" -c "SELECT pg_current_wal_lsn()")
+    local wal
+    wal=$(psql -X -A -t -q "$URL" -c "SELECT pg_wal_lsn_diff('$lsn1', '$lsn0')::int8")
     local sim_cpu pg_cpu
     sim_cpu=$(python3 -c "print(f'{$(proc_cpu "$SIM_PID" self) - $sim_cpu0:.1f}')")
     pg_cpu=$(python3 -c "print(f'{$(proc_cpu "$PG_PID" children) - $pg_cpu0:.1f}')")
@@ -151,9 +163,14 @@ sweep() { # sweep LABEL DB UNDERLYINGS: one sweep of the whole universe; prints 
     local secs rps
     secs=$(python3 -c "print(f'{$t1 - $t0:.2f}')")
     rps=$(python3 -c "print(f'{$rows / ($t1 - $t0):.0f}')")
-    printf '%-24s rows=%-8s written=%-8s unchanged=%-8s %7ss %7s rows/s  rss=%s MiB  cpu s: optsnap %s simulator %s postgres %s\n' \
-        "$label" "$rows" "$written" "$unchanged" "$secs" "$rps" "$((rss / 1024))" "$own_cpu" "$sim_cpu" "$pg_cpu"
+    local walrow
+    walrow=$(python3 -c "print(f'{$wal / max($rows, 1):.1f}')")
+    printf '%-24s rows=%-8s written=%-8s unchanged=%-8s %7ss %7s rows/s  rss=%s MiB  cpu s: optsnap %s simulator %s postgres %s  WAL %s B/row\n' \
+        "$label" "$rows" "$written" "$unchanged" "$secs" "$rps" "$((rss / 1024))" "$own_cpu" "$sim_cpu" "$pg_cpu" "$walrow"
     echo "$rps" >"$TMP/$label.rps"
+    printf '{"label":"%s","rows":%s,"written":%s,"unchanged":%s,"seconds":%s,"rows_per_s":%s,"max_rss_kib":%s,"cpu_s_optsnap":%s,"cpu_s_simulator":%s,"cpu_s_postgres":%s,"wal_bytes":%s,"wal_bytes_per_row":%s}\n' \
+        "$label" "$rows" "${written:-0}" "${unchanged:-0}" "$secs" "$rps" "${rss:-0}" "${own_cpu:-0}" "$sim_cpu" "$pg_cpu" \
+        "$wal" "$walrow" >>"$TMP/sweeps.jsonl"
 }
 
 SIM_PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
@@ -187,18 +204,146 @@ for _ in $(seq 100); do curl -fsS "$SIM_URL/_sim/clock" >/dev/null 2>&1 && break
 for db in bench_small bench_large; do
     psql -X -q "$URL" -c "CREATE DATABASE $db" >/dev/null
     DATABASE_URL="postgresql://postgres@127.0.0.1:$PORT/$db" "$BIN" migrate >/dev/null 2>&1
+    # day partitions around the simulator's frozen day, as the daemon makes them in production
+    psql -X -q "postgresql://postgres@127.0.0.1:$PORT/$db" \
+        -c "SELECT optsnap_ensure_partitions(date '2026-10-01', date '2026-11-03')" >/dev/null
 done
 SMALL="postgresql://postgres@127.0.0.1:$PORT/bench_small"
 LARGE="postgresql://postgres@127.0.0.1:$PORT/bench_large"
 say "full path: simulator -> optsnap -> PostgreSQL (all on $(nproc) cores)"
 sweep "small-first-sweep" "$SMALL" 20
 sweep "large-first-sweep" "$LARGE" "$UNDERLYINGS_LARGE"
-sweep "large-unchanged-repoll" "$LARGE" "$UNDERLYINGS_LARGE"
-python3 - "$TMP" <<'EOF'
-import sys
-tmp = sys.argv[1]
-first = float(open(f"{tmp}/large-first-sweep.rps").read())
-again = float(open(f"{tmp}/large-unchanged-repoll.rps").read())
-print(f"re-poll / first sweep: {again / first:.2f}x")
+# The unchanged re-poll: the fingerprint table lives in the process, so a
+# re-poll is the second sweep of one daemon (the simulator's clock is frozen:
+# every row is the same). Figures of that sweep alone: sampled when the first
+# sweep's windows are all covered, and at exit.
+repoll() { # repoll LABEL DB UNDERLYINGS
+    local label=$1 db=$2 n=$3 log=$TMP/$1.log cadence=30
+    local covered0 pid
+    covered0=$(psql -X -A -t -q "$db" -c "SELECT count(*) FROM ingest_coverage")
+    # start just after a window boundary, so the first sweep ends long before the second starts
+    python3 -c "import time; time.sleep((0.5 - time.time()) % $cadence)"
+    DATABASE_URL=$db OPTSNAP_API_KEY=bench "$BIN" run --api-url "$SIM_URL" --universe "@$TMP/universe.$n" \
+        --calendar always --cadence ${cadence}s --max-sweeps 2 --listen "" --page-limit 250 \
+        --http-concurrency 16 --db-connections 2 --batch-rows 5000 --queue-max-rows 50000 \
+        --stats-interval 60s --log-level debug >"$log" 2>&1 &
+    pid=$!
+    while [ "$(psql -X -A -t -q "$db" -c "SELECT count(*) FROM ingest_coverage")" -lt $((covered0 + n)) ]; do
+        kill -0 "$pid" 2>/dev/null || { echo "bench.sh: the re-poll daemon exited early" >&2; tail "$log" >&2; return 1; }
+        sleep 0.1
+    done
+    local lsn0 own0 pgc0 pgb0 sim0
+    lsn0=$(psql -X -A -t -q "$URL" -c "SELECT pg_current_wal_lsn()")
+    own0=$(proc_cpu "$pid" self)
+    sim0=$(proc_cpu "$SIM_PID" self)
+    pgc0=$(proc_cpu "$PG_PID" children)
+    pgb0=0
+    for b in $(psql -X -A -t -q "$URL" -c "SELECT pid FROM pg_stat_activity WHERE application_name LIKE 'optsnap%'"); do
+        local c
+        c=$(proc_cpu "$b" self 2>/dev/null) || c=0
+        pgb0=$(python3 -c "print($pgb0 + ${c:-0})")
+    done
+    wait "$pid"
+    local lsn1 wal
+    lsn1=$(psql -X -A -t -q "$URL" -c "SELECT pg_current_wal_lsn()")
+    wal=$(psql -X -A -t -q "$URL" -c "SELECT pg_wal_lsn_diff('$lsn1', '$lsn0')::int8")
+    local line own_cpu rss
+    line=$(grep 'msg="optsnap run stopped"' "$log")
+    own_cpu=$(sed -n 's/.* cpu_seconds=\([0-9.]*\).*/\1/p' <<<"$line")
+    rss=$(sed -n 's/.* max_rss_kb=\([0-9]*\).*/\1/p' <<<"$line")
+    python3 - "$log" "$label" "$wal" "$own_cpu" "$own0" "$(proc_cpu "$SIM_PID" self)" "$sim0" \
+        "$(proc_cpu "$PG_PID" children)" "$pgc0" "$pgb0" "$rss" "$TMP" <<'EOF4'
+import json, re, sys
+log, label, wal = sys.argv[1], sys.argv[2], int(sys.argv[3])
+own = float(sys.argv[4]) - float(sys.argv[5]); sim = float(sys.argv[6]) - float(sys.argv[7])
+pg = float(sys.argv[8]) - float(sys.argv[9]) - float(sys.argv[10])
+rss, tmp = int(sys.argv[11] or 0), sys.argv[12]
+sweeps = {}
+for line in open(log):
+    if 'msg="sweep covered"' not in line:
+        continue
+    w = re.search(r" window=(\S+)", line).group(1)
+    rows = int(re.search(r" rows=(\d+)", line).group(1)); secs = float(re.search(r" seconds=([0-9.]+)", line).group(1))
+    r, s = sweeps.get(w, (0, 0.0)); sweeps[w] = (r + rows, max(s, secs))
+second = sweeps[sorted(sweeps)[-1]]
+rows, secs = second
+skipped = 0
+for line in open(log):
+    m = re.search(r'msg="optsnap run stopped".* rows_unchanged=(\d+)', line)
+    if m:
+        skipped = int(m.group(1))
+d = {"label": label, "rows": rows, "written": 0, "unchanged": skipped, "seconds": secs,
+     "rows_per_s": round(rows / secs) if secs else 0, "max_rss_kib": rss, "cpu_s_optsnap": round(own, 2),
+     "cpu_s_simulator": round(sim, 2), "cpu_s_postgres": round(pg, 2), "wal_bytes": wal,
+     "wal_bytes_per_row": round(wal / max(rows, 1), 1)}
+print(f"{label:<24} rows={rows:<8} unchanged(all sweeps)={skipped:<8} {secs:7.2f}s {d['rows_per_s']:7} rows/s  "
+      f"rss={rss // 1024} MiB  cpu s: optsnap {own:.2f} simulator {sim:.2f} postgres {pg:.2f}  WAL {d['wal_bytes_per_row']} B/row")
+open(f"{tmp}/sweeps.jsonl", "a").write(json.dumps(d) + "\n")
+EOF4
+}
+repoll "large-unchanged-repoll" "$LARGE" "$UNDERLYINGS_LARGE"
+# ---- (6) the seed's pattern as a peer: same simulator, same PostgreSQL ----
+SEED_PY=/usr/bin/python3
+if ! "$SEED_PY" -c 'import psycopg2' 2>/dev/null; then
+    say "installing python3-psycopg2 (Debian) for the seed's pattern"
+    apt-get install -y -q python3-psycopg2 >/dev/null 2>&1 || true
+fi
+if "$SEED_PY" -c 'import psycopg2' 2>/dev/null; then
+    psql -X -q "$URL" -c "CREATE DATABASE bench_seed" >/dev/null
+    SEED="postgresql://postgres@127.0.0.1:$PORT/bench_seed"
+    DATABASE_URL=$SEED "$BIN" migrate >/dev/null 2>&1
+    psql -X -q "$SEED" -c "SELECT optsnap_ensure_partitions(date '2026-10-01', date '2026-11-03')" >/dev/null
+    say "the seed's pattern: one autocommitted upsert per contract and per snapshot, 32 threads"
+    for label in seed-first-sweep seed-unchanged-repoll; do
+        out=$("$SEED_PY" "$ROOT/scripts/bench_seed.py" "$SEED" "$SIM_URL" "$TMP/universe.$UNDERLYINGS_LARGE" --threads 32)
+        echo "$label $out"
+        echo "$out" | sed -n 's/.*rows_per_s=\([0-9]*\).*/\1/p' >"$TMP/$label.rps"
+    done
+else
+    say "python3-psycopg2 missing: the seed's pattern is not measured"
+fi
+
+default_rows=$(psql -X -A -t -q "$LARGE" -c "SELECT count(*) FROM option_snapshots_default")
+total_rows=$(psql -X -A -t -q "$LARGE" -c "SELECT count(*) FROM option_snapshots")
+echo "rows in the DEFAULT partition: $default_rows of $total_rows"
+python3 - "$TMP" "$JSON" "$default_rows" "$total_rows" "$UNDERLYINGS_LARGE" "$CONTRACTS" "$WRITER_ROWS" <<'EOF'
+import json, re, subprocess, sys
+tmp, out = sys.argv[1], sys.argv[2]
+sweeps = {d["label"]: d for d in map(json.loads, open(f"{tmp}/sweeps.jsonl"))}
+first, again = sweeps["large-first-sweep"], sweeps["large-unchanged-repoll"]
+ratios = {
+    "repoll_over_first_sweep": again["rows_per_s"] / first["rows_per_s"],
+    "postgres_cpu_repoll_over_first": again["cpu_s_postgres"] / first["cpu_s_postgres"] if first["cpu_s_postgres"] else None,
+}
+print(f"re-poll / first sweep: {ratios['repoll_over_first_sweep']:.2f}x")
+if ratios["postgres_cpu_repoll_over_first"] is not None:
+    print(f"PostgreSQL CPU, re-poll / first sweep: {ratios['postgres_cpu_repoll_over_first']:.2f}")
+print(f"WAL per row, unchanged re-poll: {again['wal_bytes_per_row']} bytes (first sweep {first['wal_bytes_per_row']})")
+import os
+if os.path.exists(f"{tmp}/seed-first-sweep.rps"):
+    seed_first = float(open(f"{tmp}/seed-first-sweep.rps").read() or 0)
+    seed_again = float(open(f"{tmp}/seed-unchanged-repoll.rps").read() or 0)
+    ratios["optsnap_over_seed_first_sweep"] = first["rows_per_s"] / seed_first if seed_first else None
+    ratios["optsnap_over_seed_repoll"] = again["rows_per_s"] / seed_again if seed_again else None
+    ratios["seed_rows_per_s"] = {"first": seed_first, "repoll": seed_again}
+    print(f"optsnap / the seed's pattern: first sweep {ratios['optsnap_over_seed_first_sweep']:.1f}x, "
+          f"unchanged re-poll {ratios['optsnap_over_seed_repoll']:.1f}x")
+writer = {}
+for line in open(f"{tmp}/writer.txt"):
+    m = re.match(r"\((\w+)\)\s.*?([0-9]+) rows/s", line)
+    if m:
+        writer[m.group(1)] = int(m.group(2))
+if out:
+    try:
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+    except OSError:
+        commit = ""
+    json.dump({"commit": commit, "underlyings_large": int(sys.argv[5]), "contracts_per_underlying": int(sys.argv[6]),
+               "writer_rows": int(sys.argv[7]), "writer_rows_per_s": writer, "sweeps": sweeps, "ratios": ratios,
+               "default_partition_rows": int(sys.argv[3]), "snapshot_rows": int(sys.argv[4])},
+              open(out, "w"), indent=1)
+    print(f"figures written to {out}")
 EOF
+
+# ---- (6) ----
 history_bench

@@ -55,6 +55,8 @@ const struct setting_desc settings_table[] = {
      NUM(batch_max_age_us), "a partial batch is written after this long"},
     {"queue_max_rows", SETTING_INT, "50000", false, false, NULL, 1, 100000000, NUM(queue_max_rows),
      "rows fetched but not yet committed; when reached, no new request starts"},
+    {"skip_cache_entries", SETTING_INT, "1048576", false, false, NULL, 0, 268435456, NUM(skip_cache_entries),
+     "slots of the fingerprint table that keeps unchanged rows from PostgreSQL (16 bytes each); 0 = off"},
     {"statement_timeout", SETTING_DURATION, "30s", true, false, NULL, 1000, 3600000000LL,
      NUM(statement_timeout_us), "per-transaction statement_timeout (SET LOCAL)"},
     {"listen", SETTING_STRING, "127.0.0.1:9187", false, false, NULL, 0, 0, STR(listen),

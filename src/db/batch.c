@@ -134,6 +134,7 @@ int batch_split(struct batch *b, struct batch **second)
     s->nrows = s->rows_cap = rest;
     b->nrows = half;
     s->owner = b->owner;
+    s->token = b->token;
     memcpy(s->request_id, b->request_id, sizeof s->request_id);
     *second = s;
     return 0;
@@ -146,4 +147,12 @@ size_t batch_count_contracts(const struct batch *b)
         if (i == 0 || strcmp(b->rows[i].contract.ticker, b->rows[i - 1].contract.ticker) != 0)
             n++;
     return n;
+}
+
+size_t batch_contract_end(const struct batch *b, size_t i)
+{
+    size_t j = i + 1;
+    while (j < b->nrows && strcmp(b->rows[j].contract.ticker, b->rows[i].contract.ticker) == 0)
+        j++;
+    return j;
 }

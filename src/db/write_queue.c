@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "optsnap/db/fingerprint.h"
 #include "optsnap/util/backoff.h"
 #include "optsnap/util/log.h"
 #include "optsnap/util/timeutil.h"
@@ -24,6 +25,9 @@ struct write_queue {
     bool dispatching, redispatch, closing, timer_closed;
     void (*closed_cb)(void *user);
     void *closed_user;
+    struct fingerprint_table *cache; /* NULL = every row is sent */
+    uint64_t next_token;
+    struct write_queue_stats st;
 };
 
 /* One transaction in the database. */
@@ -31,6 +35,7 @@ struct write_work {
     struct writer_job job;
     struct batch *batch;
     struct write_queue *q;
+    bool *known; /* per row: the contract skipped the options statements; NULL = none did */
 };
 
 static void on_txn_done(struct pg_txn *txn, const struct pg_txn_result *r);
@@ -58,11 +63,16 @@ static void report(struct write_queue *q, struct write_group *g, enum write_even
                    const struct batch *b, const char *stmt, const struct pg_txn_result *r, long written,
                    int64_t wait_us)
 {
+    long skipped = 0;
+    if (ev == WRITE_COMMITTED) {
+        skipped = g->skipped_unreported;
+        g->skipped_unreported = 0;
+    }
     if (q->hooks.report == NULL || q->closing)
         return;
     struct write_report rep = {.event = ev, .statement = stmt ? stmt : "",
                                .sqlstate = r ? r->sqlstate : "", .message = r ? r->message : "",
-                               .rows = b ? (long)b->nrows : 0, .written = written,
+                               .rows = (b ? (long)b->nrows : 0) + skipped, .written = written, .skipped = skipped,
                                .attempt = b ? b->attempts : 0, .wait_us = wait_us, .batch = b};
     q->hooks.report(q->user, g, &rep);
 }
@@ -73,6 +83,7 @@ static void maybe_destroy(struct write_queue *q)
         return;
     void (*cb)(void *) = q->closed_cb;
     void *u = q->closed_user;
+    fingerprint_table_free(q->cache);
     free(q);
     if (cb)
         cb(u);
@@ -102,6 +113,38 @@ static void group_check(struct write_queue *q, struct write_group *g)
         q->hooks.group_settled(q->user, g);
 }
 
+/* Which of b's contracts the skip cache knows to be in `options` with a
+ * last_seen that needs no touch: asked at every submission, so a retry or a
+ * half of a bisection asks again. NULL when none is (or no cache). */
+static bool *contracts_known(struct write_queue *q, const struct batch *b, long *nknown)
+{
+    *nknown = 0;
+    if (q->cache == NULL || b->nrows == 0)
+        return NULL;
+    bool *known = calloc(b->nrows, sizeof *known);
+    if (known == NULL)
+        return NULL; /* every contract goes through the options statements: correct, slower */
+    for (size_t i = 0, e; i < b->nrows; i = e) {
+        e = batch_contract_end(b, i);
+        if (fingerprint_table_contract_known(q->cache, b->rows[i].contract.ticker, b->rows[e - 1].last_updated_us)) {
+            known[i] = true;
+            (*nknown)++;
+        }
+    }
+    if (*nknown == 0) {
+        free(known);
+        return NULL;
+    }
+    return known;
+}
+
+static void work_free(struct write_work *w)
+{
+    writer_job_free(&w->job);
+    free(w->known);
+    free(w);
+}
+
 static bool submit(struct write_queue *q, struct batch *b)
 {
     struct write_group *g = b->owner;
@@ -109,13 +152,15 @@ static bool submit(struct write_queue *q, struct batch *b)
     if (w == NULL)
         return false;
     bool with_mark = b->final && g->closed && !g->failed && g->outstanding == 1;
-    if (writer_job_build(&w->job, b, g->underlying, g->source, with_mark ? &g->cov : NULL)) {
+    long nknown;
+    w->known = contracts_known(q, b, &nknown);
+    if (writer_job_build_known(&w->job, b, g->underlying, g->source, with_mark ? &g->cov : NULL, w->known)) {
+        free(w->known);
         free(w);
         return false;
     }
     if (w->job.txn.nstmts == 0) { /* a mark-only batch of a group that failed meanwhile */
-        writer_job_free(&w->job);
-        free(w);
+        work_free(w);
         g->outstanding--;
         batch_free(b);
         group_check(q, g);
@@ -126,10 +171,10 @@ static bool submit(struct write_queue *q, struct batch *b)
     w->job.txn.done = on_txn_done;
     w->job.txn.user = w;
     if (pg_pool_submit(q->pool, &w->job.txn)) {
-        writer_job_free(&w->job);
-        free(w);
+        work_free(w);
         return false;
     }
+    q->st.contracts_skipped += (uint64_t)nknown;
     q->in_flight++;
     return true;
 }
@@ -219,6 +264,24 @@ static bool bisection_hopeless(const struct write_group *g)
     return g->bisect_refused >= need && g->bisect_refused > g->bisect_committed;
 }
 
+/* The batch committed: its rows are stored as sent, its new contracts are in
+ * `options` with last_seen at least the seen it sent. */
+static void cache_committed(struct write_queue *q, const struct write_work *w)
+{
+    const struct batch *b = w->batch;
+    const struct write_group *g = b->owner;
+    if (q->cache == NULL)
+        return;
+    for (size_t i = 0, e; i < b->nrows; i = e) {
+        const char *t = b->rows[i].contract.ticker;
+        e = batch_contract_end(b, i);
+        for (size_t k = i; k < e; k++)
+            fingerprint_table_commit(q->cache, t, fingerprint_row(&b->rows[k], g->underlying, g->source), b->token);
+        if (w->known == NULL || !w->known[i])
+            fingerprint_table_contract_commit(q->cache, t, b->rows[e - 1].last_updated_us);
+    }
+}
+
 static void on_txn_done(struct pg_txn *txn, const struct pg_txn_result *r)
 {
     struct write_work *w = txn->user;
@@ -235,6 +298,7 @@ static void on_txn_done(struct pg_txn *txn, const struct pg_txn_result *r)
             written = 0;
         g->rows_written += written;
         g->rows_unchanged += nrows - written;
+        cache_committed(q, w);
         if (b->bisected)
             g->bisect_committed += nrows;
         report(q, g, WRITE_COMMITTED, b, NULL, NULL, written, 0);
@@ -252,6 +316,24 @@ static void on_txn_done(struct pg_txn *txn, const struct pg_txn_result *r)
         goto done_batch;
     }
     enum pg_error_action action = pg_error_classify(r->sqlstate, r->message);
+    if ((r->status == PG_TXN_CONN_LOST || action == PG_ERROR_RECONNECT) && q->cache != NULL) {
+        /* the COMMIT may have been applied or not, or we are on a new primary
+         * after a failover that may have lost acknowledged commits: nothing
+         * the cache holds is trusted any more */
+        fingerprint_table_forget_all(q->cache);
+        q->st.cache_forgets++;
+    }
+    if (pg_sqlstate_is_data_error(r->sqlstate) && q->cache != NULL)
+        for (size_t i = 0; i < b->nrows; i++) /* maybe our word that it is in options was wrong */
+            fingerprint_table_contract_forget(q->cache, b->rows[i].contract.ticker);
+    if (strcmp(r->sqlstate, "23503") == 0 && w->known != NULL && r->status == PG_TXN_SQL_ERROR && !q->closing) {
+        /* a foreign key refused a row whose contract skipped the options
+         * statements on the cache's word: the rows are not at fault; the
+         * batch goes again, now with every contract in the options statements */
+        q->st.cache_forgets++;
+        push(q, b, true);
+        goto out;
+    }
     if (r->status == PG_TXN_CONN_LOST || action == PG_ERROR_RETRY || action == PG_ERROR_RECONNECT) {
         b->attempts++;
         if (q->s.max_attempts == 0 || b->attempts < q->s.max_attempts) {
@@ -320,8 +402,7 @@ done_batch:
     batch_free(b);
     group_check(q, g);
 out:
-    writer_job_free(&w->job);
-    free(w);
+    work_free(w);
     if (q->closing) {
         maybe_destroy(q);
         return;
@@ -344,6 +425,12 @@ int write_queue_create(struct write_queue **out, uv_loop_t *loop, struct pg_pool
     if (hooks)
         q->hooks = *hooks;
     q->user = user;
+    if (q->s.skip_cache_entries >= 0 &&
+        fingerprint_table_create(&q->cache, q->s.skip_cache_entries ? q->s.skip_cache_entries
+                                                                    : FINGERPRINT_DEFAULT_ENTRIES)) {
+        free(q);
+        return -ENOMEM;
+    }
     list_init(&q->batches);
     uv_timer_init(loop, &q->timer);
     q->timer.data = q;
@@ -358,6 +445,30 @@ long write_queue_add(struct write_queue *q, struct write_group *g, struct batch 
         dropped = 0;
     b->owner = g;
     b->final = false;
+    b->token = ++q->next_token;
+    if (q->cache != NULL) {
+        /* rows a confirmed commit stored exactly so are never sent; the
+         * others claim their slots for this batch before they are */
+        size_t kept = 0;
+        for (size_t i = 0; i < b->nrows; i++) {
+            const struct snapshot_row *row = &b->rows[i];
+            if (fingerprint_table_hit(q->cache, row->contract.ticker, fingerprint_row(row, g->underlying, g->source)))
+                continue;
+            fingerprint_table_pending(q->cache, row->contract.ticker, g->underlying, b->token);
+            if (kept != i)
+                b->rows[kept] = *row;
+            kept++;
+        }
+        long skipped = (long)(b->nrows - kept);
+        b->nrows = kept;
+        g->rows_skipped += skipped;
+        g->skipped_unreported += skipped;
+        q->st.rows_skipped += (uint64_t)skipped;
+        if (b->nrows == 0 && b->nrejects == 0) { /* nothing left to send */
+            batch_free(b);
+            return dropped;
+        }
+    }
     g->outstanding++;
     q->rows += (long)b->nrows;
     push(q, b, false);
@@ -380,6 +491,37 @@ void write_queue_close_group(struct write_queue *q, struct write_group *g)
     }
     group_check(q, g);
     write_queue_dispatch(q);
+}
+
+void write_queue_forget_underlying(struct write_queue *q, const char *underlying)
+{
+    if (q == NULL || q->cache == NULL)
+        return;
+    fingerprint_table_forget_underlying(q->cache, underlying);
+    q->st.cache_forgets++;
+}
+
+void write_queue_forget_all(struct write_queue *q)
+{
+    if (q == NULL || q->cache == NULL)
+        return;
+    fingerprint_table_forget_all(q->cache);
+    q->st.cache_forgets++;
+}
+
+void write_queue_get_stats(const struct write_queue *q, struct write_queue_stats *out)
+{
+    if (q == NULL) {
+        memset(out, 0, sizeof *out);
+        return;
+    }
+    *out = q->st;
+    if (q->cache != NULL) {
+        struct fingerprint_stats fs;
+        fingerprint_table_get_stats(q->cache, &fs);
+        out->cache_evictions = fs.evictions;
+        out->cache_bytes = fs.bytes;
+    }
 }
 
 long write_queue_rows(const struct write_queue *q) { return q->rows; }

@@ -19,7 +19,7 @@ const char writer_sql_options[] =
 const char writer_sql_last_seen[] =
     "UPDATE options AS o SET last_seen = u.seen "
     "FROM unnest($1::text[], $2::timestamptz[]) AS u(t, seen) "
-    "WHERE o.ticker = u.t AND o.last_seen < u.seen - interval '1 hour'";
+    "WHERE o.ticker = u.t AND o.last_seen < u.seen - interval '30 minutes'";
 
 const char writer_sql_snapshots[] =
     "INSERT INTO option_snapshots AS s (ticker, last_updated, "
@@ -196,59 +196,64 @@ static int add_stmt(struct writer_job *j, enum writer_stmt_kind kind, const char
     return i;
 }
 
-static void build_options(struct writer_job *j, const struct batch *b, const char *underlying)
+/* Each contract of a sorted batch: i its first row, e past its last; skipping known ones. */
+#define FOR_EACH_NEW_CONTRACT(i, e, b, known) \
+    for (size_t i = 0, e = batch_contract_end(b, 0); i < (b)->nrows; i = e, e = i < (b)->nrows ? batch_contract_end(b, i) : i) \
+        if (!(known) || !(known)[i])
+
+static void build_options(struct writer_job *j, const struct batch *b, const char *underlying, const bool *known)
 {
+    bool any = false;
+    FOR_EACH_NEW_CONTRACT(i, e, b, known) {
+        (void)e;
+        any = true;
+        break;
+    }
+    if (!any)
+        return; /* every contract known to be in options with a fresh last_seen */
     int s = add_stmt(j, WSTMT_OPTIONS, writer_sql_options, 8);
     struct pgarray t, ct, es, exp, k, spc, seen;
     param_array_begin(j, &t, s, 0, PG_OID_TEXT_ARRAY, PG_OID_TEXT);
-    for (size_t i = 0; i < b->nrows; i++)
-        if (i == 0 || strcmp(b->rows[i].contract.ticker, b->rows[i - 1].contract.ticker) != 0)
-            pgarray_add_text(&t, b->rows[i].contract.ticker, strlen(b->rows[i].contract.ticker));
+    FOR_EACH_NEW_CONTRACT(i, e, b, known)
+        pgarray_add_text(&t, b->rows[i].contract.ticker, strlen(b->rows[i].contract.ticker));
     param_array_end(j, &t, s, 0);
     param_text(j, s, 1, 0, underlying);
     param_array_begin(j, &ct, s, 2, PG_OID_TEXT_ARRAY, PG_OID_TEXT);
-    for (size_t i = 0; i < b->nrows; i++)
-        if (i == 0 || strcmp(b->rows[i].contract.ticker, b->rows[i - 1].contract.ticker) != 0) {
-            const char *n = option_contract_type_name(b->rows[i].contract.contract_type);
-            pgarray_add_text(&ct, n, strlen(n));
-        }
+    FOR_EACH_NEW_CONTRACT(i, e, b, known) {
+        const char *n = option_contract_type_name(b->rows[i].contract.contract_type);
+        pgarray_add_text(&ct, n, strlen(n));
+    }
     param_array_end(j, &ct, s, 2);
     param_array_begin(j, &es, s, 3, PG_OID_TEXT_ARRAY, PG_OID_TEXT);
-    for (size_t i = 0; i < b->nrows; i++)
-        if (i == 0 || strcmp(b->rows[i].contract.ticker, b->rows[i - 1].contract.ticker) != 0) {
-            const char *n = option_exercise_style_name(b->rows[i].contract.exercise_style);
-            if (n)
-                pgarray_add_text(&es, n, strlen(n));
-            else
-                pgarray_add_null(&es);
-        }
+    FOR_EACH_NEW_CONTRACT(i, e, b, known) {
+        const char *n = option_exercise_style_name(b->rows[i].contract.exercise_style);
+        if (n)
+            pgarray_add_text(&es, n, strlen(n));
+        else
+            pgarray_add_null(&es);
+    }
     param_array_end(j, &es, s, 3);
     param_array_begin(j, &exp, s, 4, PG_OID_DATE_ARRAY, PG_OID_DATE);
-    for (size_t i = 0; i < b->nrows; i++)
-        if (i == 0 || strcmp(b->rows[i].contract.ticker, b->rows[i - 1].contract.ticker) != 0)
-            pgarray_add_date(&exp, b->rows[i].contract.expiration_days);
+    FOR_EACH_NEW_CONTRACT(i, e, b, known)
+        pgarray_add_date(&exp, b->rows[i].contract.expiration_days);
     param_array_end(j, &exp, s, 4);
     param_array_begin(j, &k, s, 5, PG_OID_FLOAT8_ARRAY, PG_OID_FLOAT8);
-    for (size_t i = 0; i < b->nrows; i++)
-        if (i == 0 || strcmp(b->rows[i].contract.ticker, b->rows[i - 1].contract.ticker) != 0)
-            pgarray_add_float8(&k, b->rows[i].contract.strike_price);
+    FOR_EACH_NEW_CONTRACT(i, e, b, known)
+        pgarray_add_float8(&k, b->rows[i].contract.strike_price);
     param_array_end(j, &k, s, 5);
     param_array_begin(j, &spc, s, 6, PG_OID_INT4_ARRAY, PG_OID_INT4);
-    for (size_t i = 0; i < b->nrows; i++)
-        if (i == 0 || strcmp(b->rows[i].contract.ticker, b->rows[i - 1].contract.ticker) != 0) {
-            if (b->rows[i].contract.shares_per_contract > 0)
-                pgarray_add_int4(&spc, b->rows[i].contract.shares_per_contract);
-            else
-                pgarray_add_null(&spc);
-        }
+    FOR_EACH_NEW_CONTRACT(i, e, b, known) {
+        if (b->rows[i].contract.shares_per_contract > 0)
+            pgarray_add_int4(&spc, b->rows[i].contract.shares_per_contract);
+        else
+            pgarray_add_null(&spc);
+    }
     param_array_end(j, &spc, s, 6);
     /* first/last seen: the newest event of the contract in this batch (rows are
      * sorted by ticker, then time, so it is the group's last row) */
     param_array_begin(j, &seen, s, 7, PG_OID_TIMESTAMPTZ_ARRAY, PG_OID_TIMESTAMPTZ);
-    for (size_t i = 0; i < b->nrows; i++)
-        if (i + 1 == b->nrows ||
-            strcmp(b->rows[i].contract.ticker, b->rows[i + 1].contract.ticker) != 0)
-            pgarray_add_timestamptz(&seen, b->rows[i].last_updated_us);
+    FOR_EACH_NEW_CONTRACT(i, e, b, known)
+        pgarray_add_timestamptz(&seen, b->rows[e - 1].last_updated_us);
     param_array_end(j, &seen, s, 7);
 
     int u = add_stmt(j, WSTMT_LAST_SEEN, writer_sql_last_seen, 2);
@@ -403,9 +408,15 @@ static int resolve_params(struct writer_job *j)
 int writer_job_build(struct writer_job *j, const struct batch *b, const char *underlying,
                      enum row_source source, const struct coverage_mark *cov)
 {
+    return writer_job_build_known(j, b, underlying, source, cov, NULL);
+}
+
+int writer_job_build_known(struct writer_job *j, const struct batch *b, const char *underlying,
+                           enum row_source source, const struct coverage_mark *cov, const bool *known)
+{
     memset(j, 0, sizeof *j);
     if (b->nrows > 0) {
-        build_options(j, b, underlying);
+        build_options(j, b, underlying, known);
         build_snapshots(j, b, underlying, source);
     }
     if (b->nrejects > 0)

@@ -308,6 +308,12 @@ void metrics_render_prometheus(const struct metrics_snapshot *m, struct bytebuf 
     sample_u64(out, n, "outcome", "written", m->rows_written);
     sample_u64(out, n, "outcome", "unchanged", m->rows_unchanged);
     sample_u64(out, n, "outcome", "rejected", m->rows_rejected);
+    counter(out, "optsnap_rows_skipped_total",
+            "Unchanged rows the fingerprint table kept from PostgreSQL (counted in outcome=unchanged too).",
+            m->rows_skipped);
+    counter(out, "optsnap_skip_cache_forgets_total",
+            "Times the fingerprint table forgot rows (a lease changed hands, a commit's outcome was unknown).",
+            m->skip_cache_forgets);
 
     n = "optsnap_batches_total";
     family(out, n, "counter", "Upsert batches by outcome.");

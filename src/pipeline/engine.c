@@ -59,6 +59,7 @@ struct settings *engine_settings(struct engine *e) { return e->s; }
 const struct api_origin *engine_origin(const struct engine *e) { return &e->origin; }
 struct http_client *engine_http(struct engine *e) { return e->http; }
 struct pg_pool *engine_pool(struct engine *e) { return e->pool; }
+struct write_queue *engine_write_queue(struct engine *e) { return e->wq; }
 const struct engine_counters *engine_counters(const struct engine *e) { return &e->c; }
 struct engine_counters *engine_counters_mut(struct engine *e) { return &e->c; }
 bool engine_running(const struct engine *e) { return e->state == ENGINE_RUNNING; }
@@ -571,7 +572,9 @@ static int start_db(struct engine *e)
         return -1;
     }
     struct write_queue_settings wqs = {.retry_cap_us = e->s->retry_max_backoff_us,
-                                       .max_attempts = e->cfg.write_max_attempts};
+                                       .max_attempts = e->cfg.write_max_attempts,
+                                       .skip_cache_entries = e->cfg.skip_cache_entries > 0 ? e->cfg.skip_cache_entries
+                                                                                          : -1};
     struct write_queue_hooks wqh = {.report = on_write_report, .group_settled = on_group_settled,
                                     .before_dispatch = before_dispatch};
     if (write_queue_create(&e->wq, &e->loop, e->pool, &wqs, &wqh, e)) {

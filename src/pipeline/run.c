@@ -283,8 +283,10 @@ static void on_retention_done(struct engine_query *q, const struct pg_txn_result
 {
     struct run *r = q->user;
     if (res->status == PG_TXN_OK) {
-        if (r->retention_job.days_dropped > 0)
+        if (r->retention_job.days_dropped > 0) {
             r->retention_days_dropped += (uint64_t)r->retention_job.days_dropped;
+            write_queue_forget_all(engine_write_queue(r->e)); /* rows it knew may be gone */
+        }
         return;
     }
     if (res->status == PG_TXN_CANCELLED)
@@ -742,7 +744,8 @@ int run_daemon(struct settings *s, int argc, char **argv)
                                 .user_agent = "optsnap/" OPTSNAP_VERSION,
                                 .http_concurrency = s->http_concurrency, .db_connections = s->db_connections,
                                 .queue_max_rows = s->queue_max_rows, .batch_rows = s->batch_rows,
-                                .batch_max_age_us = s->batch_max_age_us, .write_max_attempts = 0};
+                                .batch_max_age_us = s->batch_max_age_us, .write_max_attempts = 0,
+                                .skip_cache_entries = s->skip_cache_entries};
     struct engine_driver d = {.self = r, .start = on_start, .pump = on_pump, .drain = on_drain, .busy = on_busy,
                               .reload = on_reload, .group_settled = on_group_settled,
                               .write_report = on_write_report, .closing = on_closing};

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "optsnap/db/pg_connect.h"
+#include "optsnap/db/write_queue.h"
 #include "optsnap/util/log.h"
 #include "optsnap/util/timeutil.h"
 #include "run_internal.h"
@@ -84,6 +85,8 @@ static void on_heartbeat_rows(void *user, const void *pgresult)
             continue;
         u->held = true;
         u->epoch = epoch;
+        /* another daemon may have written its rows since we last did: the skip cache's word is stale */
+        write_queue_forget_underlying(engine_write_queue(r->e), u->name);
         u->lease_since_us = strtoll(PQgetvalue(res, i, 2), NULL, 10);
         u->claimed_now = true;
         if (epoch > 1)

@@ -11,6 +11,7 @@
 #include "optsnap/util/log.h"
 #include "optsnap/util/timeutil.h"
 #include "optsnap_version.h"
+#include "optsnap/db/write_queue.h"
 #include "run_internal.h"
 
 #define TIMELINE_SPAN_US (24 * 3600 * USEC_PER_SEC)
@@ -110,6 +111,10 @@ static void fill_engine(struct run *r, struct metrics_snapshot *m)
     m->batches_bisected = c->batches_bisected;
     m->batches_dropped = c->batches_dropped;
     m->pages_capped = c->pages_capped;
+    struct write_queue_stats ws;
+    write_queue_get_stats(engine_write_queue(r->e), &ws);
+    m->rows_skipped = ws.rows_skipped;
+    m->skip_cache_forgets = ws.cache_forgets;
     struct pg_pool_stats ps;
     pg_pool_get_stats(engine_pool(r->e), &ps);
     m->db_busy = ps.busy;

@@ -112,14 +112,15 @@ static double bench_copy(const char *conninfo, const struct snapshot_row *rows, 
     PQclear(r);
     for (size_t i = 0; i < n; i++) {
         const struct snapshot_row *row = &rows[i];
-        unsigned char nf[2] = {0, (unsigned char)(2 + SNAP_NCOLS + 2)};
+        /* the columns of 001_schema.sql, named in the COPY above; the later ones stay NULL */
+        unsigned char nf[2] = {0, (unsigned char)(2 + SNAP_NCOLS_001 + 2)};
         bytebuf_append(&b, nf, 2);
         size_t tl = strlen(row->contract.ticker);
         bytebuf_put_u32(&b, (uint32_t)tl);
         bytebuf_append(&b, row->contract.ticker, tl);
         bytebuf_put_u32(&b, 8);
         bytebuf_put_u64(&b, (uint64_t)(row->last_updated_us - PG_EPOCH_OFFSET_US));
-        for (int col = 0; col < SNAP_NCOLS; col++) {
+        for (int col = 0; col < SNAP_NCOLS_001; col++) {
             bytebuf_put_u32(&b, 8);
             if (snap_cols[col].type == SNAP_F64) {
                 uint64_t bits;

@@ -3,7 +3,8 @@
 # concurrency (64), a database made slow by a lock the test holds, and a short
 # statement_timeout. Ingestion degrades (statement timeouts retried, the queue
 # full, fetching paused) but never exceeds its 2 connections, never loses a
-# row, and recovers when the lock goes.
+# row, and recovers when the lock goes. The skip cache is off: it would keep
+# the re-polled rows from the queue, which must fill.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 skip_unless_pg
@@ -28,7 +29,7 @@ QMAX=400
 DATABASE_URL=$DB OPTSNAP_API_KEY=k e2e_spawn "$TMP/run.log" "$BIN" run --api-url "$SIM_URL" \
     --universe SPY,QQQ,IWM,AAPL --calendar always --cadence 60s --clock "$CLOCK" --clock-speed "$SPEED" \
     --db-connections 2 --http-concurrency 64 --page-limit 50 --batch-rows 100 --queue-max-rows $QMAX \
-    --statement-timeout 1s --retry-max-backoff 1s --stats-interval 200ms --listen ""
+    --statement-timeout 1s --retry-max-backoff 1s --stats-interval 200ms --listen "" --skip-cache-entries 0
 RUN=$E2E_LAST_PID
 # sample the daemon's connections for the whole run. Through the pooler the
 # daemon's connections are pgbouncer's clients: its server connections are

@@ -21,7 +21,8 @@ static struct pg_pool *pool;
 static struct write_queue *wq;
 
 struct counts {
-    int bisected, refused, dropped, committed, settled;
+    int bisected, refused, dropped, committed, settled, retrying;
+    long skipped;
     char last_drop[256];
 };
 static struct counts seen;
@@ -33,7 +34,11 @@ static void on_report(void *user, struct write_group *g, const struct write_repo
     switch (r->event) {
     case WRITE_BISECTED: seen.bisected++; break;
     case WRITE_ROW_REFUSED: seen.refused++; break;
-    case WRITE_COMMITTED: seen.committed++; break;
+    case WRITE_COMMITTED:
+        seen.committed++;
+        seen.skipped += r->skipped;
+        break;
+    case WRITE_RETRYING: seen.retrying++; break;
     case WRITE_DROPPED:
         seen.dropped++;
         snprintf(seen.last_drop, sizeof seen.last_drop, "%s", r->message);
@@ -75,8 +80,9 @@ static struct snapshot_row mkrow(int i, int64_t at_us)
     return r;
 }
 
-/* One sweep's group of `nrows` rows in batches of 100, marked covered once written. */
-static void run_group(struct write_group *g, int nrows, int64_t window_us)
+/* One sweep's group of `nrows` rows (at rows_us + i ms, price i, or i + 0.5
+ * for row `changed`) in batches of 100, marked covered once written. */
+static void run_group_rows(struct write_group *g, int nrows, int64_t window_us, int64_t rows_us, int changed)
 {
     memset(g, 0, sizeof *g);
     memset(&seen, 0, sizeof seen);
@@ -88,7 +94,9 @@ static void run_group(struct write_group *g, int nrows, int64_t window_us)
     for (int start = 0; start < nrows; start += 100) {
         struct batch *b = batch_new();
         for (int i = start; i < nrows && i < start + 100; i++) {
-            struct snapshot_row r = mkrow(i, window_us + 1000 * i);
+            struct snapshot_row r = mkrow(i, rows_us + 1000 * i);
+            if (i == changed)
+                snapshot_row_set_f64(&r, SNAP_TRADE_PRICE, i + 0.5);
             if (batch_add_row(b, &r))
                 exit(1);
         }
@@ -97,6 +105,135 @@ static void run_group(struct write_group *g, int nrows, int64_t window_us)
     write_queue_close_group(wq, g);
     for (int i = 0; i < 200000 && !seen.settled; i++)
         uv_run(&loop, UV_RUN_ONCE);
+}
+
+static void run_group(struct write_group *g, int nrows, int64_t window_us)
+{
+    run_group_rows(g, nrows, window_us, window_us, -1);
+}
+
+/* Rows that reach PostgreSQL: a BEFORE INSERT row trigger fires for every
+ * row an INSERT .. ON CONFLICT proposes, conflicting or not. */
+static long rows_sent(void) { return pgtest_scalar(db, "SELECT n FROM rows_sent"); }
+
+static void test_unchanged_repoll_sends_nothing(void)
+{
+    CHECK_INT(pgtest_exec(db, "CREATE TABLE rows_sent (n int8 NOT NULL); INSERT INTO rows_sent VALUES (0);"
+                              " CREATE FUNCTION count_sent() RETURNS trigger LANGUAGE plpgsql AS $$"
+                              " BEGIN UPDATE rows_sent SET n = n + 1; RETURN NEW; END $$;"
+                              " CREATE TRIGGER count_sent BEFORE INSERT ON option_snapshots"
+                              " FOR EACH ROW EXECUTE FUNCTION count_sent()"),
+              0);
+    struct write_group g;
+    int64_t w, rows_at;
+    CHECK(timestamp_parse("2026-11-10T15:00:00Z", &w) == 0);
+    rows_at = w;
+    run_group_rows(&g, 300, w, rows_at, -1);
+    CHECK(g.coverage_written);
+    CHECK_INT(rows_sent(), 300);
+    CHECK_INT(g.rows_skipped, 0);
+    struct write_queue_stats st0, st;
+    write_queue_get_stats(wq, &st0);
+    /* the next window polls the same rows: none is sent, the window is covered */
+    run_group_rows(&g, 300, w + 60 * USEC_PER_SEC, rows_at, -1);
+    CHECK(g.coverage_written);
+    CHECK(!g.failed);
+    CHECK_INT(rows_sent(), 300);
+    CHECK_INT(g.rows_skipped, 300);
+    CHECK_INT(seen.skipped, 300); /* reported with the mark's commit */
+    CHECK_INT(seen.committed, 1);  /* the mark alone */
+    write_queue_get_stats(wq, &st);
+    CHECK_INT(st.rows_skipped - st0.rows_skipped, 300);
+    CHECK_INT(pgtest_scalar(db, "SELECT count(*) FROM ingest_coverage WHERE underlying = 'TRG'"
+                                " AND window_start >= '2026-11-10T15:00:00Z'"),
+              2);
+    /* one row changed: it alone is sent and stored; its contract skips the options statements */
+    run_group_rows(&g, 300, w + 120 * USEC_PER_SEC, rows_at, 42);
+    CHECK(g.coverage_written);
+    CHECK_INT(rows_sent(), 301);
+    CHECK_INT(g.rows_skipped, 299);
+    CHECK_INT(g.rows_written, 1);
+    write_queue_get_stats(wq, &st0);
+    CHECK_INT(st0.contracts_skipped - st.contracts_skipped, 1);
+    char buf[64];
+    CHECK(pgtest_text(db, "SELECT trade_price FROM option_snapshots WHERE ticker = 'O:TRG261218C00142000'"
+                          " AND last_updated = '2026-11-10T15:00:00.042Z'", buf,
+                      sizeof buf) == 0);
+    CHECK_STR(buf, "42.5");
+    /* forgetting the underlying (a lease changed hands): everything is sent again */
+    write_queue_forget_underlying(wq, "TRG");
+    run_group_rows(&g, 300, w + 180 * USEC_PER_SEC, rows_at, 42);
+    CHECK(g.coverage_written);
+    CHECK_INT(rows_sent(), 601);
+    CHECK_INT(g.rows_skipped, 0);
+    CHECK_INT(g.rows_written, 0); /* the database's own IS DISTINCT FROM: nothing changed */
+}
+
+/* The connection dies inside a transaction (its COMMIT's outcome unknown to
+ * the client): the cache forgets everything, the batch is retried, and the
+ * rows the cache knew before are sent again on the next poll. */
+static void test_lost_commit_forgets_everything(void)
+{
+    CHECK_INT(pgtest_exec(db, "CREATE SEQUENCE kill_once; CREATE FUNCTION kill_once() RETURNS trigger"
+                              " LANGUAGE plpgsql AS $$ BEGIN IF NEW.trade_price = 7 AND nextval('kill_once') = 1"
+                              " THEN PERFORM pg_terminate_backend(pg_backend_pid()); PERFORM pg_sleep(5); END IF;"
+                              " RETURN NEW; END $$; CREATE TRIGGER kill_once BEFORE INSERT ON option_snapshots"
+                              " FOR EACH ROW EXECUTE FUNCTION kill_once()"),
+              0);
+    struct write_group g;
+    int64_t w, rows_at;
+    CHECK(timestamp_parse("2026-11-10T16:00:00Z", &w) == 0);
+    rows_at = w;
+    long before = rows_sent();
+    run_group_rows(&g, 100, w, rows_at, -1); /* the connection dies on row 7, the retry commits */
+    CHECK(g.coverage_written);
+    CHECK(seen.retrying >= 1);
+    struct write_queue_stats st;
+    write_queue_get_stats(wq, &st);
+    CHECK(st.cache_forgets >= 2); /* the forget of the test above, and this one */
+    long mid = rows_sent();
+    CHECK(mid >= before + 100);
+    /* the batch in flight at the forget is not trusted either (its retry's
+     * commit sets nothing): its rows are sent once more, then known */
+    run_group_rows(&g, 100, w + 60 * USEC_PER_SEC, rows_at, -1);
+    CHECK_INT(rows_sent(), mid + 100);
+    CHECK_INT(g.rows_skipped, 0);
+    run_group_rows(&g, 100, w + 120 * USEC_PER_SEC, rows_at, -1);
+    CHECK_INT(rows_sent(), mid + 100);
+    CHECK_INT(g.rows_skipped, 100);
+    /* the previous test's rows, known before the loss, are sent again */
+    int64_t w0;
+    CHECK(timestamp_parse("2026-11-10T15:00:00Z", &w0) == 0);
+    run_group_rows(&g, 300, w + 180 * USEC_PER_SEC, w0, 42);
+    CHECK_INT(rows_sent(), mid + 400);
+    CHECK_INT(g.rows_skipped, 0);
+    CHECK_INT(pgtest_exec(db, "DROP TRIGGER kill_once ON option_snapshots; DROP FUNCTION kill_once();"
+                              " DROP TRIGGER count_sent ON option_snapshots; DROP FUNCTION count_sent()"),
+              0);
+}
+
+/* The cache's word that a contract is in `options` turns out wrong (here: the
+ * contract was deleted behind its back): the foreign key refuses the batch,
+ * which goes again with the contract listed; no row becomes a reject. */
+static void test_wrong_options_knowledge_is_retried(void)
+{
+    struct write_group g;
+    int64_t w;
+    CHECK(timestamp_parse("2026-11-10T17:00:00Z", &w) == 0);
+    run_group_rows(&g, 10, w, w, -1);
+    CHECK(g.coverage_written);
+    CHECK_INT(pgtest_exec(db, "DELETE FROM option_snapshots WHERE ticker = 'O:TRG261218C00103000';"
+                              " DELETE FROM options WHERE ticker = 'O:TRG261218C00103000'"),
+              0);
+    long rejects = pgtest_scalar(db, "SELECT count(*) FROM ingest_rejects");
+    run_group_rows(&g, 10, w + 60 * USEC_PER_SEC, w, 3); /* row 3 changed: sent, its contract "known" */
+    CHECK(g.coverage_written);
+    CHECK_INT(seen.refused, 0);
+    CHECK_INT(pgtest_scalar(db, "SELECT count(*) FROM ingest_rejects"), rejects);
+    CHECK_INT(pgtest_scalar(db, "SELECT count(*) FROM options WHERE ticker = 'O:TRG261218C00103000'"), 1);
+    CHECK_INT(pgtest_scalar(db, "SELECT count(*) FROM option_snapshots WHERE ticker = 'O:TRG261218C00103000'"
+                                " AND trade_price = 3.5"),
+              1);
 }
 
 static void test_trigger_refusing_everything(void)
@@ -190,6 +327,9 @@ int main(void)
         return 1;
     RUN(test_trigger_refusing_everything);
     RUN(test_few_bad_rows_are_bisected_out);
+    RUN(test_unchanged_repoll_sends_nothing);
+    RUN(test_lost_commit_forgets_everything);
+    RUN(test_wrong_options_knowledge_is_retried);
     write_queue_close(wq, NULL, NULL);
     wq = NULL;
     pg_pool_close(pool, NULL, NULL);

@@ -37,16 +37,12 @@ static void wait_idle(void)
 /* Builds and runs one batch's transaction; returns the result. */
 static bool last_mark_refused; /* of the last run_batch */
 
-static struct pg_txn_result run_batch(struct batch *b, const char *underlying, enum row_source src,
-                                      const struct coverage_mark *cov, long *written)
+/* Runs a built job; the caller frees it. */
+static struct pg_txn_result run_job(struct writer_job *jp, long *written)
 {
-    struct writer_job j;
+#define j (*jp)
     struct waiter w = {0};
     wait_idle();
-    if (writer_job_build(&j, b, underlying, src, cov)) {
-        fprintf(stderr, "build failed\n");
-        exit(1);
-    }
     j.txn.done = on_done;
     j.txn.user = &w;
     if (pg_pool_submit(pool, &j.txn)) {
@@ -58,8 +54,21 @@ static struct pg_txn_result run_batch(struct batch *b, const char *underlying, e
     if (written)
         *written = writer_job_rows_written(&j, &w.result);
     last_mark_refused = writer_job_mark_refused(&j, &w.result);
-    writer_job_free(&j);
     return w.result;
+#undef j
+}
+
+static struct pg_txn_result run_batch(struct batch *b, const char *underlying, enum row_source src,
+                                      const struct coverage_mark *cov, long *written)
+{
+    struct writer_job j;
+    if (writer_job_build(&j, b, underlying, src, cov)) {
+        fprintf(stderr, "build failed\n");
+        exit(1);
+    }
+    struct pg_txn_result r = run_job(&j, written);
+    writer_job_free(&j);
+    return r;
 }
 
 static struct snapshot_row mkrow(const char *ticker, const char *when, double price)
@@ -467,6 +476,42 @@ static void test_coverage_range_for_backfill(void)
     batch_free(b);
 }
 
+/* Contracts the skip cache knows skip the options statements: left out when
+ * all are known, only the unknown ones listed otherwise. */
+static void test_known_contracts_skip_options(void)
+{
+    struct snapshot_row rows[] = {
+        mkrow("O:AAPL261218C00150000", "2026-11-02T15:00:00Z", 2.0),
+        mkrow("O:AAPL261218C00150000", "2026-11-02T15:01:00Z", 2.5),
+        mkrow("O:AAPL261218P00170000", "2026-11-02T15:00:00Z", 3.0),
+    };
+    struct batch *b = batch_of(rows, 3);
+    CHECK_INT(pgtest_exec(db, "INSERT INTO options (ticker, underlying, contract_type, expiration_date, strike_price, "
+                              "first_seen, last_seen) VALUES ('O:AAPL261218C00150000', 'AAPL', 'call', '2026-12-18', "
+                              "150, now(), now()) ON CONFLICT DO NOTHING"),
+              0);
+    long before = pgtest_scalar(db, "SELECT count(*) FROM options");
+    bool all[3] = {true, false, true}, one[3] = {true, false, false};
+    struct writer_job j;
+    CHECK(writer_job_build_known(&j, b, "AAPL", ROW_SOURCE_LIVE, NULL, all) == 0);
+    CHECK_INT(j.txn.nstmts, 1);
+    CHECK_STR(j.txn.stmts[0].name, "upsert_snapshots");
+    writer_job_free(&j);
+    CHECK(writer_job_build_known(&j, b, "AAPL", ROW_SOURCE_LIVE, NULL, one) == 0);
+    CHECK_INT(j.txn.nstmts, 3);
+    CHECK_STR(j.txn.stmts[0].name, "insert_options");
+    CHECK_STR(j.txn.stmts[1].name, "touch_options");
+    /* the unknown contract alone goes to options; every row is stored */
+    long written = -1;
+    struct pg_txn_result r = run_job(&j, &written);
+    CHECK_INT(r.status, PG_TXN_OK);
+    CHECK_INT(pgtest_scalar(db, "SELECT count(*) FROM options"), before + 1);
+    CHECK_INT(pgtest_scalar(db, "SELECT count(*) FROM options WHERE ticker = 'O:AAPL261218P00170000'"), 1);
+    CHECK_INT(pgtest_scalar(db, "SELECT count(*) FROM option_snapshots WHERE ticker = 'O:AAPL261218P00170000'"), 1);
+    writer_job_free(&j);
+    batch_free(b);
+}
+
 int main(void)
 {
     int rc = pgtest_fresh_db("optsnap_itest_writer", conninfo, sizeof conninfo);
@@ -482,6 +527,7 @@ int main(void)
     RUN(test_statement_shape);
     RUN(test_upsert_with_duplicates);
     RUN(test_unchanged_repoll_writes_nothing);
+    RUN(test_known_contracts_skip_options);
     RUN(test_backfill_never_overwrites_live);
     RUN(test_rejects_coverage_and_missing_partition);
     RUN(test_coverage_range_for_backfill);

@@ -32,6 +32,8 @@ static void fill_snapshot(struct metrics_snapshot *m)
     m->rows_written = 123;
     m->rows_unchanged = 370;
     m->rows_rejected = 7;
+    m->rows_skipped = 300;
+    m->skip_cache_forgets = 2;
     m->batches_committed = 11;
     m->batches_retried = 2;
     m->batches_bisected = 1;
@@ -120,6 +122,8 @@ static void test_exact_lines(void)
     CHECK(has_line(t, "optsnap_rows_total{outcome=\"fetched\"} 500"));
     CHECK(has_line(t, "optsnap_rows_total{outcome=\"unchanged\"} 370"));
     CHECK(has_line(t, "optsnap_rows_total{outcome=\"rejected\"} 7"));
+    CHECK(has_line(t, "optsnap_rows_skipped_total 300"));
+    CHECK(has_line(t, "optsnap_skip_cache_forgets_total 2"));
     CHECK(has_line(t, "optsnap_http_requests_total{status=\"2xx\"} 1000"));
     CHECK(has_line(t, "optsnap_http_requests_total{status=\"429\"} 3"));
     CHECK(has_line(t, "optsnap_http_requests_total{status=\"5xx\"} 2"));

@@ -32,6 +32,7 @@ struct settings {
     int batch_rows;
     int64_t batch_max_age_us;
     int queue_max_rows;
+    int skip_cache_entries; /* 0 = off */
     int64_t statement_timeout_us;
     char listen[128];
     int64_t shutdown_timeout_us;

@@ -26,6 +26,8 @@ struct batch {
     int attempts;
     bool final;                 /* the last batch of its sweep: may carry the coverage mark */
     bool bisected;              /* a part of a batch the database refused with a data error */
+    uint64_t token;             /* the skip cache's token for this batch's rows (copied by split) */
+    long skipped;               /* rows the skip cache kept out of it (reported with its commit) */
 };
 
 /* Returns a new empty batch, or NULL when out of memory. Free with batch_free(). */
@@ -52,6 +54,9 @@ extern bool batch_test_fail_alloc;
  * batch returned through *second (with owner copied). Returns 0, or -1 when
  * out of memory or when b has fewer than 2 rows. */
 int batch_split(struct batch *b, struct batch **second) __attribute__((warn_unused_result));
+
+/* In a sorted batch: the index after the last row of b->rows[i]'s contract. */
+size_t batch_contract_end(const struct batch *b, size_t i);
 
 /* Number of distinct tickers in a sorted batch. */
 size_t batch_count_contracts(const struct batch *b);

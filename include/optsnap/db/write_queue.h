@@ -14,7 +14,12 @@
  *     (WRITE_DROPPED), so good rows are not turned into rejects and the
  *     window stays uncovered;
  *   - anything else (XX000 included) drops the batch and fails its group, so
- *     the mark is never written and repair fetches the window again.
+ *     the mark is never written and repair fetches the window again;
+ *   - the skip cache (fingerprint.h): a row whose fingerprint a confirmed
+ *     commit set is taken out of its batch when it is added (never sent),
+ *     and contracts known to be in `options` skip the options statements;
+ *     a lost connection (a commit's outcome unknown) forgets everything, a
+ *     data error forgets the batch's contracts' `options` knowledge.
  * Wraps libuv (a retry timer) and drives the pool. */
 #ifndef OPTSNAP_WRITE_QUEUE_H
 #define OPTSNAP_WRITE_QUEUE_H
@@ -44,6 +49,7 @@ struct write_group {
     bool coverage_written;
     bool settled;             /* group_settled was called */
     long rows_written, rows_unchanged;
+    long rows_skipped, skipped_unreported; /* by the skip cache */
     /* Bisection: rows of the batches that entered it, rows of their parts
      * that committed, rows refused one by one; stopped once most failed. */
     long bisect_rows, bisect_committed, bisect_refused;
@@ -66,7 +72,11 @@ struct write_report {
     const char *statement;    /* writer statement name, for logs */
     const char *sqlstate;     /* "" when none */
     const char *message;
-    long rows, written;
+    /* COMMITTED: rows = the batch's rows plus `skipped`, the group's rows the
+     * skip cache kept out of PostgreSQL since its last commit (stored,
+     * unchanged: counted with the next commit of the group, a mark-only
+     * one if none else). Otherwise skipped = 0. */
+    long rows, written, skipped;
     int attempt;
     int64_t wait_us;
     const struct batch *batch;
@@ -86,6 +96,17 @@ struct write_queue_hooks {
 struct write_queue_settings {
     int64_t retry_cap_us;  /* no retry waits longer */
     int max_attempts;      /* per batch for transient failures; 0 = until it commits */
+    /* Slots of the skip cache (fingerprint.h, 16 bytes each): 0 = the default
+     * FINGERPRINT_DEFAULT_ENTRIES, < 0 = no cache (every row is sent). */
+    long skip_cache_entries;
+};
+
+struct write_queue_stats {
+    uint64_t rows_skipped;        /* rows the skip cache kept out of PostgreSQL */
+    uint64_t contracts_skipped;   /* contracts whose options statements were left out */
+    uint64_t cache_forgets;       /* forget_all/forget_underlying calls, ours and the caller's */
+    uint64_t cache_evictions;
+    size_t cache_bytes;           /* 0 = no cache */
 };
 
 /* Returns 0 or a negative errno. The queue does not own the pool. */
@@ -103,6 +124,14 @@ void write_queue_close_group(struct write_queue *q, struct write_group *g);
 
 /* Starts what can start; call when a connection became idle. */
 void write_queue_dispatch(struct write_queue *q);
+
+/* The skip cache forgets the underlying's rows: call when its lease changes
+ * hands (another process may have written them meanwhile). */
+void write_queue_forget_underlying(struct write_queue *q, const char *underlying);
+/* The skip cache forgets everything: rows may have gone from the database
+ * behind our back (retention dropped partitions, a failover lost commits). */
+void write_queue_forget_all(struct write_queue *q);
+void write_queue_get_stats(const struct write_queue *q, struct write_queue_stats *out);
 
 long write_queue_rows(const struct write_queue *q);       /* rows queued or in the database */
 int write_queue_waiting(const struct write_queue *q);     /* batches queued */

@@ -1,7 +1,7 @@
 /* writer.h - turns a batch into one transaction of constant, parameterised
  * statements with binary array parameters (unnest), for the pg_pool:
  *   1. insert new contracts into options (direct key, no sub-select, DO NOTHING)
- *   2. touch options.last_seen where it moved by an hour or more
+ *   2. touch options.last_seen where it moved by 30 minutes or more
  *   3. upsert snapshots ON CONFLICT (ticker, last_updated) DO UPDATE ...
  *      WHERE ... IS DISTINCT FROM ..., a backfill row never overwriting a live one
  *   4. insert rejects into ingest_rejects (kind reject/partial/refused, key_time)
@@ -68,6 +68,15 @@ struct writer_job {
  * and txn.user are left for the caller to set. */
 int writer_job_build(struct writer_job *j, const struct batch *b, const char *underlying,
                      enum row_source source, const struct coverage_mark *cov)
+    __attribute__((warn_unused_result));
+
+/* The same, where known[i] (one per row; NULL = none known) true on the first
+ * row of a contract's group in b says the contract is known to be in
+ * `options` with a last_seen that needs no touch (the skip cache's word,
+ * fingerprint.h): its rows skip the options statements, which are left out
+ * when every contract is known. */
+int writer_job_build_known(struct writer_job *j, const struct batch *b, const char *underlying,
+                           enum row_source source, const struct coverage_mark *cov, const bool *known)
     __attribute__((warn_unused_result));
 
 /* Builds the job that writes a contracts page's reference data

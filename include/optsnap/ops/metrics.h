@@ -61,6 +61,8 @@ struct metrics_snapshot {
     int http_in_flight, http_waiting;
     /* rows and batches */
     uint64_t rows_fetched, rows_written, rows_unchanged, rows_rejected;
+    /* the skip cache (write_queue_get_stats): rows kept from PostgreSQL, part of rows_unchanged */
+    uint64_t rows_skipped, skip_cache_forgets;
     uint64_t batches_committed, batches_retried, batches_bisected, batches_dropped;
     /* database */
     int db_busy, db_idle, db_connecting, db_down, db_size;

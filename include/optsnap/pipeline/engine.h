@@ -87,6 +87,7 @@ struct engine_config {
     int batch_rows;
     int64_t batch_max_age_us;    /* a partly filled batch is written after this long (0 = never) */
     int write_max_attempts;      /* per batch for transient database errors; 0 = until it commits */
+    long skip_cache_entries;     /* the write queue's skip cache (run re-polls); 0 = none */
 };
 
 /* Counters every driver shares (metrics and the final log line). */
@@ -116,6 +117,7 @@ struct settings *engine_settings(struct engine *e);
 const struct api_origin *engine_origin(const struct engine *e);
 struct http_client *engine_http(struct engine *e);
 struct pg_pool *engine_pool(struct engine *e);
+struct write_queue *engine_write_queue(struct engine *e); /* NULL before start */
 const struct engine_counters *engine_counters(const struct engine *e);
 struct engine_counters *engine_counters_mut(struct engine *e);
 bool engine_running(const struct engine *e);   /* not draining or closing */
