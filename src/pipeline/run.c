@@ -430,26 +430,41 @@ static int cmp_entry(const void *a, const void *b)
     return strcmp(((const struct universe_entry *)a)->underlying, ((const struct universe_entry *)b)->underlying);
 }
 
-static int universe_literal(struct run *r)
+/* The names of the underlyings `keep` selects: "{A,B}" (a text[] literal,
+ * array = true) or "A,B" (a list for a setting); malloc'd, NULL when out of
+ * memory. Names are [A-Z0-9.:] (settings_load_universe checks), so neither
+ * needs quoting; both are bound or passed as values, never spliced into SQL. */
+char *run_names(const struct run *r, bool (*keep)(const struct underlying_state *u), bool array)
 {
-    /* names are [A-Z0-9.:] (settings_load_universe checks), so the literal
-     * needs no quoting; it is bound, never spliced */
-    char *arr = malloc(r->nus * 17 + 3);
-    if (arr == NULL)
-        return -1;
+    char *out = malloc(r->nus * (sizeof r->us[0]->name + 1) + 3);
+    if (out == NULL)
+        return NULL;
     size_t o = 0;
-    arr[o++] = '{';
+    if (array)
+        out[o++] = '{';
+    size_t first = o;
     for (size_t i = 0; i < r->nus; i++) {
-        if (r->us[i]->retired)
+        if (!keep(r->us[i]))
             continue;
-        if (o > 1)
-            arr[o++] = ',';
+        if (o > first)
+            out[o++] = ',';
         size_t l = strlen(r->us[i]->name);
-        memcpy(arr + o, r->us[i]->name, l);
+        memcpy(out + o, r->us[i]->name, l);
         o += l;
     }
-    arr[o++] = '}';
-    arr[o] = '\0';
+    if (array)
+        out[o++] = '}';
+    out[o] = '\0';
+    return out;
+}
+
+static bool is_listed(const struct underlying_state *u) { return !u->retired; }
+
+static int universe_literal(struct run *r)
+{
+    char *arr = run_names(r, is_listed, true);
+    if (arr == NULL)
+        return -1;
     free(r->universe_array);
     r->universe_array = arr;
     return 0;

@@ -111,31 +111,7 @@ oom:
     return NULL;
 }
 
-/* "A,B,C": the underlyings held now, or NULL when none (or out of memory). */
-static char *held_list(struct run *r)
-{
-    size_t len = 1, any = 0;
-    for (size_t i = 0; i < r->nus; i++)
-        if (r->us[i]->held && !r->us[i]->retired)
-            len += strlen(r->us[i]->name) + 1, any++;
-    if (!any)
-        return NULL;
-    char *s = malloc(len);
-    if (s == NULL)
-        return NULL;
-    size_t o = 0;
-    for (size_t i = 0; i < r->nus; i++) {
-        if (!r->us[i]->held || r->us[i]->retired)
-            continue;
-        if (o)
-            s[o++] = ',';
-        size_t l = strlen(r->us[i]->name);
-        memcpy(s + o, r->us[i]->name, l);
-        o += l;
-    }
-    s[o] = '\0';
-    return s;
-}
+static bool is_held(const struct underlying_state *u) { return u->held && !u->retired; }
 
 static void healed_done(struct engine_query *q, const struct pg_txn_result *res)
 {
@@ -212,7 +188,7 @@ static void heal_spawn(struct run *r)
         return;
     if (span > r->s->heal_lookback_us)
         span = r->s->heal_lookback_us;
-    char *universe = held_list(r);
+    char *universe = run_names(r, is_held, false);
     if (universe == NULL)
         return;
     char lookback[32];

@@ -146,6 +146,7 @@ struct run {
 };
 
 int64_t run_real_now(void);
+char *run_names(const struct run *r, bool (*keep)(const struct underlying_state *u), bool array);
 struct underlying_state *run_underlying_find(struct run *r, const char *name); /* NULL if not in the universe */
 int64_t run_market_now(const struct run *r);
 

@@ -35,29 +35,14 @@ bool run_lease_allows(const struct run *r, const struct underlying_state *u)
 
 const char *run_lease_holder(const struct run *r) { return r->s->lease_ttl_us > 0 ? r->holder : NULL; }
 
+static bool is_releasing(const struct underlying_state *u) { return u->releasing; }
+
 /* The release list for the heartbeat: underlyings handed back, "{A,B}". */
 static int release_literal(struct run *r)
 {
-    size_t len = 3;
-    for (size_t i = 0; i < r->nus; i++)
-        if (r->us[i]->releasing)
-            len += strlen(r->us[i]->name) + 1;
-    char *a = malloc(len);
+    char *a = run_names(r, is_releasing, true);
     if (a == NULL)
         return -1;
-    size_t o = 0;
-    a[o++] = '{';
-    for (size_t i = 0; i < r->nus; i++) {
-        if (!r->us[i]->releasing)
-            continue;
-        if (o > 1)
-            a[o++] = ',';
-        size_t l = strlen(r->us[i]->name);
-        memcpy(a + o, r->us[i]->name, l);
-        o += l;
-    }
-    a[o++] = '}';
-    a[o] = '\0';
     free(r->release_array);
     r->release_array = a;
     return 0;
