@@ -480,6 +480,8 @@ long api_results_spans(const char *body, size_t len, struct json_span **spans, s
             i = skip_ws(body, i + 1, len);
             while (i < len && body[i] != ']') {
                 size_t end = skip_value(body, i, len);
+                if (end <= i) /* no value here ("[}", stray bytes): malformed, and no progress */
+                    return -1;
                 if (span_push(spans, cap, (size_t)n, i, end))
                     return -1;
                 n++;
@@ -489,7 +491,10 @@ long api_results_spans(const char *body, size_t len, struct json_span **spans, s
             }
             return n;
         }
-        i = skip_ws(body, skip_value(body, i, len), len);
+        size_t vend = skip_value(body, i, len);
+        if (vend <= i)
+            return -1;
+        i = skip_ws(body, vend, len);
         if (i < len && body[i] == ',')
             i = skip_ws(body, i + 1, len);
     }

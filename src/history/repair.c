@@ -263,6 +263,73 @@ static void print_gaps(const struct gap_list *g)
         printf("  ... and %zu more ranges\n", g->count - REPORT_LINES);
 }
 
+/* The period of a repair: [until - lookback, until), until = now on the
+ * market clock unless given. 0, or -1 with the message printed. */
+static int repair_period(const struct settings *s, const struct cmd_options *o, int64_t *from, int64_t *until)
+{
+    int64_t lookback = 7 * USEC_PER_DAY;
+    struct market_clock clock;
+    if (market_clock_parse(&clock, s->clock, s->clock_speed, time_now_us()) != 0) {
+        fprintf(stderr, "optsnap repair: bad clock '%s'\n", s->clock);
+        return -1;
+    }
+    *until = market_clock_now(&clock, time_now_us());
+    if (o->lookback != NULL && (duration_parse(o->lookback, &lookback) != 0 || lookback <= 0)) {
+        fprintf(stderr, "optsnap repair: --lookback must be a positive duration (7d, 36h, 90m)\n");
+        return -1;
+    }
+    if (o->until != NULL && timestamp_parse(o->until, until) != 0) {
+        fprintf(stderr, "optsnap repair: --until '%s' is not a time\n", o->until);
+        return -1;
+    }
+    *from = *until - lookback;
+    return 0;
+}
+
+/* Backfills exactly the ranges of `before` (freed here), then lists the gaps
+ * again and reports what is still missing. The exit code. */
+static int repair_fill(struct settings *s, const struct cmd_options *o, PGconn *conn, const struct gap_request *req,
+                       struct gap_list *before)
+{
+    char err[512];
+    struct backfill_request *reqs = calloc(before->count, sizeof *reqs);
+    if (reqs == NULL) {
+        gap_list_free(before);
+        return EXIT_RUNTIME;
+    }
+    for (size_t i = 0; i < before->count; i++) {
+        snprintf(reqs[i].underlying, sizeof reqs[i].underlying, "%s", before->ranges[i].underlying);
+        reqs[i].from_us = before->ranges[i].start_us;
+        reqs[i].to_us = before->ranges[i].end_us;
+        reqs[i].no_prune = o->no_prune;
+    }
+    size_t nreqs = before->count;
+    gap_list_free(before);
+    struct backfill_result r;
+    int rc = backfill_execute(s, reqs, nreqs, USEC_PER_MIN, &r);
+    free(reqs);
+    if (rc != 0)
+        return EXIT_RUNTIME;
+    print_summary("repair", &r);
+    struct gap_list after;
+    if (gaps_query(conn, req, &after, err, sizeof err) != 0) {
+        fprintf(stderr, "optsnap repair: cannot list the gaps again: %s\n", err);
+        return EXIT_RUNTIME;
+    }
+    int code;
+    if (after.count == 0) {
+        printf("repair: everything in the lookback is covered now\n");
+        code = r.interrupted ? EXIT_PARTIAL : EXIT_OK;
+    } else {
+        printf("repair: %" PRId64 " window%s still missing (reasons above: failed or skipped units)\n",
+               after.total_windows, after.total_windows == 1 ? "" : "s");
+        print_gaps(&after);
+        code = EXIT_PARTIAL;
+    }
+    gap_list_free(&after);
+    return code;
+}
+
 int cmd_repair(int argc, char **argv)
 {
     if (cli_help_asked(argc, argv)) {
@@ -276,55 +343,34 @@ int cmd_repair(int argc, char **argv)
         return EXIT_USAGE;
     }
     int code = EXIT_USAGE;
-    int64_t lookback = 7 * USEC_PER_DAY, until;
-    struct market_clock clock;
-    if (market_clock_parse(&clock, s.clock, s.clock_speed, time_now_us()) != 0) {
-        fprintf(stderr, "optsnap repair: bad clock '%s'\n", s.clock);
-        goto out;
-    }
-    until = market_clock_now(&clock, time_now_us());
-    if (o.lookback != NULL && (duration_parse(o.lookback, &lookback) != 0 || lookback <= 0)) {
-        fprintf(stderr, "optsnap repair: --lookback must be a positive duration (7d, 36h, 90m)\n");
-        goto out;
-    }
-    if (o.until != NULL && timestamp_parse(o.until, &until) != 0) {
-        fprintf(stderr, "optsnap repair: --until '%s' is not a time\n", o.until);
-        goto out;
-    }
-    char err[512];
+    int64_t from, until;
+    char err[512], a[40], b[40];
     struct universe_entry *u = NULL;
+    PGconn *conn = NULL;
+    if (repair_period(&s, &o, &from, &until) != 0)
+        goto out;
     int nu = settings_load_universe(&s, &u, err, sizeof err);
     if (nu <= 0) {
         fprintf(stderr, "optsnap repair: %s\n", nu < 0 ? err : "no underlying");
-        free(u);
         goto out;
     }
     code = EXIT_RUNTIME;
-    PGconn *conn = pg_connect_blocking(s.database_url, "optsnap-repair");
-    if (conn == NULL) {
-        free(u);
+    if ((conn = pg_connect_blocking(s.database_url, "optsnap-repair")) == NULL)
         goto out;
-    }
-    struct gap_request req = {.calendar = s.calendar, .cadence_us = s.cadence_us, .from_us = until - lookback,
+    struct gap_request req = {.calendar = s.calendar, .cadence_us = s.cadence_us, .from_us = from,
                               .to_us = until, .horizon_us = 0, .underlyings = u, .underlying_count = (size_t)nu,
                               .statement_timeout_us = s.statement_timeout_us};
-    struct gap_list before, after;
+    struct gap_list before;
     int grc = gaps_query(conn, &req, &before, err, sizeof err);
     if (grc != 0) {
         fprintf(stderr, "optsnap repair: %s\n", err);
-        if (grc == GAPS_ERR_REQUEST)
-            code = EXIT_USAGE;
-        PQfinish(conn);
-        free(u);
+        code = grc == GAPS_ERR_REQUEST ? EXIT_USAGE : EXIT_RUNTIME;
         goto out;
     }
-    char a[40], b[40];
     if (before.count == 0) {
         printf("repair: no gaps: %d underlying%s, %s .. %s\n", nu, nu == 1 ? "" : "s",
                timestamp_format_brief(a, sizeof a, req.from_us), timestamp_format_brief(b, sizeof b, req.to_us));
         gap_list_free(&before);
-        PQfinish(conn);
-        free(u);
         code = EXIT_OK;
         goto out;
     }
@@ -332,55 +378,15 @@ int cmd_repair(int argc, char **argv)
            before.total_windows == 1 ? "" : "s", before.count, before.count == 1 ? "" : "s",
            timestamp_format_brief(a, sizeof a, req.from_us), timestamp_format_brief(b, sizeof b, req.to_us));
     if (o.dry_run) {
-        int prc = print_plan(conn, &before, !o.no_prune);
+        code = print_plan(conn, &before, !o.no_prune) == 0 ? EXIT_OK : EXIT_RUNTIME;
         gap_list_free(&before);
-        PQfinish(conn);
-        free(u);
-        code = prc == 0 ? EXIT_OK : EXIT_RUNTIME;
         goto out;
     }
-    struct backfill_request *reqs = calloc(before.count, sizeof *reqs);
-    if (reqs == NULL) {
-        gap_list_free(&before);
-        PQfinish(conn);
-        free(u);
-        goto out;
-    }
-    for (size_t i = 0; i < before.count; i++) {
-        snprintf(reqs[i].underlying, sizeof reqs[i].underlying, "%s", before.ranges[i].underlying);
-        reqs[i].from_us = before.ranges[i].start_us;
-        reqs[i].to_us = before.ranges[i].end_us;
-        reqs[i].no_prune = o.no_prune;
-    }
-    size_t nreqs = before.count;
-    gap_list_free(&before);
-    struct backfill_result r;
-    int rc = backfill_execute(&s, reqs, nreqs, USEC_PER_MIN, &r);
-    free(reqs);
-    if (rc != 0) {
-        PQfinish(conn);
-        free(u);
-        goto out;
-    }
-    print_summary("repair", &r);
-    grc = gaps_query(conn, &req, &after, err, sizeof err);
-    PQfinish(conn);
-    free(u);
-    if (grc != 0) {
-        fprintf(stderr, "optsnap repair: cannot list the gaps again: %s\n", err);
-        goto out;
-    }
-    if (after.count == 0) {
-        printf("repair: everything in the lookback is covered now\n");
-        code = r.interrupted ? EXIT_PARTIAL : EXIT_OK;
-    } else {
-        printf("repair: %" PRId64 " window%s still missing (reasons above: failed or skipped units)\n",
-               after.total_windows, after.total_windows == 1 ? "" : "s");
-        print_gaps(&after);
-        code = EXIT_PARTIAL;
-    }
-    gap_list_free(&after);
+    code = repair_fill(&s, &o, conn, &req, &before);
 out:
+    if (conn != NULL)
+        PQfinish(conn);
+    free(u);
     settings_free(&s);
     return code;
 }

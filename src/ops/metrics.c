@@ -278,7 +278,8 @@ static void render_underlyings(const struct metrics_snapshot *m, struct bytebuf 
         sample_u64(out, "optsnap_underlying_errors_total", "underlying", u[i].name, u[i].errors);
 }
 
-void metrics_render_prometheus(const struct metrics_snapshot *m, struct bytebuf *out)
+/* HTTP: responses, retries, latency, in flight. */
+static void render_http(const struct metrics_snapshot *m, struct bytebuf *out)
 {
     const char *n;
 
@@ -301,6 +302,12 @@ void metrics_render_prometheus(const struct metrics_snapshot *m, struct bytebuf 
     gauge(out, "optsnap_http_requests_waiting",
           "HTTP requests waiting for a concurrency slot, the rate limiter or queue room.",
           m->http_waiting);
+}
+
+/* Rows, batches, database errors, the pool and the queue. */
+static void render_db(const struct metrics_snapshot *m, struct bytebuf *out)
+{
+    const char *n;
 
     n = "optsnap_rows_total";
     family(out, n, "counter", "Snapshot rows by outcome.");
@@ -345,6 +352,12 @@ void metrics_render_prometheus(const struct metrics_snapshot *m, struct bytebuf 
           m->queue_max_rows);
     gauge(out, "optsnap_batches_waiting", "Batches waiting for a free connection.",
           m->batches_waiting);
+}
+
+/* Sweeps and the API's refusals. */
+static void render_sweeps(const struct metrics_snapshot *m, struct bytebuf *out)
+{
+    const char *n;
 
     n = "optsnap_sweeps_total";
     family(out, n, "counter", "Sweep windows by outcome.");
@@ -357,29 +370,46 @@ void metrics_render_prometheus(const struct metrics_snapshot *m, struct bytebuf 
     family(out, n, "counter", "Sweeps the API refused for good, by reason (key: 401, plan: 403).");
     sample_u64(out, n, "reason", "key", m->api_refused_key);
     sample_u64(out, n, "reason", "plan", m->api_refused_plan);
-    if (m->lease_holder != NULL) {
-        gauge(out, "optsnap_leases_held", "Live leases this daemon holds (underlyings it sweeps).",
-              (int64_t)m->leases_held);
-        gauge(out, "optsnap_live_daemons", "Daemons with a recent heartbeat, as the last heartbeat counted them.",
-              m->live_daemons);
-        gauge(out, "optsnap_lease_target", "This daemon's fair share: ceil(universe / live daemons).",
-              m->lease_target);
-        n = "optsnap_lease_events_total";
-        family(out, n, "counter",
-               "Lease events: claimed (a new epoch), lost (expired or taken), handed_back (released), "
-               "rebalanced (surplus given up for a joiner), heartbeat_failed.");
-        sample_u64(out, n, "event", "claimed", m->lease_claims);
-        sample_u64(out, n, "event", "lost", m->lease_losses);
-        sample_u64(out, n, "event", "handed_back", m->lease_handbacks);
-        sample_u64(out, n, "event", "rebalanced", m->lease_rebalances);
-        sample_u64(out, n, "event", "heartbeat_failed", m->lease_heartbeat_failures);
-        n = "optsnap_heal_runs_total";
-        family(out, n, "counter", "Self-healing passes (a child `optsnap repair` over the underlyings held), by outcome.");
-        sample_u64(out, n, "outcome", "ok", m->heal_runs - m->heal_failures);
-        sample_u64(out, n, "outcome", "failed", m->heal_failures);
-        counter(out, "optsnap_heal_windows_filled_total", "Windows the self-healing passes marked covered (backfill).",
-                m->heal_windows);
-    }
+}
+
+/* Leases and self-healing (several daemons); nothing when leases are off. */
+static void render_fleet(const struct metrics_snapshot *m, struct bytebuf *out)
+{
+    const char *n;
+
+    if (m->lease_holder == NULL)
+        return; /* leases off */
+    gauge(out, "optsnap_leases_held", "Live leases this daemon holds (underlyings it sweeps).",
+          (int64_t)m->leases_held);
+    gauge(out, "optsnap_live_daemons", "Daemons with a recent heartbeat, as the last heartbeat counted them.",
+          m->live_daemons);
+    gauge(out, "optsnap_lease_target", "This daemon's fair share: ceil(universe / live daemons).",
+          m->lease_target);
+    n = "optsnap_lease_events_total";
+    family(out, n, "counter",
+           "Lease events: claimed (a new epoch), lost (expired or taken), handed_back (released), "
+           "rebalanced (surplus given up for a joiner), heartbeat_failed.");
+    sample_u64(out, n, "event", "claimed", m->lease_claims);
+    sample_u64(out, n, "event", "lost", m->lease_losses);
+    sample_u64(out, n, "event", "handed_back", m->lease_handbacks);
+    sample_u64(out, n, "event", "rebalanced", m->lease_rebalances);
+    sample_u64(out, n, "event", "heartbeat_failed", m->lease_heartbeat_failures);
+    n = "optsnap_heal_runs_total";
+    family(out, n, "counter", "Self-healing passes (a child `optsnap repair` over the underlyings held), by outcome.");
+    sample_u64(out, n, "outcome", "ok", m->heal_runs - m->heal_failures);
+    sample_u64(out, n, "outcome", "failed", m->heal_failures);
+    counter(out, "optsnap_heal_windows_filled_total", "Windows the self-healing passes marked covered (backfill).",
+            m->heal_windows);
+}
+
+void metrics_render_prometheus(const struct metrics_snapshot *m, struct bytebuf *out)
+{
+    const char *n;
+
+    render_http(m, out);
+    render_db(m, out);
+    render_sweeps(m, out);
+    render_fleet(m, out);
     counter(out, "optsnap_retention_days_dropped_total",
             "Day partitions dropped by the retention setting (their coverage marked expired).",
             m->retention_days_dropped);
