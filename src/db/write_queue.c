@@ -282,6 +282,140 @@ static void cache_committed(struct write_queue *q, const struct write_work *w)
     }
 }
 
+/* What becomes of a batch after its transaction: sent again (retry, bisect,
+ * a refused row moved to the rejects), finished (its rows are accounted
+ * for), or dropped (finished, the group's mark lost). */
+enum txn_step { STEP_REQUEUED, STEP_FINISHED, STEP_DROP };
+
+static enum txn_step on_committed(struct write_queue *q, struct write_work *w, const struct pg_txn_result *r)
+{
+    struct batch *b = w->batch;
+    struct write_group *g = b->owner;
+    long nrows = (long)b->nrows;
+    long written = writer_job_rows_written(&w->job, r);
+    if (written < 0)
+        written = 0;
+    g->rows_written += written;
+    g->rows_unchanged += nrows - written;
+    cache_committed(q, w);
+    if (b->bisected)
+        g->bisect_committed += nrows;
+    report(q, g, WRITE_COMMITTED, b, NULL, NULL, written, 0);
+    if (w->job.has_coverage && writer_job_mark_refused(&w->job, r)) {
+        g->failed = true;
+        report(q, g, WRITE_MARK_REFUSED, b, "mark_coverage", r, written, 0);
+    } else if (w->job.has_coverage) {
+        g->coverage_written = true;
+    }
+    return STEP_FINISHED;
+}
+
+/* What a failure tells the skip cache. */
+static void cache_after_failure(struct write_queue *q, const struct batch *b, const struct pg_txn_result *r,
+                                enum pg_error_action action)
+{
+    if (q->cache == NULL)
+        return;
+    if (r->status == PG_TXN_CONN_LOST || action == PG_ERROR_RECONNECT) {
+        /* the COMMIT may have been applied or not, or we are on a new primary
+         * after a failover that may have lost acknowledged commits: nothing
+         * the cache holds is trusted any more */
+        fingerprint_table_forget_all(q->cache);
+        q->st.cache_forgets++;
+    }
+    if (pg_sqlstate_is_data_error(r->sqlstate))
+        for (size_t i = 0; i < b->nrows; i++) /* maybe our word that it is in options was wrong */
+            fingerprint_table_contract_forget(q->cache, b->rows[i].contract.ticker);
+}
+
+/* A data error (22xxx/23xxx) in the rows: bisect down to the refused row,
+ * which goes to the rejects; unless the group's bisection is hopeless. */
+static enum txn_step on_data_error(struct write_queue *q, struct batch *b, const char *stmt,
+                                   const struct pg_txn_result *r)
+{
+    struct write_group *g = b->owner;
+    long nrows = (long)b->nrows;
+    if (!b->bisected)
+        g->bisect_rows += nrows;
+    if (!g->bisect_stopped && bisection_hopeless(g)) {
+        g->bisect_stopped = true;
+        struct pg_txn_result why = *r;
+        snprintf(why.message, sizeof why.message,
+                 "bisection stopped: %ld rows refused, %ld committed, of %ld: not the rows' fault: %.120s",
+                 g->bisect_refused, g->bisect_committed, g->bisect_rows, r->message);
+        g->failed = true;
+        report(q, g, WRITE_DROPPED, b, stmt, &why, 0, 0);
+        return STEP_FINISHED;
+    }
+    if (g->bisect_stopped) { /* the group gave up: its other parts are not tried one by one */
+        g->failed = true;
+        report(q, g, WRITE_DROPPED, b, stmt, r, 0, 0);
+        return STEP_FINISHED;
+    }
+    if (nrows == 1) {
+        report(q, g, WRITE_ROW_REFUSED, b, stmt, r, 0, 0);
+        g->bisect_refused++;
+        q->rows -= 1;
+        row_to_reject(b, r);
+        push(q, b, true);
+        return STEP_REQUEUED;
+    }
+    struct batch *second;
+    if (batch_split(b, &second) != 0)
+        return STEP_DROP;
+    report(q, g, WRITE_BISECTED, b, stmt, r, 0, 0);
+    b->bisected = true;
+    second->bisected = true;
+    /* neither half carries the mark: the group writes it after both */
+    b->final = false;
+    second->final = false;
+    g->outstanding++;
+    push(q, second, true);
+    push(q, b, true);
+    return STEP_REQUEUED;
+}
+
+static enum txn_step on_failed(struct write_queue *q, struct write_work *w, const char *stmt,
+                               const struct pg_txn_result *r)
+{
+    struct batch *b = w->batch;
+    struct write_group *g = b->owner;
+    enum pg_error_action action = pg_error_classify(r->sqlstate, r->message);
+    cache_after_failure(q, b, r, action);
+    if (strcmp(r->sqlstate, "23503") == 0 && w->known != NULL && r->status == PG_TXN_SQL_ERROR && !q->closing) {
+        /* a foreign key refused a row whose contract skipped the options
+         * statements on the cache's word: the rows are not at fault; the
+         * batch goes again, now with every contract in the options statements */
+        q->st.cache_forgets++;
+        push(q, b, true);
+        return STEP_REQUEUED;
+    }
+    if (r->status == PG_TXN_CONN_LOST || action == PG_ERROR_RETRY || action == PG_ERROR_RECONNECT) {
+        b->attempts++;
+        if (q->s.max_attempts != 0 && b->attempts >= q->s.max_attempts)
+            return STEP_DROP;
+        int64_t wait = backoff_full_jitter_us(b->attempts, 200000, q->s.retry_cap_us);
+        b->not_before_us = time_now_us() + wait;
+        report(q, g, WRITE_RETRYING, b, stmt, r, 0, wait);
+        push(q, b, true);
+        return STEP_REQUEUED;
+    }
+    if (pg_sqlstate_is_data_error(r->sqlstate) && strcmp(stmt, "insert_rejects") != 0 &&
+        strcmp(stmt, "mark_coverage") != 0 && strcmp(stmt, "mark_coverage_range") != 0 && b->nrows > 0)
+        return on_data_error(q, b, stmt, r);
+    if (strcmp(stmt, "insert_rejects") == 0 && b->nrows > 0) {
+        /* keep the rows; the refused rejects cost the group its mark */
+        report(q, g, WRITE_REJECTS_DROPPED, b, stmt, r, 0, 0);
+        for (size_t i = 0; i < b->nrejects; i++)
+            row_reject_clear(&b->rejects[i]);
+        b->nrejects = 0;
+        g->failed = true;
+        push(q, b, true);
+        return STEP_REQUEUED;
+    }
+    return STEP_DROP;
+}
+
 static void on_txn_done(struct pg_txn *txn, const struct pg_txn_result *r)
 {
     struct write_work *w = txn->user;
@@ -292,116 +426,27 @@ static void on_txn_done(struct pg_txn *txn, const struct pg_txn_result *r)
     const char *stmt = writer_job_failed_name(&w->job, r);
     q->in_flight--;
 
+    enum txn_step step;
     if (r->status == PG_TXN_OK) {
-        long written = writer_job_rows_written(&w->job, r);
-        if (written < 0)
-            written = 0;
-        g->rows_written += written;
-        g->rows_unchanged += nrows - written;
-        cache_committed(q, w);
-        if (b->bisected)
-            g->bisect_committed += nrows;
-        report(q, g, WRITE_COMMITTED, b, NULL, NULL, written, 0);
-        if (w->job.has_coverage && writer_job_mark_refused(&w->job, r)) {
-            g->failed = true;
-            report(q, g, WRITE_MARK_REFUSED, b, "mark_coverage", r, written, 0);
-        } else if (w->job.has_coverage) {
-            g->coverage_written = true;
-        }
-        goto done_batch;
-    }
-    if (r->status == PG_TXN_CANCELLED || q->closing) {
+        step = on_committed(q, w, r);
+    } else if (r->status == PG_TXN_CANCELLED || q->closing) {
         g->failed = true;
         report(q, g, WRITE_CANCELLED, b, stmt, r, 0, 0);
-        goto done_batch;
+        step = STEP_FINISHED;
+    } else {
+        step = on_failed(q, w, stmt, r);
     }
-    enum pg_error_action action = pg_error_classify(r->sqlstate, r->message);
-    if ((r->status == PG_TXN_CONN_LOST || action == PG_ERROR_RECONNECT) && q->cache != NULL) {
-        /* the COMMIT may have been applied or not, or we are on a new primary
-         * after a failover that may have lost acknowledged commits: nothing
-         * the cache holds is trusted any more */
-        fingerprint_table_forget_all(q->cache);
-        q->st.cache_forgets++;
-    }
-    if (pg_sqlstate_is_data_error(r->sqlstate) && q->cache != NULL)
-        for (size_t i = 0; i < b->nrows; i++) /* maybe our word that it is in options was wrong */
-            fingerprint_table_contract_forget(q->cache, b->rows[i].contract.ticker);
-    if (strcmp(r->sqlstate, "23503") == 0 && w->known != NULL && r->status == PG_TXN_SQL_ERROR && !q->closing) {
-        /* a foreign key refused a row whose contract skipped the options
-         * statements on the cache's word: the rows are not at fault; the
-         * batch goes again, now with every contract in the options statements */
-        q->st.cache_forgets++;
-        push(q, b, true);
-        goto out;
-    }
-    if (r->status == PG_TXN_CONN_LOST || action == PG_ERROR_RETRY || action == PG_ERROR_RECONNECT) {
-        b->attempts++;
-        if (q->s.max_attempts == 0 || b->attempts < q->s.max_attempts) {
-            int64_t wait = backoff_full_jitter_us(b->attempts, 200000, q->s.retry_cap_us);
-            b->not_before_us = time_now_us() + wait;
-            report(q, g, WRITE_RETRYING, b, stmt, r, 0, wait);
-            push(q, b, true);
-            goto out;
-        }
-    } else if (pg_sqlstate_is_data_error(r->sqlstate) && strcmp(stmt, "insert_rejects") != 0 &&
-               strcmp(stmt, "mark_coverage") != 0 && strcmp(stmt, "mark_coverage_range") != 0 &&
-               nrows > 0) {
-        if (!b->bisected)
-            g->bisect_rows += nrows;
-        if (!g->bisect_stopped && bisection_hopeless(g)) {
-            g->bisect_stopped = true;
-            struct pg_txn_result why = *r;
-            snprintf(why.message, sizeof why.message,
-                     "bisection stopped: %ld rows refused, %ld committed, of %ld: not the rows' fault: %.120s",
-                     g->bisect_refused, g->bisect_committed, g->bisect_rows, r->message);
-            g->failed = true;
-            report(q, g, WRITE_DROPPED, b, stmt, &why, 0, 0);
-            goto done_batch;
-        }
-        if (g->bisect_stopped) { /* the group gave up: its other parts are not tried one by one */
-            g->failed = true;
-            report(q, g, WRITE_DROPPED, b, stmt, r, 0, 0);
-            goto done_batch;
-        }
-        if (nrows == 1) {
-            report(q, g, WRITE_ROW_REFUSED, b, stmt, r, 0, 0);
-            g->bisect_refused++;
-            q->rows -= 1;
-            row_to_reject(b, r);
-            push(q, b, true);
-            goto out;
-        }
-        struct batch *second;
-        if (batch_split(b, &second) == 0) {
-            report(q, g, WRITE_BISECTED, b, stmt, r, 0, 0);
-            b->bisected = true;
-            second->bisected = true;
-            /* neither half carries the mark: the group writes it after both */
-            b->final = false;
-            second->final = false;
-            g->outstanding++;
-            push(q, second, true);
-            push(q, b, true);
-            goto out;
-        }
-    } else if (strcmp(stmt, "insert_rejects") == 0 && nrows > 0) {
-        /* keep the rows; the refused rejects cost the group its mark */
-        report(q, g, WRITE_REJECTS_DROPPED, b, stmt, r, 0, 0);
-        for (size_t i = 0; i < b->nrejects; i++)
-            row_reject_clear(&b->rejects[i]);
-        b->nrejects = 0;
+    if (step == STEP_DROP) {
         g->failed = true;
-        push(q, b, true);
-        goto out;
+        report(q, g, WRITE_DROPPED, b, stmt, r, 0, 0);
+        step = STEP_FINISHED;
     }
-    g->failed = true;
-    report(q, g, WRITE_DROPPED, b, stmt, r, 0, 0);
-done_batch:
-    q->rows -= nrows;
-    g->outstanding--;
-    batch_free(b);
-    group_check(q, g);
-out:
+    if (step == STEP_FINISHED) {
+        q->rows -= nrows;
+        g->outstanding--;
+        batch_free(b);
+        group_check(q, g);
+    }
     work_free(w);
     if (q->closing) {
         maybe_destroy(q);

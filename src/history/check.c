@@ -80,6 +80,27 @@ static void closed_cb(void *user) { *(bool *)user = true; }
 
 /* The API checks: reachable and key (a one-contract listing), plan (one chain
  * snapshot page of the first underlying), rate-limit headers seen. */
+/* The plan: one chain snapshot of the first underlying (a 403 body says why not). */
+static void check_plan(struct check_report *rep, uv_loop_t *loop, struct http_client *http, const char *base,
+                       const char *underlying, long *ratelimit)
+{
+    char url[1024];
+    struct check_get g;
+    snprintf(url, sizeof url, "%s/v3/snapshot/options/%s?limit=1", base, underlying);
+    if (check_http_get(loop, http, url, &g) != 0 || g.status == 0) {
+        check_line(rep, false, "api plan", "chain snapshot of %s: %s", underlying, g.error);
+        return;
+    }
+    char why[512];
+    if (g.ratelimit_remaining >= 0)
+        *ratelimit = g.ratelimit_remaining;
+    if (g.api.kind == API_ERROR_NONE)
+        check_line(rep, true, "api plan", "chain snapshot of %s answered", underlying);
+    else
+        check_line(rep, false, "api plan", "chain snapshot of %s: %s", underlying,
+                   api_error_format(&g.api, why, sizeof why));
+}
+
 static void check_api(struct check_report *rep, const struct settings *s)
 {
     struct api_origin origin;
@@ -148,21 +169,8 @@ static void check_api(struct check_report *rep, const struct settings *s)
         }
     }
 
-    if (key_ok && u != NULL) {
-        snprintf(url, sizeof url, "%s/v3/snapshot/options/%s?limit=1", origin.base, u[0].underlying);
-        if (check_http_get(&loop, http, url, &g) != 0 || g.status == 0) {
-            check_line(rep, false, "api plan", "chain snapshot of %s: %s", u[0].underlying, g.error);
-        } else {
-            char why[512];
-            if (g.ratelimit_remaining >= 0)
-                ratelimit = g.ratelimit_remaining;
-            if (g.api.kind == API_ERROR_NONE)
-                check_line(rep, true, "api plan", "chain snapshot of %s answered", u[0].underlying);
-            else
-                check_line(rep, false, "api plan", "chain snapshot of %s: %s", u[0].underlying,
-                           api_error_format(&g.api, why, sizeof why));
-        }
-    }
+    if (key_ok && u != NULL)
+        check_plan(rep, &loop, http, origin.base, u[0].underlying, &ratelimit);
     if (key_ok) {
         if (ratelimit < 0)
             check_line(rep, true, "api rate limit", "no X-RateLimit-Remaining header (http_rate=%g)", s->http_rate);

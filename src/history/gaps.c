@@ -387,31 +387,43 @@ struct gaps_options {
     const char *format;
 };
 
-static int gaps_run(struct settings *s, const struct gaps_options *o)
+/* --since, --until (times or "7d ago" durations; default the last 7 days)
+ * and --format. 0, or -1 with the message printed. */
+static int gaps_parse_options(const struct gaps_options *o, int64_t *since_us, int64_t *until_us, bool *json)
 {
     int64_t now_us = time_now_us();
-    int64_t since_us = now_us - 7 * USEC_PER_DAY, until_us = now_us;
-    if (o->since != NULL && time_or_ago_parse(o->since, now_us, &since_us) != 0) {
+    *since_us = now_us - 7 * USEC_PER_DAY;
+    *until_us = now_us;
+    *json = false;
+    if (o->since != NULL && time_or_ago_parse(o->since, now_us, since_us) != 0) {
         fprintf(stderr, "optsnap gaps: --since '%s' is not a time or a duration\n", o->since);
-        return EXIT_USAGE;
+        return -1;
     }
-    if (o->until != NULL && time_or_ago_parse(o->until, now_us, &until_us) != 0) {
+    if (o->until != NULL && time_or_ago_parse(o->until, now_us, until_us) != 0) {
         fprintf(stderr, "optsnap gaps: --until '%s' is not a time or a duration\n", o->until);
-        return EXIT_USAGE;
+        return -1;
     }
-    if (until_us <= since_us) {
+    if (*until_us <= *since_us) {
         fprintf(stderr, "optsnap gaps: --until must be after --since\n");
-        return EXIT_USAGE;
+        return -1;
     }
-    bool json = false;
     if (o->format != NULL) {
         if (strcmp(o->format, "json") == 0)
-            json = true;
+            *json = true;
         else if (strcmp(o->format, "table") != 0) {
             fprintf(stderr, "optsnap gaps: --format must be table or json\n");
-            return EXIT_USAGE;
+            return -1;
         }
     }
+    return 0;
+}
+
+static int gaps_run(struct settings *s, const struct gaps_options *o)
+{
+    int64_t since_us, until_us;
+    bool json;
+    if (gaps_parse_options(o, &since_us, &until_us, &json) != 0)
+        return EXIT_USAGE;
     char err[512];
     if (o->underlying != NULL &&
         settings_set(s, "universe", o->underlying, SOURCE_FLAG, "--underlying", err, sizeof err)) {

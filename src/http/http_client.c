@@ -652,6 +652,81 @@ static void record_latency(struct http_client *c, double secs)
     c->stats.latency_sum_s += secs;
 }
 
+/* The response's status class into the counters. */
+static void count_attempt(struct http_client *c, CURLcode rc, long status, bool transport)
+{
+    if (transport) {
+        c->stats.transport_errors++;
+    } else if (rc == CURLE_OK) {
+        if (status >= 200 && status < 300)
+            c->stats.status_2xx++;
+        else if (status >= 400 && status < 500)
+            c->stats.status_4xx++;
+        else if (status >= 500)
+            c->stats.status_5xx++;
+        if (status == 429)
+            c->stats.status_429++;
+    }
+}
+
+/* X-RateLimit-Remaining: 0 pauses new starts until Retry-After (or a short
+ * default), capped by the backoff cap. */
+static void note_rate_limit(struct http_client *c, struct http_request *r, const struct http_transfer *t,
+                            int64_t retry_after_us)
+{
+    r->ratelimit_remaining = t->ratelimit_remaining;
+    if (t->ratelimit_remaining == 0) {
+        int64_t pause = retry_after_us > 0 ? retry_after_us : HTTP_RATE_PAUSE_US;
+        if (pause > c->settings.backoff_cap_us)
+            pause = c->settings.backoff_cap_us;
+        uint64_t until = uv_hrtime() + (uint64_t)pause * 1000;
+        if (until > c->pause_until_ns) {
+            c->pause_until_ns = until;
+            c->stats.rate_limit_pauses++;
+            log_info("http rate limit reached, pausing starts", "pause_ms=%lld",
+                     (long long)(pause / 1000));
+        }
+    }
+
+}
+
+/* A failed attempt that may be retried: rescheduled (true) when attempts and
+ * the retry budget allow; false = it fails now. */
+static bool retry_later(struct http_client *c, struct http_transfer *t, struct http_request *r, long status,
+                        int64_t retry_after_us, const char *qpath)
+{
+    if (r->attempts < c->settings.max_attempts && !c->closing) {
+        if (budget_allows_retry(c)) {
+            int64_t wait = backoff_jitter_us(c, r->attempts);
+            if (retry_after_us > wait)
+                wait = retry_after_us;
+            if (wait > c->settings.backoff_cap_us)
+                wait = c->settings.backoff_cap_us;
+            char qerr[200];
+            log_warn("http retry", "path=%s attempt=%d status=%ld reason=%s wait_ms=%lld", qpath,
+                     r->attempts, status, log_quote(qerr, sizeof qerr, r->last_error),
+                     (long long)(wait / 1000));
+            c->stats.retries++;
+            budget_slot_now(c)->retries++;
+            c->budget_exhausted_logged = false;
+            r->wake_ns = uv_hrtime() + (uint64_t)wait * 1000;
+            c->running--;
+            transfer_release(c, t);
+            queue_push_back(&c->sleeping, r, LIST_SLEEPING);
+            retry_timer_arm(c);
+            return true;
+        }
+        c->stats.retry_budget_exhausted++;
+        if (!c->budget_exhausted_logged) {
+            c->budget_exhausted_logged = true;
+            log_warn("http retry budget exhausted, failing without retry",
+                     "path=%s retry_budget_min=%d retry_budget_ratio=%g", qpath,
+                     c->settings.retry_budget_min, c->settings.retry_budget_ratio);
+        }
+    }
+    return false;
+}
+
 static void attempt_finished(struct http_client *c, struct http_transfer *t, CURLcode rc)
 {
     struct http_request *r = t->req;
@@ -672,18 +747,7 @@ static void attempt_finished(struct http_client *c, struct http_transfer *t, CUR
 
     bool too_big = t->too_big || rc == CURLE_FILESIZE_EXCEEDED;
     bool transport = rc != CURLE_OK && !too_big;
-    if (transport) {
-        c->stats.transport_errors++;
-    } else if (rc == CURLE_OK) {
-        if (status >= 200 && status < 300)
-            c->stats.status_2xx++;
-        else if (status >= 400 && status < 500)
-            c->stats.status_4xx++;
-        else if (status >= 500)
-            c->stats.status_5xx++;
-        if (status == 429)
-            c->stats.status_429++;
-    }
+    count_attempt(c, rc, status, transport);
     log_debug("http attempt", "method=GET path=%s status=%ld ms=%.1f attempt=%d result=%d", qpath,
               status, secs * 1000.0, r->attempts, (int)rc);
 
@@ -693,19 +757,7 @@ static void attempt_finished(struct http_client *c, struct http_transfer *t, CUR
         if (http_retry_after_parse(t->retry_after, (int64_t)time(NULL), &v) == 0)
             retry_after_us = v;
     }
-    r->ratelimit_remaining = t->ratelimit_remaining;
-    if (t->ratelimit_remaining == 0) {
-        int64_t pause = retry_after_us > 0 ? retry_after_us : HTTP_RATE_PAUSE_US;
-        if (pause > c->settings.backoff_cap_us)
-            pause = c->settings.backoff_cap_us;
-        uint64_t until = uv_hrtime() + (uint64_t)pause * 1000;
-        if (until > c->pause_until_ns) {
-            c->pause_until_ns = until;
-            c->stats.rate_limit_pauses++;
-            log_info("http rate limit reached, pausing starts", "pause_ms=%lld",
-                     (long long)(pause / 1000));
-        }
-    }
+    note_rate_limit(c, r, t, retry_after_us);
 
     if (too_big) {
         snprintf(r->last_error, sizeof r->last_error, "body larger than %zu bytes",
@@ -736,35 +788,8 @@ static void attempt_finished(struct http_client *c, struct http_transfer *t, CUR
         retryable = status_retryable(status);
     }
 
-    if (retryable && r->attempts < c->settings.max_attempts && !c->closing) {
-        if (budget_allows_retry(c)) {
-            int64_t wait = backoff_jitter_us(c, r->attempts);
-            if (retry_after_us > wait)
-                wait = retry_after_us;
-            if (wait > c->settings.backoff_cap_us)
-                wait = c->settings.backoff_cap_us;
-            char qerr[200];
-            log_warn("http retry", "path=%s attempt=%d status=%ld reason=%s wait_ms=%lld", qpath,
-                     r->attempts, status, log_quote(qerr, sizeof qerr, r->last_error),
-                     (long long)(wait / 1000));
-            c->stats.retries++;
-            budget_slot_now(c)->retries++;
-            c->budget_exhausted_logged = false;
-            r->wake_ns = uv_hrtime() + (uint64_t)wait * 1000;
-            c->running--;
-            transfer_release(c, t);
-            queue_push_back(&c->sleeping, r, LIST_SLEEPING);
-            retry_timer_arm(c);
-            return;
-        }
-        c->stats.retry_budget_exhausted++;
-        if (!c->budget_exhausted_logged) {
-            c->budget_exhausted_logged = true;
-            log_warn("http retry budget exhausted, failing without retry",
-                     "path=%s retry_budget_min=%d retry_budget_ratio=%g", qpath,
-                     c->settings.retry_budget_min, c->settings.retry_budget_ratio);
-        }
-    }
+    if (retryable && retry_later(c, t, r, status, retry_after_us, qpath))
+        return;
     c->running--;
     enum http_outcome o = transport ? HTTP_FAILED_TRANSPORT : HTTP_FAILED_STATUS;
     if (!transport && t->body_len > 0) {

@@ -1418,61 +1418,64 @@ enum {
     OPT_REALISM, OPT_UNENTITLED, OPT_LINK_HOST, OPT_NY_CALENDAR,
 };
 
-int cmd_mock_api(int argc, char **argv)
-{
-    static struct sim sim;
-    struct sim *s = &sim;
-    memset(s, 0, sizeof *s);
-    s->host = "127.0.0.1";
-    s->port = 8089;
-    s->seed = 1;
-    s->speed = 1;
-    s->slow_ms = 2000;
-    s->stall_ms = 20000;
-    s->retry_after_s = 1;
-    s->max_connections = 1024;
-    const char *underlyings = "20", *clock = NULL;
-    int contracts = 2000;
-    bool always_open = false, realism = false, ny_calendar = false;
+static const struct option sim_opts[] = {
+    {"host", required_argument, NULL, OPT_HOST},
+    {"port", required_argument, NULL, OPT_PORT},
+    {"api-key", required_argument, NULL, OPT_API_KEY},
+    {"seed", required_argument, NULL, OPT_SEED},
+    {"underlyings", required_argument, NULL, OPT_UNDERLYINGS},
+    {"contracts", required_argument, NULL, OPT_CONTRACTS},
+    {"clock", required_argument, NULL, OPT_CLOCK},
+    {"speed", required_argument, NULL, OPT_SPEED},
+    {"always-open", no_argument, NULL, OPT_ALWAYS_OPEN},
+    {"outage", required_argument, NULL, OPT_OUTAGE},
+    {"outage-mode", required_argument, NULL, OPT_OUTAGE_MODE},
+    {"max-connections", required_argument, NULL, OPT_MAXCONN},
+    {"log-level", required_argument, NULL, OPT_LOG_LEVEL},
+    {"help", no_argument, NULL, OPT_HELP},
+    {"realism", no_argument, NULL, OPT_REALISM},
+    {"ny-calendar", no_argument, NULL, OPT_NY_CALENDAR},
+    {"unentitled", required_argument, NULL, OPT_UNENTITLED},
+    {"link-host", required_argument, NULL, OPT_LINK_HOST},
+    {"fault-429-rate", required_argument, NULL, OPT_FAULT},
+    {"fault-retry-after", required_argument, NULL, OPT_FAULT},
+    {"fault-5xx-rate", required_argument, NULL, OPT_FAULT},
+    {"fault-slow-rate", required_argument, NULL, OPT_FAULT},
+    {"fault-slow-ms", required_argument, NULL, OPT_FAULT},
+    {"fault-stall-rate", required_argument, NULL, OPT_FAULT},
+    {"fault-stall-ms", required_argument, NULL, OPT_FAULT},
+    {"fault-truncate-rate", required_argument, NULL, OPT_FAULT},
+    {"fault-malformed-rate", required_argument, NULL, OPT_FAULT},
+    {"fault-reset-rate", required_argument, NULL, OPT_FAULT},
+    {"fault-cursor-loop-rate", required_argument, NULL, OPT_FAULT},
+    {"fault-bad-row-rate", required_argument, NULL, OPT_FAULT},
+    {NULL, 0, NULL, 0},
+};
 
-    static const struct option opts[] = {
-        {"host", required_argument, NULL, OPT_HOST},
-        {"port", required_argument, NULL, OPT_PORT},
-        {"api-key", required_argument, NULL, OPT_API_KEY},
-        {"seed", required_argument, NULL, OPT_SEED},
-        {"underlyings", required_argument, NULL, OPT_UNDERLYINGS},
-        {"contracts", required_argument, NULL, OPT_CONTRACTS},
-        {"clock", required_argument, NULL, OPT_CLOCK},
-        {"speed", required_argument, NULL, OPT_SPEED},
-        {"always-open", no_argument, NULL, OPT_ALWAYS_OPEN},
-        {"outage", required_argument, NULL, OPT_OUTAGE},
-        {"outage-mode", required_argument, NULL, OPT_OUTAGE_MODE},
-        {"max-connections", required_argument, NULL, OPT_MAXCONN},
-        {"log-level", required_argument, NULL, OPT_LOG_LEVEL},
-        {"help", no_argument, NULL, OPT_HELP},
-        {"realism", no_argument, NULL, OPT_REALISM},
-        {"ny-calendar", no_argument, NULL, OPT_NY_CALENDAR},
-        {"unentitled", required_argument, NULL, OPT_UNENTITLED},
-        {"link-host", required_argument, NULL, OPT_LINK_HOST},
-        {"fault-429-rate", required_argument, NULL, OPT_FAULT},
-        {"fault-retry-after", required_argument, NULL, OPT_FAULT},
-        {"fault-5xx-rate", required_argument, NULL, OPT_FAULT},
-        {"fault-slow-rate", required_argument, NULL, OPT_FAULT},
-        {"fault-slow-ms", required_argument, NULL, OPT_FAULT},
-        {"fault-stall-rate", required_argument, NULL, OPT_FAULT},
-        {"fault-stall-ms", required_argument, NULL, OPT_FAULT},
-        {"fault-truncate-rate", required_argument, NULL, OPT_FAULT},
-        {"fault-malformed-rate", required_argument, NULL, OPT_FAULT},
-        {"fault-reset-rate", required_argument, NULL, OPT_FAULT},
-        {"fault-cursor-loop-rate", required_argument, NULL, OPT_FAULT},
-        {"fault-bad-row-rate", required_argument, NULL, OPT_FAULT},
-        {NULL, 0, NULL, 0},
-    };
+struct sim_args {
+    const char *underlyings, *clock;
+    int contracts;
+    bool always_open, realism, ny_calendar;
+};
+
+#define SIM_ARGS_HELP 100 /* --help printed: exit 0 */
+
+static bool host_port_chars(const char *v)
+{
+    for (const char *p = v; *p; p++)
+        if (!(isalnum((unsigned char)*p) || *p == '.' || *p == ':' || *p == '-'))
+            return false;
+    return true;
+}
+
+/* The command line into s and a: EXIT_OK, EXIT_USAGE (said why) or SIM_ARGS_HELP. */
+static int sim_parse_args(struct sim *s, struct sim_args *a, int argc, char **argv)
+{
     optind = 1;
     opterr = 1;
     int c, idx;
     char *end;
-    while ((c = getopt_long(argc, argv, "h", opts, &idx)) != -1) {
+    while ((c = getopt_long(argc, argv, "h", sim_opts, &idx)) != -1) {
         switch (c) {
         case OPT_HOST: s->host = optarg; break;
         case OPT_PORT:
@@ -1490,15 +1493,15 @@ int cmd_mock_api(int argc, char **argv)
                 return EXIT_USAGE;
             }
             break;
-        case OPT_UNDERLYINGS: underlyings = optarg; break;
+        case OPT_UNDERLYINGS: a->underlyings = optarg; break;
         case OPT_CONTRACTS:
-            contracts = (int)strtol(optarg, &end, 10);
+            a->contracts = (int)strtol(optarg, &end, 10);
             if (*end || end == optarg) {
                 fprintf(stderr, "mock-api: bad --contracts\n");
                 return EXIT_USAGE;
             }
             break;
-        case OPT_CLOCK: clock = optarg; break;
+        case OPT_CLOCK: a->clock = optarg; break;
         case OPT_SPEED:
             s->speed = strtod(optarg, &end);
             if (*end || end == optarg || !(s->speed >= 0 && s->speed <= 1e6)) {
@@ -1506,16 +1509,15 @@ int cmd_mock_api(int argc, char **argv)
                 return EXIT_USAGE;
             }
             break;
-        case OPT_ALWAYS_OPEN: always_open = true; break;
-        case OPT_REALISM: realism = true; ny_calendar = true; break;
-        case OPT_NY_CALENDAR: ny_calendar = true; break;
+        case OPT_ALWAYS_OPEN: a->always_open = true; break;
+        case OPT_REALISM: a->realism = true; a->ny_calendar = true; break;
+        case OPT_NY_CALENDAR: a->ny_calendar = true; break;
         case OPT_UNENTITLED: s->unentitled = optarg[0] ? optarg : NULL; break;
         case OPT_LINK_HOST:
-            for (const char *p = optarg; *p; p++)
-                if (!(isalnum((unsigned char)*p) || *p == '.' || *p == ':' || *p == '-')) {
-                    fprintf(stderr, "mock-api: bad --link-host (want host:port)\n");
-                    return EXIT_USAGE;
-                }
+            if (!host_port_chars(optarg)) {
+                fprintf(stderr, "mock-api: bad --link-host (want host:port)\n");
+                return EXIT_USAGE;
+            }
             s->link_host = optarg[0] ? optarg : NULL;
             break;
         case OPT_OUTAGE:
@@ -1550,13 +1552,13 @@ int cmd_mock_api(int argc, char **argv)
             break;
         }
         case OPT_FAULT:
-            if (fault_set(s, opts[idx].name, optarg) != 0) {
-                fprintf(stderr, "mock-api: bad value for --%s\n", opts[idx].name);
+            if (fault_set(s, sim_opts[idx].name, optarg) != 0) {
+                fprintf(stderr, "mock-api: bad value for --%s\n", sim_opts[idx].name);
                 return EXIT_USAGE;
             }
             break;
         case 'h':
-        case OPT_HELP: usage(stdout); return EXIT_OK;
+        case OPT_HELP: usage(stdout); return SIM_ARGS_HELP;
         default: usage(stderr); return EXIT_USAGE;
         }
     }
@@ -1564,19 +1566,25 @@ int cmd_mock_api(int argc, char **argv)
         fprintf(stderr, "mock-api: unexpected argument '%s'\n", argv[optind]);
         return EXIT_USAGE;
     }
+    return EXIT_OK;
+}
+
+/* Listens and serves until SIGINT/SIGTERM. An exit code. */
+static int sim_serve(struct sim *s, const struct sim_args *a)
+{
     s->wall_start_us = time_now_us();
     s->clock_start_us = s->wall_start_us;
-    if (clock && mock_api_time_parse(clock, &s->clock_start_us) != 0) {
+    if (a->clock && mock_api_time_parse(a->clock, &s->clock_start_us) != 0) {
         fprintf(stderr, "mock-api: bad --clock (want RFC3339)\n");
         return EXIT_USAGE;
     }
     char err[160];
-    if (mock_market_init(&s->market, s->seed, underlyings, contracts, always_open, err, sizeof err) != 0) {
+    if (mock_market_init(&s->market, s->seed, a->underlyings, a->contracts, a->always_open, err, sizeof err) != 0) {
         fprintf(stderr, "mock-api: %s\n", err);
         return EXIT_USAGE;
     }
-    s->market.realism = realism;
-    s->market.ny_calendar = ny_calendar;
+    s->market.realism = a->realism;
+    s->market.ny_calendar = a->ny_calendar;
     signal(SIGPIPE, SIG_IGN);
     int rc = uv_loop_init(&s->loop);
     if (rc != 0) {
@@ -1606,7 +1614,7 @@ int cmd_mock_api(int argc, char **argv)
     log_info("listening", "addr=%s:%d underlyings=%zu contracts_per_underlying=%zu seed=%llu clock=%s speed=%g always_open=%d",
              s->host, http_server_port(s->server), s->market.nunderlyings,
              mm_contracts_per_underlying(&s->market), (unsigned long long)s->seed,
-             timestamp_format(t, sizeof t, s->clock_start_us), s->speed, always_open ? 1 : 0);
+             timestamp_format(t, sizeof t, s->clock_start_us), s->speed, a->always_open ? 1 : 0);
     uv_run(&s->loop, UV_RUN_DEFAULT);
     stats_log(s);
     rc = uv_loop_close(&s->loop);
@@ -1617,4 +1625,24 @@ int cmd_mock_api(int argc, char **argv)
         return EXIT_RUNTIME;
     }
     return EXIT_OK;
+}
+
+int cmd_mock_api(int argc, char **argv)
+{
+    static struct sim sim;
+    struct sim *s = &sim;
+    memset(s, 0, sizeof *s);
+    s->host = "127.0.0.1";
+    s->port = 8089;
+    s->seed = 1;
+    s->speed = 1;
+    s->slow_ms = 2000;
+    s->stall_ms = 20000;
+    s->retry_after_s = 1;
+    s->max_connections = 1024;
+    struct sim_args a = {.underlyings = "20", .contracts = 2000};
+    int rc = sim_parse_args(s, &a, argc, argv);
+    if (rc != EXIT_OK)
+        return rc == SIM_ARGS_HELP ? EXIT_OK : rc;
+    return sim_serve(s, &a);
 }
