@@ -422,13 +422,8 @@ static void renew_tick(uv_timer_t *t)
     bf->lease_values[0] = bf->leased_array;
     bf->lease_values[1] = bf->holder;
     bf->lease_values[2] = bf->ttl_text;
-    memset(&q->txn, 0, sizeof q->txn);
-    q->txn.stmts[0] = (struct pg_stmt){.name = "lease_renew", .sql = sql_lease_renew, .nparams = 3,
-                                       .values = bf->lease_values, .on_tuples = on_renewed};
-    q->txn.nstmts = 1;
-    q->done = on_renew_done;
-    q->user = bf;
-    if (engine_query_submit(bf->e, q) != 0)
+    if (engine_query_one(bf->e, q, (struct pg_stmt){.name = "lease_renew", .sql = sql_lease_renew, .nparams = 3,
+                                       .values = bf->lease_values, .on_tuples = on_renewed}, on_renew_done, bf) != 0)
         log_debug("lease renewal not queued", "%s", "");
 }
 
@@ -681,13 +676,8 @@ static void ensure_next_partition(struct bf_unit *un)
     date_format(un->part_param, sizeof un->part_param, un->part_day);
     un->part_values[0] = un->part_param;
     un->part_created = -2;
-    memset(&un->part_q.txn, 0, sizeof un->part_q.txn);
-    un->part_q.txn.stmts[0] = (struct pg_stmt){.name = "ensure_day_partition", .sql = sql_ensure_day, .nparams = 1,
-                                               .values = un->part_values, .on_tuples = on_day_partition};
-    un->part_q.txn.nstmts = 1;
-    un->part_q.done = on_day_partition_done;
-    un->part_q.user = un;
-    if (engine_query_submit(bf->e, &un->part_q) != 0) {
+    if (engine_query_one(bf->e, &un->part_q, (struct pg_stmt){.name = "ensure_day_partition", .sql = sql_ensure_day, .nparams = 1,
+                                               .values = un->part_values, .on_tuples = on_day_partition}, on_day_partition_done, un) != 0) {
         snprintf(un->reason, sizeof un->reason, "interrupted");
         unit_finish(un, OUTCOME_FAILED);
     }
@@ -1070,13 +1060,8 @@ static void release_lease(struct bf_underlying *u)
     u->leased = false;
     u->lease_values[0] = u->name;
     u->lease_values[1] = u->bf->holder;
-    memset(&u->lease_q.txn, 0, sizeof u->lease_q.txn);
-    u->lease_q.txn.stmts[0] = (struct pg_stmt){.name = "lease_release", .sql = sql, .nparams = 2,
-                                               .values = u->lease_values};
-    u->lease_q.txn.nstmts = 1;
-    u->lease_q.done = on_renew_done;
-    u->lease_q.user = u->bf;
-    if (engine_query_submit(u->bf->e, &u->lease_q) != 0)
+    if (engine_query_one(u->bf->e, &u->lease_q, (struct pg_stmt){.name = "lease_release", .sql = sql, .nparams = 2,
+                                               .values = u->lease_values}, on_renew_done, u->bf) != 0)
         log_debug("lease release not queued (it expires)", "underlying=%s", u->name);
 }
 

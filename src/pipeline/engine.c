@@ -210,6 +210,19 @@ int engine_query_submit(struct engine *e, struct engine_query *q)
     return 0;
 }
 
+int engine_query_one(struct engine *e, struct engine_query *q, struct pg_stmt stmt,
+                     void (*done)(struct engine_query *q, const struct pg_txn_result *r), void *user)
+{
+    if (q->pending)
+        return -EBUSY;
+    memset(&q->txn, 0, sizeof q->txn);
+    q->txn.stmts[0] = stmt;
+    q->txn.nstmts = 1;
+    q->done = done;
+    q->user = user;
+    return engine_query_submit(e, q);
+}
+
 static void cancel_queued_queries(struct engine *e)
 {
     struct pg_txn_result r;

@@ -308,13 +308,9 @@ static void retention_submit(struct run *r)
             log_warn("retention is shorter than 2 days: not applied", "%s", "");
         return;
     }
-    memset(&r->retention_q.txn, 0, sizeof r->retention_q.txn);
-    r->retention_q.txn.stmts[0] = r->retention_job.stmt;
-    r->retention_q.txn.nstmts = 1;
-    r->retention_q.done = on_retention_done;
-    r->retention_q.user = r;
-    r->retention_q.txn.stmts[0].on_tuples = on_retention_rows;
-    if (engine_query_submit(r->e, &r->retention_q) != 0)
+    struct pg_stmt stmt = r->retention_job.stmt;
+    stmt.on_tuples = on_retention_rows; /* it gets the run; it hands the job on */
+    if (engine_query_one(r->e, &r->retention_q, stmt, on_retention_done, r) != 0)
         r->retention_due = true;
 }
 

@@ -137,14 +137,9 @@ static void count_healed(struct run *r)
 {
     if (r->heal_q.pending || !engine_running(r->e))
         return;
-    memset(&r->heal_q.txn, 0, sizeof r->heal_q.txn);
     r->heal_values[0] = r->heal_holder;
-    struct pg_txn *t = &r->heal_q.txn;
-    t->stmts[t->nstmts++] = (struct pg_stmt){.name = "heal_count", .sql = sql_healed, .nparams = 1,
-                                             .values = r->heal_values, .on_tuples = on_healed_rows};
-    r->heal_q.done = healed_done;
-    r->heal_q.user = r;
-    if (engine_query_submit(r->e, &r->heal_q) != 0)
+    if (engine_query_one(r->e, &r->heal_q, (struct pg_stmt){.name = "heal_count", .sql = sql_healed, .nparams = 1,
+                                             .values = r->heal_values, .on_tuples = on_healed_rows}, healed_done, r) != 0)
         log_debug("heal count not sent", "%s", "");
 }
 

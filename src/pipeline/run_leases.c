@@ -178,14 +178,9 @@ static void heartbeat_submit(struct run *r)
     r->lease_values[1] = r->lease_universe;
     r->lease_values[2] = r->lease_ttl_text;
     r->lease_values[3] = r->release_array;
-    memset(&r->lease_q.txn, 0, sizeof r->lease_q.txn);
-    struct pg_txn *t = &r->lease_q.txn;
-    t->stmts[t->nstmts++] = (struct pg_stmt){.name = "live_heartbeat", .sql = sql_heartbeat, .nparams = 4,
-                                             .values = r->lease_values, .on_tuples = on_heartbeat_rows};
-    r->lease_q.done = heartbeat_done;
-    r->lease_q.user = r;
     r->lease_sent_real_us = run_real_now();
-    if (engine_query_submit(r->e, &r->lease_q) != 0)
+    if (engine_query_one(r->e, &r->lease_q, (struct pg_stmt){.name = "live_heartbeat", .sql = sql_heartbeat, .nparams = 4,
+                                             .values = r->lease_values, .on_tuples = on_heartbeat_rows}, heartbeat_done, r) != 0)
         log_warn("lease heartbeat not sent", "%s", "");
 }
 

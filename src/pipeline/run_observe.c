@@ -65,13 +65,8 @@ static void clock_submit(struct run *r)
     static const char sql[] = "SELECT (extract(epoch FROM clock_timestamp()) * 1000000)::int8";
     if (r->clock_q.pending)
         return;
-    memset(&r->clock_q.txn, 0, sizeof r->clock_q.txn);
-    r->clock_q.txn.stmts[0] = (struct pg_stmt){.name = "clock", .sql = sql, .on_tuples = on_db_clock};
-    r->clock_q.txn.nstmts = 1;
-    r->clock_q.done = on_clock_done;
-    r->clock_q.user = r;
     r->clock_sent_us = run_real_now();
-    if (engine_query_submit(r->e, &r->clock_q) != 0)
+    if (engine_query_one(r->e, &r->clock_q, (struct pg_stmt){.name = "clock", .sql = sql, .on_tuples = on_db_clock}, on_clock_done, r) != 0)
         log_debug("database clock check not queued", "%s", "");
 }
 
@@ -324,13 +319,8 @@ static void timeline_tick(uv_timer_t *t)
     for (int i = 0; i < 3; i++)
         r->timeline_values[i] = r->timeline_params[i];
     r->timeline_values[3] = r->universe_array;
-    memset(&r->timeline_q.txn, 0, sizeof r->timeline_q.txn);
-    r->timeline_q.txn.stmts[0] = (struct pg_stmt){.name = "coverage_timeline", .sql = sql_timeline, .nparams = 4,
-                                                  .values = r->timeline_values, .on_tuples = on_timeline_rows};
-    r->timeline_q.txn.nstmts = 1;
-    r->timeline_q.done = on_timeline_done;
-    r->timeline_q.user = r;
-    if (engine_query_submit(r->e, &r->timeline_q) != 0)
+    if (engine_query_one(r->e, &r->timeline_q, (struct pg_stmt){.name = "coverage_timeline", .sql = sql_timeline, .nparams = 4,
+                                                  .values = r->timeline_values, .on_tuples = on_timeline_rows}, on_timeline_done, r) != 0)
         log_debug("timeline refresh not queued", "%s", "");
 }
 

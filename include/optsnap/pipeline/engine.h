@@ -165,6 +165,11 @@ void engine_group_fail(struct engine *e, struct engine_group *g, const char *why
  * first. A query already pending is left as it is (returns -EBUSY). */
 int engine_query_submit(struct engine *e, struct engine_query *q) __attribute__((warn_unused_result));
 
+/* One statement as q: fills q's transaction with stmt alone, sets done and
+ * user, and submits it. What engine_query_submit returns. */
+int engine_query_one(struct engine *e, struct engine_query *q, struct pg_stmt stmt,
+                     void (*done)(struct engine_query *q, const struct pg_txn_result *r), void *user);
+
 /* ---- internal to pipeline/: the pager's side of the fetch queue ---- */
 struct pager;
 void engine_fetch_enqueue(struct engine *e, struct pager *p);
