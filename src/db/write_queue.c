@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "optsnap/db/fingerprint.h"
 #include "optsnap/util/backoff.h"
@@ -22,6 +23,8 @@ struct write_queue {
     int waiting, in_flight;
     long rows;
     uv_timer_t timer;
+    char token_prefix[32];     /* "PID.START_US": write tokens are unique across restarts */
+    uint64_t token_serial;
     bool dispatching, redispatch, closing, timer_closed;
     void (*closed_cb)(void *user);
     void *closed_user;
@@ -152,6 +155,9 @@ static bool submit(struct write_queue *q, struct batch *b)
     if (w == NULL)
         return false;
     bool with_mark = b->final && g->closed && !g->failed && g->outstanding == 1;
+    if (b->write_token[0] == '\0') /* once: a retry of an unknown COMMIT writes the same rejects once */
+        snprintf(b->write_token, sizeof b->write_token, "%s-%llu", q->token_prefix,
+                 (unsigned long long)++q->token_serial);
     long nknown;
     w->known = contracts_known(q, b, &nknown);
     if (writer_job_build_known(&w->job, b, g->underlying, g->source, with_mark ? &g->cov : NULL, w->known)) {
@@ -470,6 +476,7 @@ int write_queue_create(struct write_queue **out, uv_loop_t *loop, struct pg_pool
     if (hooks)
         q->hooks = *hooks;
     q->user = user;
+    snprintf(q->token_prefix, sizeof q->token_prefix, "%ld.%lld", (long)getpid(), (long long)time_now_us());
     if (q->s.skip_cache_entries >= 0 &&
         fingerprint_table_create(&q->cache, q->s.skip_cache_entries ? q->s.skip_cache_entries
                                                                     : FINGERPRINT_DEFAULT_ENTRIES)) {

@@ -84,10 +84,15 @@ const char writer_sql_snapshots[] =
     "EXCLUDED.underlying_timeframe, EXCLUDED.fmv_time, EXCLUDED.last_updated_fallback, "
     "EXCLUDED.source)";
 
+/* $9: the batch's write token (NULL = none): a batch sent again after a
+ * COMMIT whose outcome is unknown writes each of its rejects once. */
 const char writer_sql_rejects[] =
-    "INSERT INTO ingest_rejects (underlying, ticker, reason, raw, request_id, source, kind, key_time) "
-    "SELECT $1::text, u.t, u.r, u.raw, $5::text, $6::text, u.k, u.kt "
-    "FROM unnest($2::text[], $3::text[], $4::text[], $7::text[], $8::timestamptz[]) AS u(t, r, raw, k, kt)";
+    "INSERT INTO ingest_rejects (underlying, ticker, reason, raw, request_id, source, kind, key_time, "
+    "write_token, write_ordinal) "
+    "SELECT $1::text, u.t, u.r, u.raw, $5::text, $6::text, u.k, u.kt, $9::text, u.n::int4 "
+    "FROM unnest($2::text[], $3::text[], $4::text[], $7::text[], $8::timestamptz[]) WITH ORDINALITY "
+    "AS u(t, r, raw, k, kt, n) "
+    "ON CONFLICT (write_token, write_ordinal) WHERE write_token IS NOT NULL DO NOTHING";
 
 /* Reference data of contracts (/v3/reference/options/contracts) onto the
  * contracts already in `options`; a contract not there yet gets it from the
@@ -322,7 +327,7 @@ static void build_snapshots(struct writer_job *j, const struct batch *b, const c
 static void build_rejects(struct writer_job *j, const struct batch *b, const char *underlying,
                           enum row_source source)
 {
-    int s = add_stmt(j, WSTMT_REJECTS, writer_sql_rejects, 8);
+    int s = add_stmt(j, WSTMT_REJECTS, writer_sql_rejects, 9);
     struct pgarray a;
     param_text(j, s, 0, 0, underlying);
     param_array_begin(j, &a, s, 1, PG_OID_TEXT_ARRAY, PG_OID_TEXT);
@@ -358,6 +363,7 @@ static void build_rejects(struct writer_job *j, const struct batch *b, const cha
             pgarray_add_null(&a);
     }
     param_array_end(j, &a, s, 7);
+    param_text(j, s, 8, 3, b->write_token[0] ? b->write_token : NULL);
 }
 
 static void build_coverage(struct writer_job *j, const char *underlying, enum row_source source,

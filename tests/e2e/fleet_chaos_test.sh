@@ -142,7 +142,7 @@ LAST=$(pg_scalar "$DB" "SELECT to_char(max(window_end) AT TIME ZONE 'UTC', 'YYYY
 healed=$(pg_scalar "$DB" "SELECT count(*) FROM ingest_coverage WHERE source = 'backfill'")
 G=(--calendar always --cadence 60s --universe "$UNIVERSE")
 span=$(python3 -c "import datetime as d; f=lambda s: d.datetime.strptime(s, '%Y-%m-%dT%H:%M:%SZ'); print(int((f('$LAST') - f('$FIRST')).total_seconds()))")
-DATABASE_URL=$DB "$BIN" repair --api-url "$SIM_URL" "${G[@]}" --until "$LAST" --lookback "${span}s" \
+DATABASE_URL=$DB OPTSNAP_API_KEY=e2e-key "$BIN" repair --api-url "$SIM_URL" "${G[@]}" --until "$LAST" --lookback "${span}s" \
     >"$TMP/repair.out" 2>"$TMP/repair.log" || { cat "$TMP/repair.out"; tail -20 "$TMP/repair.log"; fail "repair did not exit 0"; }
 DATABASE_URL=$DB "$BIN" gaps "${G[@]}" --since "$FIRST" --until "$LAST" >"$TMP/gaps.out" ||
     { cat "$TMP/gaps.out"; fail "windows still uncovered after healing and repair"; }

@@ -226,6 +226,37 @@ static void test_rejects_coverage_and_missing_partition(void)
     batch_free(b);
 }
 
+/* A batch sent again after a COMMIT whose outcome was unknown (the same
+ * write token) writes its rejects once; another batch's token writes them
+ * again; no token (rejects from before 010) writes every time. */
+static void test_rejects_written_once_per_token(void)
+{
+    struct snapshot_row row = mkrow("O:AAPL261218C00155000", "2026-11-05T15:07:00Z", 1.0);
+    struct batch *b = batch_of(&row, 1);
+    for (int i = 0; i < 2; i++) {
+        struct row_reject rj;
+        memset(&rj, 0, sizeof rj);
+        snprintf(rj.ticker, sizeof rj.ticker, "O:TOKEN%d", i);
+        snprintf(rj.reason, sizeof rj.reason, "idempotency test");
+        rj.raw = strdup("{}");
+        rj.raw_len = 2;
+        CHECK(batch_add_reject(b, &rj) == 0);
+    }
+    const char *q = "SELECT count(*) FROM ingest_rejects WHERE reason = 'idempotency test'";
+    snprintf(b->write_token, sizeof b->write_token, "test.1-1");
+    CHECK_INT(run_batch(b, "AAPL", ROW_SOURCE_LIVE, NULL, NULL).status, PG_TXN_OK);
+    CHECK_INT(pgtest_scalar(db, q), 2);
+    CHECK_INT(run_batch(b, "AAPL", ROW_SOURCE_LIVE, NULL, NULL).status, PG_TXN_OK); /* the retry */
+    CHECK_INT(pgtest_scalar(db, q), 2);
+    snprintf(b->write_token, sizeof b->write_token, "test.1-2");
+    CHECK_INT(run_batch(b, "AAPL", ROW_SOURCE_LIVE, NULL, NULL).status, PG_TXN_OK);
+    CHECK_INT(pgtest_scalar(db, q), 4);
+    b->write_token[0] = '\0';
+    CHECK_INT(run_batch(b, "AAPL", ROW_SOURCE_LIVE, NULL, NULL).status, PG_TXN_OK);
+    CHECK_INT(pgtest_scalar(db, q), 6);
+    batch_free(b);
+}
+
 static void test_data_error_is_atomic(void)
 {
     long long before = pgtest_scalar(db, "SELECT count(*) FROM option_snapshots");
@@ -530,6 +561,7 @@ int main(void)
     RUN(test_known_contracts_skip_options);
     RUN(test_backfill_never_overwrites_live);
     RUN(test_rejects_coverage_and_missing_partition);
+    RUN(test_rejects_written_once_per_token);
     RUN(test_coverage_range_for_backfill);
     RUN(test_marks_never_ahead_of_the_database_clock);
     RUN(test_api_fields_and_reject_kinds);

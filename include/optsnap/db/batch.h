@@ -28,6 +28,9 @@ struct batch {
     bool bisected;              /* a part of a batch the database refused with a data error */
     uint64_t token;             /* the skip cache's token for this batch's rows (copied by split) */
     long skipped;               /* rows the skip cache kept out of it (reported with its commit) */
+    /* The rejects' idempotency token: set by the write queue when the batch
+     * is first sent, kept across its retries, never copied by a split. */
+    char write_token[48];
 };
 
 /* Returns a new empty batch, or NULL when out of memory. Free with batch_free(). */
