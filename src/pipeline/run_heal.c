@@ -158,6 +158,8 @@ static void on_heal_exit(uv_process_t *p, int64_t status, int term_signal)
     if (status == 0 || status == 3) {
         log_info("heal child exited", "status=%lld (0 all filled, 3 some left for the next pass)",
                  (long long)status);
+        if (status == 3)
+            run_heal_soon(r); /* a unit failed or its history lease was held elsewhere: again, two windows on */
     } else {
         r->heal_failures++;
         log_warn("heal child failed: its gaps stay for the next pass or `optsnap repair`", "status=%lld signal=%d",
