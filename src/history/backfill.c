@@ -983,7 +983,9 @@ static void on_bars_end(struct pager *p, bool complete, const char *why)
     struct bf_fetch *f = p->user;
     struct bf_unit *un = f->unit;
     struct backfill *bf = un->bf;
-    if (engine_closing(bf->e)) {
+    if (engine_closing(bf->e) || un->state == UNIT_FINISHED || un->contracts == NULL) {
+        /* closing, or the unit already ended (it failed while this fetch
+         * was in flight and freed its contracts): nothing more to do here */
         un->fetches--;
         fetch_free(f);
         return;
