@@ -181,3 +181,17 @@ int pgtest_migrate(const char *conninfo)
     int applied = 0;
     return migrate_apply(conninfo, &applied);
 }
+
+int pgtest_open_migrated(const char *name, char *conninfo, size_t size, PGconn **db)
+{
+    *db = NULL;
+    int rc = pgtest_fresh_db(name, conninfo, size);
+    if (rc == PGTEST_SKIP)
+        return PGTEST_SKIP;
+    if (rc != 0 || pgtest_migrate(conninfo) != 0)
+        return 1;
+    *db = pgtest_connect(conninfo);
+    if (*db == NULL || pgtest_exec(*db, "SET TimeZone = 'UTC'") != 0)
+        return 1;
+    return 0;
+}

@@ -18,6 +18,10 @@
  * note is printed; the caller should exit 77). */
 int pgtest_fresh_db(const char *name, char *conninfo, size_t size);
 
+/* A test's database: fresh_db, migrate, connect, TimeZone UTC. Returns 0
+ * with *db set (caller PQfinish()es), PGTEST_SKIP, or 1 on failure. */
+int pgtest_open_migrated(const char *name, char *conninfo, size_t size, PGconn **db);
+
 /* Connects; returns NULL (after printing why) on failure. Caller PQfinish()es. */
 PGconn *pgtest_connect(const char *conninfo);
 

@@ -691,14 +691,9 @@ static void test_lease_race_has_one_winner(void)
 
 int main(void)
 {
-    int rc = pgtest_fresh_db("optsnap_itest_gaps", conninfo, sizeof conninfo);
-    if (rc == PGTEST_SKIP)
-        return PGTEST_SKIP;
-    if (rc != 0 || pgtest_migrate(conninfo) != 0)
-        return 1;
-    db = pgtest_connect(conninfo);
-    if (db == NULL || pgtest_exec(db, "SET TimeZone = 'UTC'") != 0)
-        return 1;
+    int rc = pgtest_open_migrated("optsnap_itest_gaps", conninfo, sizeof conninfo, &db);
+    if (rc != 0)
+        return rc;
     RUN(test_expected_windows_us_options);
     RUN(test_gaps_two_holes);
     RUN(test_gaps_merge_adjacent);

@@ -248,14 +248,9 @@ static void test_retention_fake_clock(void)
 
 int main(void)
 {
-    int rc = pgtest_fresh_db("optsnap_itest_history", conninfo, sizeof conninfo);
-    if (rc == PGTEST_SKIP)
-        return PGTEST_SKIP;
-    if (rc != 0 || pgtest_migrate(conninfo) != 0)
-        return 1;
-    db = pgtest_connect(conninfo);
-    if (db == NULL || pgtest_exec(db, "SET TimeZone = 'UTC'") != 0)
-        return 1;
+    int rc = pgtest_open_migrated("optsnap_itest_history", conninfo, sizeof conninfo, &db);
+    if (rc != 0)
+        return rc;
     RUN(test_realistic_table);
     RUN(test_chain_at_answer_and_plan);
     RUN(test_series);

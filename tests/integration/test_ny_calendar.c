@@ -109,14 +109,9 @@ static void test_known_days(void)
 int main(void)
 {
     char conninfo[1024];
-    int rc = pgtest_fresh_db("h12_itest_ny_calendar", conninfo, sizeof conninfo);
-    if (rc == PGTEST_SKIP)
-        return PGTEST_SKIP;
-    if (rc != 0 || pgtest_migrate(conninfo) != 0)
-        return 1;
-    db = pgtest_connect(conninfo);
-    if (db == NULL || pgtest_exec(db, "SET TimeZone = 'UTC'") != 0)
-        return 1;
+    int rc = pgtest_open_migrated("h12_itest_ny_calendar", conninfo, sizeof conninfo, &db);
+    if (rc != 0)
+        return rc;
     RUN(test_sessions_equal_the_database);
     RUN(test_local_dates_equal_postgres);
     RUN(test_known_days);

@@ -399,14 +399,9 @@ static void test_gap_query_uses_coverage_index(void)
 
 int main(void)
 {
-    int rc = pgtest_fresh_db("optsnap_it_schema", conninfo, sizeof conninfo);
-    if (rc == PGTEST_SKIP)
-        return PGTEST_SKIP;
-    if (rc != 0 || pgtest_migrate(conninfo) != 0)
-        return 1;
-    db = pgtest_connect(conninfo);
-    if (db == NULL || pgtest_exec(db, "SET TimeZone = 'UTC'") != 0)
-        return 1;
+    int rc = pgtest_open_migrated("optsnap_it_schema", conninfo, sizeof conninfo, &db);
+    if (rc != 0)
+        return rc;
     RUN(test_snapshot_columns_follow_row_h);
     RUN(test_constraints);
     RUN(test_reference_and_reject_columns);
