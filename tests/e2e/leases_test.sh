@@ -88,6 +88,19 @@ k0=$(date +%s.%N)
 E2E_WAIT=$((3 * TTL + 5)) wait_for bash -c "[ \$(psql -X -qAt '$DB' -c \"SELECT count(*) FROM ingest_leases WHERE kind = 'live' AND holder = '$(holder_of "$PID_A")' AND expires_at > clock_timestamp()\") -ge $N ]" ||
     fail "the survivor did not take over every underlying: A holds $(held "$PID_A")"
 k1=$(date +%s.%N)
+# a heal child of the killed daemon ends with it (parent-death signal: it
+# drains and hands its history leases back), it does not outlive it
+orphans() {
+    local pid
+    for pid in $(sed -nE 's/.*msg="heal pass started" child_pid=([0-9]+).*/\1/p' "$TMP/B.log"); do
+        if kill -0 "$pid" 2>/dev/null && grep -q "OPTSNAP_HEAL_PARENT=$PID_B" "/proc/$pid/environ" 2>/dev/null; then
+            echo "$pid"
+        fi
+    done
+}
+no_orphans() { [ -z "$(orphans)" ]; }
+E2E_WAIT=15 wait_for no_orphans || fail "heal children of the killed daemon outlived it: $(orphans)"
+heal_children_b=$(grep -c 'msg="heal pass started"' "$TMP/B.log" || true)
 takeover=$(python3 -c "print(f'{$k1 - $k0:.2f}')")
 python3 -c "import sys; sys.exit(0 if $takeover <= 2 * $TTL + 1 else 1)" || fail "takeover took ${takeover}s (ttl ${TTL}s)"
 # 3b. self-healing: the survivor repairs the windows the victim (and the
@@ -131,4 +144,4 @@ holders=$(pg_scalar "$DB" "SELECT count(DISTINCT holder) FROM ingest_coverage WH
 failed_passes=$(grep -c 'msg="heal child failed' "$TMP/A.log" || true)
 [ "$failed_passes" = 0 ] || fail "$failed_passes heal passes failed (see A.log)"
 lost=$(grep -c 'msg="lease lost' "$TMP/B.log" || true)
-echo "leases e2e: ok healed_windows=$healed left_after_heal=$missing_after_heal marks=$marks holders=$holders takeover_s=$takeover (ttl ${TTL}s) leases_lost_by_paused=$lost"
+echo "leases e2e: ok heal_children_of_killed=$heal_children_b healed_windows=$healed left_after_heal=$missing_after_heal marks=$marks holders=$holders takeover_s=$takeover (ttl ${TTL}s) leases_lost_by_paused=$lost"
