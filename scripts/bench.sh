@@ -90,9 +90,13 @@ history_bench() { # (5): pruned vs naive repair of a one-hour gap
     sleep 10
     DATABASE_URL=$url_a OPTSNAP_API_KEY=bench "$BIN" run "${live[@]}" --max-sweeps 2 >"$TMP/hrun2.log" 2>&1
     t_end=$(psql -X -qAt "$url_a" -c "SELECT to_char(max(window_end) AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') FROM ingest_coverage")
+    # the lookback starts at the first run's first window: the gap between the
+    # two runs is what is repaired, not the hours before the first one
+    local span_s
+    span_s=$(psql -X -qAt "$url_a" -c "SELECT extract(epoch FROM max(window_end) - min(window_start))::int8 FROM ingest_coverage")
     psql -X -q "$URL" -c "CREATE DATABASE bench_hist_b TEMPLATE bench_hist_a" >/dev/null
     local rep=(--api-url "$sim_url" --universe "$names" --calendar always --cadence 600s --until "$t_end"
-               --lookback 3h --backfill-http-concurrency 32)
+               --lookback "${span_s}s" --backfill-http-concurrency 32)
     DATABASE_URL=$url_a OPTSNAP_API_KEY=bench "$BIN" repair "${rep[@]}" --dry-run >"$TMP/hplan.out" 2>/dev/null || true
     grep '^plan: windows' "$TMP/hplan.out" >&2 || true
     stats0=$(curl -fsS "$sim_url/_sim/stats")

@@ -31,6 +31,9 @@ struct backfill_request {
  *    range, so no trade: quiet when covered after (else unknown: asked);
  *  - g inside the range: its last event is in there; quiet only when covered
  *    after (nothing came later) and g shows p's volume and trade time;
+ *  - g's last trade (last_trade.sip_timestamp) before the start, g after
+ *    the range or covered after: no trade from the start to g, so quiet
+ *    (this needs no p: the range before a day's first live row);
  *  - g after the range: quiet when g shows p's day volume and last trade
  *    time (or, with no p, no volume).
  * No trade means no minute bar, so no backfill row: asking the aggregates
@@ -58,6 +61,7 @@ struct backfill_request {
     "   AND o.expiration_date >= (($2::timestamptz) AT TIME ZONE 'America/New_York')::date" \
     "   AND (CASE WHEN g.last_updated IS NULL THEN k.after" \
     "             WHEN g.last_updated < $3::timestamptz AND NOT k.after THEN false" \
+    "             WHEN g.trade_time < $2::timestamptz THEN true" \
     "             WHEN p IS NULL THEN coalesce(g.day_volume, 0) = 0" \
     "             ELSE p.day_volume IS NOT DISTINCT FROM g.day_volume" \
     "                  AND p.trade_time IS NOT DISTINCT FROM g.trade_time END)" \
