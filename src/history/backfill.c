@@ -54,6 +54,13 @@ struct bf_segment {
 enum unit_state { UNIT_PENDING, UNIT_LEASING, UNIT_PREPARING, UNIT_LISTING, UNIT_FETCHING, UNIT_CLOSED, UNIT_FINISHED };
 enum unit_outcome { OUTCOME_NONE, OUTCOME_DONE, OUTCOME_COVERED, OUTCOME_FAILED, OUTCOME_SKIPPED };
 
+/* A contract's previous session close as its live rows of the unit's day
+ * carry it (day.previous_close): its bars need no request for it. */
+struct known_close {
+    char *ticker;
+    double close;
+};
+
 struct bf_unit {
     struct engine_group g; /* first: the engine hands it back */
     struct backfill *bf;
@@ -63,6 +70,8 @@ struct bf_unit {
     bool prune;       /* skip contracts the live rows around the unit show did not trade in it */
     char **quiet;     /* malloc'd sorted tickers to skip (each malloc'd) */
     size_t nquiet;
+    struct known_close *closes; /* malloc'd, sorted: previous closes the day's live rows carry */
+    size_t ncloses;
     enum unit_state state;
     enum unit_outcome outcome;
     char reason[160];
@@ -139,6 +148,7 @@ struct backfill {
     int finished, done, covered, failed, skipped;
     long rows_written, rows_built;
     long contracts_asked, contracts_skipped;
+    long closes_known; /* previous closes taken from live rows, not asked */
 };
 
 static void schedule(struct backfill *bf);
@@ -237,6 +247,7 @@ static void unit_finish(struct bf_unit *un, enum unit_outcome outcome);
 static void unit_prepare(struct bf_unit *un);
 static void ensure_next_partition(struct bf_unit *un);
 static void quiet_free(struct bf_unit *un);
+static void closes_free(struct bf_unit *un);
 static void unit_open_group(struct bf_unit *un);
 
 /* A holder "backfill:HOST:PID" of this host whose process is gone (kill -9,
@@ -446,6 +457,7 @@ static void unit_finish(struct bf_unit *un, enum unit_outcome outcome)
     un->outcome = outcome;
     free(un->contracts);
     quiet_free(un);
+    closes_free(un);
     un->contracts = NULL;
     un->ncontracts = un->contracts_cap = 0;
     bf->finished++;
@@ -494,6 +506,66 @@ static void quiet_free(struct bf_unit *un)
     free(un->quiet);
     un->quiet = NULL;
     un->nquiet = 0;
+}
+
+static void closes_free(struct bf_unit *un)
+{
+    for (size_t i = 0; i < un->ncloses; i++)
+        free(un->closes[i].ticker);
+    free(un->closes);
+    un->closes = NULL;
+    un->ncloses = 0;
+}
+
+static int close_cmp(const void *a, const void *b)
+{
+    return strcmp(((const struct known_close *)a)->ticker, ((const struct known_close *)b)->ticker);
+}
+
+/* The previous closes of the day's live rows: $1 underlying, $2 the unit's
+ * start. One primary-key probe per contract. */
+static const char sql_known_closes[] =
+    "SELECT o.ticker, s.day_previous_close"
+    "  FROM options o"
+    " CROSS JOIN (SELECT date_trunc('day', $2::timestamptz AT TIME ZONE 'America/New_York')"
+    "                    AT TIME ZONE 'America/New_York' AS d0) b"
+    " CROSS JOIN LATERAL (SELECT x.day_previous_close FROM option_snapshots x"
+    "                      WHERE x.ticker = o.ticker AND x.last_updated >= b.d0"
+    "                        AND x.last_updated < b.d0 + interval '1 day' AND x.source = 'live'"
+    "                      ORDER BY x.last_updated DESC LIMIT 1) s"
+    " WHERE o.underlying = $1"
+    "   AND o.expiration_date >= (($2::timestamptz) AT TIME ZONE 'America/New_York')::date"
+    "   AND s.day_previous_close IS NOT NULL";
+
+static void on_known_closes(void *user, const void *pgresult)
+{
+    struct bf_unit *un = user;
+    const PGresult *res = pgresult;
+    closes_free(un);
+    int n = PQntuples(res);
+    if (n <= 0 || (un->closes = calloc((size_t)n, sizeof *un->closes)) == NULL)
+        return; /* out of memory: each previous close is asked */
+    for (int i = 0; i < n; i++) {
+        char *end;
+        double v = strtod(PQgetvalue(res, i, 1), &end);
+        if (*end != '\0' || !isfinite(v))
+            continue;
+        if ((un->closes[un->ncloses].ticker = strdup(PQgetvalue(res, i, 0))) == NULL)
+            continue;
+        un->closes[un->ncloses++].close = v;
+    }
+    qsort(un->closes, un->ncloses, sizeof *un->closes, close_cmp);
+}
+
+static bool known_close(const struct bf_unit *un, const char *ticker, double *close)
+{
+    struct known_close key = {.ticker = (char *)ticker};
+    const struct known_close *k = un->ncloses ? bsearch(&key, un->closes, un->ncloses, sizeof *un->closes, close_cmp)
+                                              : NULL;
+    if (k == NULL)
+        return false;
+    *close = k->close;
+    return true;
 }
 
 static void on_quiet(void *user, const void *pgresult)
@@ -728,6 +800,8 @@ static void unit_prepare(struct bf_unit *un)
                                                  .nparams = 3, .values = un->quiet_values, .on_tuples = on_quiet};
     t->stmts[t->nstmts++] = (struct pg_stmt){.name = "live_contracts", .sql = sql_live_contracts, .nparams = 2,
                                              .values = un->prep_values + 4, .on_tuples = on_live_contracts};
+    t->stmts[t->nstmts++] = (struct pg_stmt){.name = "known_closes", .sql = sql_known_closes, .nparams = 2,
+                                             .values = un->prep_values + 4, .on_tuples = on_known_closes};
     un->prep.done = on_prepared;
     un->prep.user = un;
     if (engine_query_submit(bf->e, &un->prep) != 0) {
@@ -992,13 +1066,17 @@ static void on_bars_end(struct pager *p, bool complete, const char *why)
         return;
     }
     if (complete && !un->g.wg.failed && f->kind == FETCH_BARS && fetch_has_rows(un, f)) {
-        char url[1024];
         f->kind = FETCH_PREV;
-        bars_url(bf, un, f->ci, f->si, true, url, sizeof url);
-        if (pager_start(bf->e, &f->pager, url) == 0)
-            return;
-        why = engine_running(bf->e) ? "cannot start a request" : "interrupted";
-        complete = false;
+        if (un->nseg == 1 && known_close(un, un->contracts[f->ci].ticker, &f->prev_close)) {
+            bf->closes_known++; /* the day's live rows carry it: no request */
+        } else {
+            char url[1024];
+            bars_url(bf, un, f->ci, f->si, true, url, sizeof url);
+            if (pager_start(bf->e, &f->pager, url) == 0)
+                return;
+            why = engine_running(bf->e) ? "cannot start a request" : "interrupted";
+            complete = false;
+        }
     }
     if (!complete) {
         unit_fail(un, why);
@@ -1247,6 +1325,7 @@ static void fill_result(const struct backfill *bf, struct backfill_result *out)
     out->rows_built = bf->rows_built;
     out->contracts_asked = bf->contracts_asked;
     out->contracts_skipped = bf->contracts_skipped;
+    out->closes_known = bf->closes_known;
     out->interrupted = bf->interrupted;
     out->seconds = (double)(real_now() - bf->started_real_us) / 1e6;
 }

@@ -126,8 +126,8 @@ static int exit_for(const struct backfill_result *r)
 
 static void print_summary(const char *cmd, const struct backfill_result *r)
 {
-    printf("%s: contracts asked %ld, skipped %ld (no trade in the range)\n", cmd, r->contracts_asked,
-           r->contracts_skipped);
+    printf("%s: contracts asked %ld, skipped %ld (no trade in the range), previous closes from live rows %ld\n",
+           cmd, r->contracts_asked, r->contracts_skipped, r->closes_known);
     printf("%s: %d unit%s: %d filled, %d already covered, %d failed, %d skipped (lease held elsewhere); "
            "%ld rows written (%ld built) in %.1fs, %.0f rows/s\n",
            cmd, r->units_total, r->units_total == 1 ? "" : "s", r->units_done, r->units_covered, r->units_failed,

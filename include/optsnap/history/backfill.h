@@ -78,6 +78,7 @@ struct backfill_result {
     long rows_built;
     long contracts_asked;   /* (contract, unit) pairs whose bars were fetched */
     long contracts_skipped; /* pairs pruned: no trade inside the unit */
+    long closes_known;      /* previous closes the day's live rows gave: no request */
     double seconds;
     bool interrupted;     /* SIGINT/SIGTERM: drained, the rest stays uncovered */
 };
