@@ -41,6 +41,8 @@ const struct setting_desc settings_table[] = {
      NUM(http_timeout_us), "total time for one HTTP attempt"},
     {"http_connect_timeout", SETTING_DURATION, "5s", false, false, NULL, 1000, 600000000LL,
      NUM(http_connect_timeout_us), "TCP+TLS connect timeout"},
+    {"http_max_inflight_bytes", SETTING_INT, "8388608", false, false, NULL, 1048576, 1073741824,
+     NUM(http_max_inflight_bytes), "body bytes buffered over all HTTP transfers at once: a transfer that would go over it pauses until another ends (the oldest never does); one body may be 1/16 of it, a larger one fails its request"},
     {"http_max_attempts", SETTING_INT, "5", false, false, NULL, 1, 100, NUM(http_max_attempts),
      "tries per request, including the first"},
     {"page_limit", SETTING_INT, "250", true, false, NULL, 1, 250, NUM(page_limit),

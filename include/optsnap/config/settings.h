@@ -26,6 +26,7 @@ struct settings {
     int64_t http_timeout_us;
     int64_t http_connect_timeout_us;
     int http_max_attempts;
+    int http_max_inflight_bytes;
     int page_limit;
     int max_pages;
     int db_connections;
