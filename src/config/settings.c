@@ -63,6 +63,8 @@ const struct setting_desc settings_table[] = {
      NUM(statement_timeout_us), "per-transaction statement_timeout (SET LOCAL)"},
     {"listen", SETTING_STRING, "127.0.0.1:9187", false, false, NULL, 0, 0, STR(listen),
      "address of the metrics and status listener; empty = off"},
+    {"listen_hosts", SETTING_STRING, "", false, false, NULL, 0, 0, STR(listen_hosts),
+     "more Host header names (comma list, any port) /metrics and the status page answer to, besides loopback names and the listen host; others get 403 (DNS rebinding)"},
     {"shutdown_timeout", SETTING_DURATION, "30s", true, false, NULL, 0, 3600000000LL,
      NUM(shutdown_timeout_us), "on SIGTERM, give up draining after this long"},
     {"log_level", SETTING_ENUM, "info", true, false, "debug|info|warn|error", 0, 0, STR(log_level),

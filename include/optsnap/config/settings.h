@@ -36,6 +36,7 @@ struct settings {
     int skip_cache_entries; /* 0 = off */
     int64_t statement_timeout_us;
     char listen[128];
+    char listen_hosts[512];
     int64_t shutdown_timeout_us;
     int64_t retention_us; /* 0: off */
     char log_level[16];
