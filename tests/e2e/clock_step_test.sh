@@ -59,7 +59,9 @@ sleep 4
 step 0
 sleep 3
 back=$(sim_now_us)
-sleep 3
+# stepped ahead, it started windows up to 4 s beyond the true time: those are
+# never swept again (they stay gaps, for repair); new ones come after them
+sleep 5
 before_stop=$(covered)
 e2e_stop "$RUN" TERM 20
 [ "$E2E_STOP_RC" = 0 ] || fail "run exited $E2E_STOP_RC: $(tail -5 "$E2E_TMP/run.log")"
@@ -76,4 +78,16 @@ disorder=$(pg_scalar "$DB" "SELECT count(*) FROM (SELECT window_start, lag(windo
 after=$(pg_scalar "$DB" "SELECT count(*) FROM ingest_coverage WHERE source = 'live' AND window_start >= to_timestamp($back / 1e6)")
 [ "$after" -ge 2 ] || fail "no window covered after the clock came back ($after)"
 python3 "$HERE/check_truth.py" "$DB" "$SIM_URL" || fail "a covered window holds state from outside it"
-echo "clock_step e2e: ok ($before_stop live windows, $after after the clock came back; steps -4 s and +4 s)"
+# nothing is lost silently: every window left uncovered between the first and
+# the last covered one is a gap `optsnap gaps` lists (for repair)
+iso="'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'"
+span=$(pg_scalar "$DB" "SELECT to_char(min(window_start) AT TIME ZONE 'UTC', $iso) || '|' ||
+    to_char(max(window_end) AT TIME ZONE 'UTC', $iso) FROM ingest_coverage")
+want=$(pg_scalar "$DB" "SELECT (extract(epoch FROM max(window_end) - min(window_start)) / 10)::int * 2 - count(*)
+    FROM ingest_coverage")
+[ "${want:-0}" -ge 4 ] || fail "only ${want:-0} windows left uncovered: the steps did not bite"
+DATABASE_URL=$DB "$BIN" gaps --since "${span%%|*}" --until "${span##*|}" --underlying SPY,QQQ --cadence 10s \
+    --calendar always --format json >"$E2E_TMP/gaps.json" || [ $? -eq 3 ] || fail "gaps failed"
+got=$(python3 -c 'import json,sys; print(sum(g["windows"] for g in json.load(open(sys.argv[1]))["gaps"]))' "$E2E_TMP/gaps.json")
+[ "$got" = "$want" ] || fail "gaps lists $got uncovered windows, the coverage table leaves $want"
+echo "clock_step e2e: ok ($before_stop live windows, $after after the clock came back, $got uncovered and listed by gaps; steps -4 s and +4 s)"
