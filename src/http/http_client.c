@@ -63,6 +63,9 @@ struct http_transfer {
     char *body;
     size_t body_len, body_cap;
     bool too_big;
+    bool paused;       /* on_body returned CURL_WRITEFUNC_PAUSE: waits for budget */
+    size_t charged;    /* body bytes counted in the client's inflight_bytes */
+    uint64_t start_seq; /* start order: the oldest running transfer never waits for budget */
     size_t content_length; /* from the header, 0 = unknown: sizes the buffer once */
     char retry_after[HTTP_RETRY_AFTER_MAX];
     long ratelimit_remaining; /* -1 = header absent */
@@ -101,6 +104,10 @@ struct http_client {
     struct request_queue queued, sleeping, cancelled;
     struct http_transfer *all_transfers, *free_transfers;
     size_t running;
+    size_t inflight_bytes; /* body buffers of running transfers (max_inflight_bytes) */
+    size_t paused;         /* running transfers paused for budget */
+    bool budget_freed;     /* a transfer gave its bytes back since the last resume */
+    uint64_t start_seq;
     struct http_socket *sockets;
 
     double tokens;
@@ -133,36 +140,34 @@ void http_settings_default(struct http_settings *s)
     s->backoff_cap_us = 30 * INT64_C(1000000);
     s->retry_budget_ratio = 0.2;
     s->retry_budget_min = 10;
-    s->max_body_bytes = 16u * 1024 * 1024;
+    s->max_inflight_bytes = HTTP_DEFAULT_INFLIGHT_BYTES;
+    s->max_body_bytes = HTTP_DEFAULT_INFLIGHT_BYTES / HTTP_BODY_SHARE;
     s->api_key = NULL;
     s->ca_file = NULL;
     s->user_agent = "optsnap/" OPTSNAP_VERSION;
 }
 
-static void queue_push_back(struct request_queue *q, struct http_request *r, enum request_list l)
+/* Links r in at the tail of q (or at its head when front). */
+static void queue_insert(struct request_queue *q, struct http_request *r, enum request_list l, bool front)
 {
+    struct http_request *before = front ? NULL : q->tail, *after = front ? q->head : NULL;
     r->list = l;
-    r->next = NULL;
-    r->prev = q->tail;
-    if (q->tail)
-        q->tail->next = r;
+    r->prev = before;
+    r->next = after;
+    if (before)
+        before->next = r;
     else
         q->head = r;
-    q->tail = r;
+    if (after)
+        after->prev = r;
+    else
+        q->tail = r;
     q->count++;
 }
 
-static void queue_push_front(struct request_queue *q, struct http_request *r, enum request_list l)
+static void queue_push_back(struct request_queue *q, struct http_request *r, enum request_list l)
 {
-    r->list = l;
-    r->prev = NULL;
-    r->next = q->head;
-    if (q->head)
-        q->head->prev = r;
-    else
-        q->tail = r;
-    q->head = r;
-    q->count++;
+    queue_insert(q, r, l, false);
 }
 
 static void queue_remove(struct request_queue *q, struct http_request *r)
@@ -338,28 +343,99 @@ static void socket_close(struct http_client *c, struct http_socket *s)
 
 /* ---------- curl callbacks: record only, never call back into libcurl ---------- */
 
+/* The bytes-in-flight budget (max_inflight_bytes) pauses a transfer rather
+ * than cutting it: a cut throws away what arrived and fetches it again (API
+ * quota, and a loop when pages stay large), while a pause keeps it and lets
+ * TCP flow control hold the rest in the kernel and the server. A transfer
+ * paused past http_timeout fails that attempt and is retried as a timeout.
+ * Charged: each running transfer's buffer (a kept one of <= 64 KiB included).
+ *
+ * The running transfer started first: it may always grow (up to max_body_bytes),
+ * so one transfer always progresses and the budget never deadlocks. */
+static const struct http_transfer *oldest_running(const struct http_client *c)
+{
+    const struct http_transfer *o = NULL;
+    for (const struct http_transfer *t = c->all_transfers; t; t = t->next_all)
+        if (t->req && (!o || t->start_seq < o->start_seq))
+            o = t;
+    return o;
+}
+
+/* May t's buffer grow by `more` bytes within max_inflight_bytes? Room for the
+ * oldest transfer's whole body is kept free: others may use only the rest. */
+static bool budget_allows_growth(const struct http_client *c, const struct http_transfer *t, size_t more)
+{
+    size_t budget = c->settings.max_inflight_bytes, cap = c->settings.max_body_bytes;
+    if (c->inflight_bytes + more + cap <= budget)
+        return true;
+    const struct http_transfer *o = oldest_running(c);
+    if (o == t)
+        return true;
+    size_t reserve = o && o->charged < cap ? cap - o->charged : 0;
+    return c->inflight_bytes + more + reserve <= budget;
+}
+
+static void body_charge(struct http_client *c, struct http_transfer *t, size_t new_cap)
+{
+    c->inflight_bytes = c->inflight_bytes - t->charged + new_cap;
+    t->charged = new_cap;
+    if (c->inflight_bytes > c->stats.inflight_bytes_peak)
+        c->stats.inflight_bytes_peak = c->inflight_bytes;
+}
+
+/* Grows t's buffer to hold `need` bytes: the usual doubling when the budget
+ * has room for it, else just what is needed; 1 = grown, 0 = wait for budget,
+ * -1 = out of memory. */
+static int body_grow(struct http_transfer *t, size_t need)
+{
+    struct http_client *c = t->client;
+    size_t cap = c->settings.max_body_bytes;
+    size_t want = t->body_cap > 16 * 1024 ? t->body_cap : 16 * 1024;
+    if (want < t->content_length + 1)
+        want = t->content_length + 1;
+    while (want < need)
+        want *= 2;
+    if (want > cap + 1)
+        want = cap + 1;
+    if (!budget_allows_growth(c, t, want - t->body_cap)) {
+        want = need;
+        if (!budget_allows_growth(c, t, want - t->body_cap))
+            return 0;
+    }
+    char *nb = realloc(t->body, want);
+    if (!nb)
+        return -1;
+    t->body = nb;
+    t->body_cap = want;
+    body_charge(c, t, want);
+    return 1;
+}
+
 static size_t on_body(char *data, size_t size, size_t nmemb, void *userp)
 {
     struct http_transfer *t = userp;
+    struct http_client *c = t->client;
     size_t n = size * nmemb;
-    size_t cap = t->client->settings.max_body_bytes;
-    if (n > cap - t->body_len) {
+    if (n > c->settings.max_body_bytes - t->body_len) {
         t->too_big = true;
         return 0; /* CURLE_WRITE_ERROR ends the transfer */
     }
     if (t->body_len + n + 1 > t->body_cap) {
-        size_t want = t->body_cap > 16 * 1024 ? t->body_cap : 16 * 1024;
-        if (want < t->content_length + 1)
-            want = t->content_length + 1;
-        while (want < t->body_len + n + 1)
-            want *= 2;
-        if (want > cap + 1)
-            want = cap + 1;
-        char *nb = realloc(t->body, want);
-        if (!nb)
+        int g = body_grow(t, t->body_len + n + 1);
+        if (g < 0)
             return 0;
-        t->body = nb;
-        t->body_cap = want;
+        if (g == 0) {
+            /* curl keeps this chunk and offers it again after curl_easy_pause(CONT) */
+            if (!t->paused) {
+                t->paused = true;
+                c->paused++;
+                if (c->stats.body_pauses++ == 0)
+                    log_info("http body budget reached: transfers wait for bytes to free",
+                             "max_inflight_bytes=%zu inflight_bytes=%zu", c->settings.max_inflight_bytes,
+                             c->inflight_bytes);
+            }
+            return CURL_WRITEFUNC_PAUSE;
+        }
     }
     memcpy(t->body + t->body_len, data, n);
     t->body_len += n;
@@ -560,6 +636,12 @@ static struct http_transfer *transfer_get(struct http_client *c)
 static void transfer_release(struct http_client *c, struct http_transfer *t)
 {
     t->req = NULL;
+    body_charge(c, t, 0);
+    c->budget_freed = true;
+    if (t->paused) {
+        t->paused = false;
+        c->paused--;
+    }
     if (t->body_cap > HTTP_BODY_KEEP_BYTES) {
         free(t->body);
         t->body = NULL;
@@ -880,7 +962,7 @@ static void retry_timer_fired(uv_timer_t *timer)
         struct http_request *prev = r->prev;
         if (r->wake_ns <= now) {
             queue_remove(&c->sleeping, r);
-            queue_push_front(&c->queued, r, LIST_QUEUED);
+            queue_insert(&c->queued, r, LIST_QUEUED, true);
         }
         r = prev;
     }
@@ -922,6 +1004,8 @@ static bool attempt_start(struct http_client *c, struct http_request *r)
     }
     r->attempts++;
     t->start_ns = uv_hrtime();
+    t->start_seq = ++c->start_seq;
+    body_charge(c, t, t->body_cap);
     if (curl_multi_add_handle(c->multi, t->easy) != CURLM_OK) {
         transfer_release(c, t);
         snprintf(r->last_error, sizeof r->last_error, "cannot add the transfer");
@@ -931,9 +1015,27 @@ static bool attempt_start(struct http_client *c, struct http_request *r)
     return true;
 }
 
+/* Lets the paused transfers go on once some budget came back: each one that
+ * still finds no room pauses again in on_body. Outside curl's callbacks only. */
+static void resume_paused(struct http_client *c)
+{
+    if (!c->paused || !c->budget_freed)
+        return;
+    c->budget_freed = false;
+    for (struct http_transfer *t = c->all_transfers; t && !c->closing; t = t->next_all) {
+        if (!t->req || !t->paused)
+            continue;
+        t->paused = false;
+        c->paused--;
+        /* a failure here leaves the transfer to its timeout, which retries it */
+        (void)curl_easy_pause(t->easy, CURLPAUSE_CONT);
+    }
+}
+
 /* Starts queued requests while slots and tokens allow. Runs from the loop only. */
 static void pump(struct http_client *c)
 {
+    resume_paused(c);
     while (!c->closing && c->queued.head && c->running < (size_t)c->settings.concurrency) {
         uint64_t now = uv_hrtime();
         if (c->pause_until_ns > now) {
@@ -985,7 +1087,8 @@ int http_client_create(struct http_client **out, uv_loop_t *loop, const struct h
         s->max_attempts < 1 || s->max_body_bytes == 0 || s->rate < 0 ||
         s->connect_timeout_us < 0 || s->total_timeout_us < 0 || s->low_speed_time_us < 0 ||
         s->backoff_base_us < 0 || s->backoff_cap_us < 0 || s->retry_budget_ratio < 0 ||
-        s->retry_budget_min < 0 || s->max_body_bytes > SIZE_MAX / 2)
+        s->retry_budget_min < 0 || s->max_body_bytes > SIZE_MAX / 2 ||
+        s->max_body_bytes > s->max_inflight_bytes)
         return -EINVAL;
     /* a CR or LF in the key would let it inject headers */
     if (s->api_key && strpbrk(s->api_key, "\r\n"))

@@ -568,6 +568,8 @@ static int start_http(struct engine *e)
     hs.total_timeout_us = s->http_timeout_us;
     hs.connect_timeout_us = s->http_connect_timeout_us;
     hs.max_attempts = s->http_max_attempts;
+    hs.max_inflight_bytes = (size_t)s->http_max_inflight_bytes;
+    hs.max_body_bytes = hs.max_inflight_bytes / HTTP_BODY_SHARE;
     hs.backoff_cap_us = s->retry_max_backoff_us;
     hs.api_key = s->api_key;
     hs.ca_file = s->ca_file[0] ? s->ca_file : NULL;

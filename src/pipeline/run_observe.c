@@ -382,7 +382,7 @@ int run_observe_start(struct run *r)
         uint64_t ms = (uint64_t)(wd / 2000);
         uv_timer_start(&r->watchdog_timer, watchdog_tick, 0, ms ? ms : 1);
     }
-    struct listener_settings ls = {.listen = r->s->listen, .cache_ms = 1000};
+    struct listener_settings ls = {.listen = r->s->listen, .allowed_hosts = r->s->listen_hosts, .cache_ms = 1000};
     struct listener_source src = {.user = r, .ready = on_ready, .snapshot = on_snapshot};
     return listener_start(&r->listener, engine_loop(r->e), &ls, &src);
 }

@@ -52,6 +52,7 @@ struct sim {
     double speed;
     int64_t clock_start_us, wall_start_us;
     size_t max_connections;
+    size_t pad_bytes; /* --pad-bytes: each chain page grows by about this much */
 
     double rates[MM_FAULT_COUNT];
     uint32_t slow_ms, stall_ms, retry_after_s;
@@ -417,6 +418,20 @@ static int parse_order(const struct http_request *req, bool *desc)
 
 /* ================= API handlers ================= */
 
+/* --pad-bytes: a field no parser reads, "pad":[0,0,...], about n bytes long:
+ * the page stays valid, and a list of tiny values is what costs a JSON
+ * parser the most memory per byte (memory tests). */
+static void chain_pad(struct mm_buf *b, size_t n)
+{
+    if (n == 0)
+        return;
+    static const char zeros[] = "0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0";
+    mm_buf_puts(b, ",\"pad\":[");
+    for (size_t done = 0; done < n; done += sizeof zeros - 1)
+        mm_buf_add(b, zeros, sizeof zeros - 1);
+    mm_buf_puts(b, "0]");
+}
+
 static void handle_chain(struct sim *s, const struct http_request *req, const char *underlying,
                          int64_t now, uint64_t n, uint32_t mask, const char *rid,
                          struct http_reply *r)
@@ -508,6 +523,7 @@ static void handle_chain(struct sim *s, const struct http_request *req, const ch
     }
     s->st.rows += (uint64_t)count;
     mm_buf_puts(&b, "],\"status\":\"OK\"");
+    chain_pad(&b, s->pad_bytes);
     if (more) {
         char cur[512], host[256];
         struct mm_chain_query *target = &next;
@@ -1355,6 +1371,8 @@ static void usage(FILE *out)
         "  --unentitled LIST        answer these underlyings' snapshots with the real 403\n"
         "                           NOT_AUTHORIZED body\n"
         "  --link-host HOST:PORT    next_url points there (an alias host of this server)\n"
+        "  --pad-bytes N            each chain page carries a \"pad\":[0,0,...] field of about\n"
+        "                           N bytes that no parser reads (memory tests)\n"
         "\n"
         "Model (without --ny-calendar): America/New_York is a fixed UTC-5 (no DST, no holidays): sessions are\n"
         "14:30-21:00Z Monday-Friday; day.last_updated is the session date's 05:00Z.\n"
@@ -1415,7 +1433,7 @@ enum {
     OPT_HOST = 1000, OPT_PORT, OPT_API_KEY, OPT_SEED, OPT_UNDERLYINGS, OPT_CONTRACTS, OPT_CLOCK,
     OPT_SPEED, OPT_ALWAYS_OPEN, OPT_OUTAGE, OPT_OUTAGE_MODE, OPT_MAXCONN, OPT_LOG_LEVEL, OPT_HELP,
     OPT_FAULT, /* every --fault-* option */
-    OPT_REALISM, OPT_UNENTITLED, OPT_LINK_HOST, OPT_NY_CALENDAR,
+    OPT_REALISM, OPT_UNENTITLED, OPT_LINK_HOST, OPT_NY_CALENDAR, OPT_PAD_BYTES,
 };
 
 static const struct option sim_opts[] = {
@@ -1437,6 +1455,7 @@ static const struct option sim_opts[] = {
     {"ny-calendar", no_argument, NULL, OPT_NY_CALENDAR},
     {"unentitled", required_argument, NULL, OPT_UNENTITLED},
     {"link-host", required_argument, NULL, OPT_LINK_HOST},
+    {"pad-bytes", required_argument, NULL, OPT_PAD_BYTES},
     {"fault-429-rate", required_argument, NULL, OPT_FAULT},
     {"fault-retry-after", required_argument, NULL, OPT_FAULT},
     {"fault-5xx-rate", required_argument, NULL, OPT_FAULT},
@@ -1494,6 +1513,13 @@ static int sim_parse_args(struct sim *s, struct sim_args *a, int argc, char **ar
             }
             break;
         case OPT_UNDERLYINGS: a->underlyings = optarg; break;
+        case OPT_PAD_BYTES:
+            s->pad_bytes = (size_t)strtoull(optarg, &end, 10);
+            if (*end || end == optarg || s->pad_bytes > 256u * 1024 * 1024) {
+                fprintf(stderr, "mock-api: bad --pad-bytes\n");
+                return EXIT_USAGE;
+            }
+            break;
         case OPT_CONTRACTS:
             a->contracts = (int)strtol(optarg, &end, 10);
             if (*end || end == optarg) {

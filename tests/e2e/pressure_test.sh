@@ -4,11 +4,14 @@
 # statement_timeout. Ingestion degrades (statement timeouts retried, the queue
 # full, fetching paused) but never exceeds its 2 connections, never loses a
 # row, and recovers when the lock goes. The skip cache is off: it would keep
-# the re-polled rows from the queue, which must fill.
+# the re-polled rows from the queue, which must fill. All of it under extra
+# CPU load (stress-ng, 2 workers, stopped by its own --timeout), in the direct
+# and the pooler pass alike: the load that once let a third backend start
+# before the old one had gone (issue 11, finding 8).
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 skip_unless_pg
-skip_unless_cmd curl psql python3
+skip_unless_cmd curl psql python3 stress-ng
 BIN=${OPTSNAP_BIN:?}
 HERE=$(cd "$(dirname "$0")" && pwd)
 e2e_tmpdir >/dev/null
@@ -26,6 +29,9 @@ body=$(curl -fsS "$SIM_URL/_sim/clock"); real=$(date +%s.%N)
 SIM_US=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["sim_now_us"])' "$body")
 CLOCK=$(python3 -c "import datetime; print(datetime.datetime.fromtimestamp($SIM_US/1e6, datetime.timezone.utc).strftime('%Y-%m-%dT%H:%M:%S.%fZ'))")@$real
 QMAX=400
+# the load outlives the run (about 25 s) and ends by itself even if this script is killed
+e2e_spawn "$TMP/stress.log" stress-ng --cpu 2 --timeout 60s --metrics-brief
+STRESS=$E2E_LAST_PID
 DATABASE_URL=$DB OPTSNAP_API_KEY=k e2e_spawn "$TMP/run.log" "$BIN" run --api-url "$SIM_URL" \
     --universe SPY,QQQ,IWM,AAPL --calendar always --cadence 60s --clock "$CLOCK" --clock-speed "$SPEED" \
     --db-connections 2 --http-concurrency 64 --page-limit 50 --batch-rows 100 --queue-max-rows $QMAX \
@@ -55,6 +61,8 @@ after=$(pg_scalar "$DB" "SELECT count(*) FROM ingest_coverage")
 e2e_stop "$RUN" TERM 30
 [ "$E2E_STOP_RC" = 0 ] || { tail -20 "$TMP/run.log"; fail "run exited $E2E_STOP_RC"; }
 e2e_stop "$SAMPLER" TERM 5
+kill -0 "$STRESS" 2>/dev/null || fail "stress-ng ended before the run did: the pressure ran without the CPU load"
+e2e_stop "$STRESS" TERM 10
 maxconn=$(sort -n "$TMP/conns.txt" | tail -1)
 samples=$(wc -l <"$TMP/conns.txt")
 [ "$samples" -ge 50 ] || fail "only $samples connection samples"
@@ -67,4 +75,4 @@ full=$(sed -n 's/.*msg="pool".* queue_rows=\([0-9]*\).*/\1/p' "$TMP/run.log" | s
 # --allow-overrun: a sweep the held lock stalls past a cadence beyond its window
 # is not marked (run refuses it); one that finished within it may hold later state
 python3 "$HERE/check_truth.py" "$DB" "$SIM_URL" --clock "$SIM_US@$real" --speed "$SPEED" --allow-overrun || fail "rows lost or wrong under pressure"
-echo "pressure e2e: ok max_connections=$maxconn samples=$samples max_queue_rows=$full/$QMAX windows $before -> $after"
+echo "pressure e2e: ok (under stress-ng --cpu 2) max_connections=$maxconn samples=$samples max_queue_rows=$full/$QMAX windows $before -> $after"

@@ -17,7 +17,8 @@ e2e_spawn "$E2E_TMP/sim.log" "$BIN" mock-api --port "$SIM_PORT" --underlyings SP
 wait_for_port "$SIM_PORT" 10 || fail "simulator"
 LPORT=$(free_port)
 DATABASE_URL=$DB OPTSNAP_API_KEY=k e2e_spawn "$E2E_TMP/run.log" "$BIN" run --api-url "http://127.0.0.1:$SIM_PORT" \
-    --universe SPY --calendar always --cadence 1s --listen "127.0.0.1:$LPORT" --run-for 60s
+    --universe SPY --calendar always --cadence 1s --listen "127.0.0.1:$LPORT" --run-for 60s \
+    --listen-hosts "optsnap.internal, status.example.org"
 RUN=$E2E_LAST_PID
 wait_for_port "$LPORT" 10 || fail "listener"
 # the attacker: holds 200 idle sockets and 40 trickling ones for 12 s,
@@ -69,5 +70,9 @@ hc() { curl -s -o /dev/null -w '%{http_code}' --max-time 5 -H "Host: $1" "http:/
 [ "$(hc "127.0.0.1:$LPORT" /)" = 200 ] || fail "the status page refused Host 127.0.0.1"
 [ "$(hc "[::1]:$LPORT" /metrics)" = 200 ] || fail "/metrics refused Host [::1]"
 [ "$(hc evil.example /healthz)" = 200 ] || fail "/healthz refused a foreign Host"
+# listen_hosts: the names listed (any port, any case) answer, a near miss does not
+[ "$(hc "optsnap.internal:$LPORT" /metrics)" = 200 ] || fail "/metrics refused a listen_hosts name"
+[ "$(hc STATUS.example.org /)" = 200 ] || fail "the status page refused a listen_hosts name"
+[ "$(hc optsnap.internal.evil.example /metrics)" = 403 ] || fail "/metrics answered a name that only starts with a listen_hosts one"
 e2e_stop "$RUN" TERM 20
 echo "slowloris e2e: ok ($ok probes answered 200 under 240 hostile sockets, $cut/40 trickling sockets cut)"

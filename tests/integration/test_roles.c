@@ -2,6 +2,7 @@
  * transaction, leases, partitions) but cannot drop, alter or truncate; the
  * reader can only read. */
 #include <stdlib.h>
+#include <string.h>
 #include <uv.h>
 
 #include "integration/pgtest.h"
@@ -12,6 +13,8 @@
 #include "test.h"
 
 static char owner[512], writer_ci[600], reader_ci[600];
+
+#define TODAY_UTC "(now() AT TIME ZONE 'UTC')::date"
 
 static void done_cb(struct pg_txn *txn, const struct pg_txn_result *r)
 {
@@ -80,9 +83,11 @@ static void test_writer_can_ingest(void)
     CHECK(w != NULL);
     if (w == NULL)
         return;
-    CHECK(pgtest_scalar(w, "SELECT optsnap_ensure_partitions('2031-01-01', '2031-01-03')") >= 0);
+    /* what run asks (sql/012_partition_bounds.sql); a far future range is the owner's */
+    CHECK(pgtest_scalar(w, "SELECT optsnap_ensure_partitions(" TODAY_UTC " - 1, " TODAY_UTC " + 7)") >= 0);
+    CHECK(pgtest_exec_fails(w, "SELECT optsnap_ensure_partitions('2031-01-01', '2031-01-03')", "42501") == 0);
     /* backfill's one-day partition and retention (a partition the writer does not own) */
-    CHECK_INT(pgtest_scalar(w, "SELECT optsnap_ensure_day_partition('2031-01-05')"), 1);
+    CHECK(pgtest_exec_fails(w, "SELECT optsnap_ensure_day_partition('2031-01-05')", "42501") == 0);
     CHECK_INT(pgtest_scalar(w, "SELECT optsnap_ensure_day_partition('2020-01-05')"), 1);
     CHECK_INT(pgtest_scalar(w, "SELECT count(*) FROM optsnap_retention_apply('2020-01-06', true)"), 1);
     CHECK_INT(pgtest_scalar(w, "SELECT count(*) FROM optsnap_retention_apply('2020-01-06') WHERE dropped"), 1);
@@ -104,6 +109,70 @@ static void test_writer_can_ingest(void)
     CHECK(pgtest_exec_fails(w, "CREATE TABLE evil (x int)", "42501") == 0);
     CHECK(pgtest_exec_fails(w, "UPDATE schema_migrations SET checksum = 'x'", "42501") == 0);
     PQfinish(w);
+}
+
+/* sql/012_partition_bounds.sql: the writer may ask today-7 .. today+14, or one
+ * earlier day a call, rate-limited (10 per 10 s); wider is the owner's. A storm
+ * of 800 one-day calls creates at most the limit, and a refused call takes no
+ * table lock (it does not wait behind an insert's lock). */
+static void test_partition_bounds(void)
+{
+    PGconn *w = pgtest_connect(writer_ci), *o = pgtest_connect(owner);
+    CHECK(w != NULL && o != NULL);
+    if (w == NULL || o == NULL)
+        return;
+    CHECK(pgtest_exec_fails(w, "SELECT optsnap_ensure_partitions(" TODAY_UTC " - 800, " TODAY_UTC ")", "42501") == 0);
+    CHECK(pgtest_exec_fails(w, "SELECT optsnap_ensure_partitions(" TODAY_UTC " - 400, " TODAY_UTC ")", "42501") == 0);
+    CHECK(pgtest_exec_fails(w, "SELECT optsnap_ensure_partitions(" TODAY_UTC " - 8, " TODAY_UTC ")", "42501") == 0);
+    CHECK(pgtest_exec_fails(w, "SELECT optsnap_ensure_partitions(" TODAY_UTC ", " TODAY_UTC " + 15)", "42501") == 0);
+    CHECK(pgtest_exec_fails(w, "SELECT optsnap_ensure_partitions(" TODAY_UTC " + 15, " TODAY_UTC " + 15)", "42501") == 0);
+    CHECK(pgtest_scalar(w, "SELECT optsnap_ensure_partitions(" TODAY_UTC " - 7, " TODAY_UTC " + 14)") >= 0);
+    /* the owner keeps any range up to 400 days */
+    CHECK_INT(pgtest_scalar(o, "SELECT optsnap_ensure_partitions(" TODAY_UTC " + 30, " TODAY_UTC " + 60)"), 31);
+    /* the storm: 800 calls, one past day each, as backfill makes them */
+    uint64_t t0 = uv_hrtime();
+    int created = 0, busy = 0, other = 0;
+    char sql[200];
+    for (int k = 0; k < 800; k++) {
+        snprintf(sql, sizeof sql, "SELECT optsnap_ensure_day_partition(" TODAY_UTC " - %d)", 30 + k);
+        long long v = pgtest_scalar(w, sql);
+        created += v == 1;
+        busy += v == -1;
+        other += v != 1 && v != -1;
+    }
+    double secs = (double)(uv_hrtime() - t0) / 1e9;
+    /* at most 10 per 10 s, however slow the machine (the window may also
+     * hold the writer's 2020-01-05 of the test before) */
+    int allowed = 10 * ((int)(secs / 10.0) + 1);
+    CHECK(created >= 1 && created <= allowed);
+    CHECK_INT(busy, 800 - created);
+    CHECK_INT(other, 0);
+    CHECK_INT(pgtest_scalar(o, "SELECT count(*) FROM ingest_partition_requests WHERE day BETWEEN " TODAY_UTC " - 829 AND " TODAY_UTC " - 30"), created);
+    fprintf(stderr, "  storm: %d of 800 created, %d refused as busy, in %.2f s\n", created, busy, secs);
+    /* a refused call takes no table lock: behind an insert's lock it fails
+     * with the rate limit at once, not after lock_timeout (both are 55P03:
+     * the message tells). The limit is
+     * filled again first (the storm's window may have passed). */
+    for (int k = 0; k < 100; k++) {
+        snprintf(sql, sizeof sql, "SELECT optsnap_ensure_day_partition(" TODAY_UTC " - %d)", 1000 + k);
+        if (pgtest_scalar(w, sql) == -1)
+            break;
+    }
+    CHECK_INT(pgtest_exec(o, "BEGIN; LOCK TABLE option_snapshots IN ROW EXCLUSIVE MODE"), 0);
+    CHECK_INT(pgtest_exec(w, "SET lock_timeout = '2s'"), 0);
+    snprintf(sql, sizeof sql, "SELECT optsnap_ensure_partitions(" TODAY_UTC " - 900, " TODAY_UTC " - 900)");
+    PGresult *res = PQexec(w, sql);
+    const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+    const char *msg = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
+    CHECK(state != NULL && strcmp(state, "55P03") == 0);
+    CHECK(msg != NULL && strstr(msg, "rate limit") != NULL); /* not "canceling statement due to lock timeout" */
+    if (msg)
+        fprintf(stderr, "  refused behind an insert's lock: %s\n", msg);
+    PQclear(res);
+    CHECK(pgtest_exec_fails(w, "SELECT optsnap_ensure_partitions(" TODAY_UTC " - 400, " TODAY_UTC ")", "42501") == 0);
+    CHECK_INT(pgtest_exec(o, "ROLLBACK"), 0);
+    PQfinish(w);
+    PQfinish(o);
 }
 
 static void test_reader_only_reads(void)
@@ -153,5 +222,6 @@ int main(void)
     snprintf(reader_ci, sizeof reader_ci, "%s user=optsnap_test_r", owner);
     RUN(test_writer_can_ingest);
     RUN(test_reader_only_reads);
+    RUN(test_partition_bounds);
     TEST_EXIT();
 }

@@ -55,6 +55,7 @@ struct srv_conn {
     char path[128];
     bool busy, closed, close_after_write;
     int handles;
+    size_t split_n; /* /split/N: the body's length, its second half sent late */
 };
 
 static struct srv_hits *srv_hits_for(struct srv *s, const char *path)
@@ -159,6 +160,31 @@ static void conn_delayed(uv_timer_t *t)
     conn_respond(c, 200, NULL, "slow", 4);
 }
 
+/* /split/N: headers and the first half of the body now, the rest 300 ms
+ * later, so that transfers overlap and hold half-bodies at once. */
+static void conn_split_rest(uv_timer_t *t)
+{
+    struct srv_conn *c = t->data;
+    size_t n = c->split_n, half = n / 2;
+    char *b = pattern_body(n);
+    c->busy = false;
+    c->srv->active--;
+    conn_send(c, b + half, n - half);
+    free(b);
+}
+
+static void conn_split_start(struct srv_conn *c, size_t n)
+{
+    char head[128];
+    int hl = snprintf(head, sizeof head, "HTTP/1.1 200 X\r\nContent-Length: %zu\r\n\r\n", n);
+    char *b = pattern_body(n);
+    conn_send(c, head, (size_t)hl);
+    conn_send(c, b, n / 2);
+    free(b);
+    c->split_n = n;
+    uv_timer_start(&c->timer, conn_split_rest, 300, 0);
+}
+
 static void conn_process(struct srv_conn *c);
 
 static void conn_route(struct srv_conn *c)
@@ -177,6 +203,8 @@ static void conn_route(struct srv_conn *c)
         char *b = pattern_body(n);
         conn_respond(c, 200, NULL, b, n);
         free(b);
+    } else if (sscanf(p, "/split/%zu", &n) == 1) {
+        conn_split_start(c, n);
     } else if (sscanf(p, "/slow/%zu", &n) == 1) {
         uv_timer_start(&c->timer, conn_delayed, n, 0);
     } else if (strncmp(p, "/once429/", 9) == 0) {
@@ -794,6 +822,46 @@ static void test_body_cap(void)
     free(eof_ok.body);
 }
 
+/* A budget of bytes in flight: 8 overlapping transfers of 200,000-byte bodies
+ * with room for ~5: the others pause and resume, every body arrives whole, and the
+ * buffers never held more than the budget. */
+static void test_inflight_budget(void)
+{
+    struct http_settings s;
+    base_settings(&s);
+    s.concurrency = 8;
+    s.max_inflight_bytes = 1 << 20;
+    s.max_body_bytes = 256 * 1024;
+    struct env e;
+    if (!env_start(&e, &s))
+        return;
+    enum { N = 16 };
+    struct result r[N] = {{0}};
+    for (int i = 0; i < N; i++)
+        env_get(&e, i % 2 ? "/split/200000" : "/split/200001", &r[i]);
+    env_run_until(&e, &e.done, N, 8000);
+    char *want0 = pattern_body(200001), *want1 = pattern_body(200000);
+    for (int i = 0; i < N; i++) {
+        CHECK_INT(r[i].outcome, HTTP_OK);
+        size_t n = i % 2 ? 200000 : 200001;
+        CHECK(r[i].body_len == n && memcmp(r[i].body, i % 2 ? want1 : want0, n) == 0);
+        free(r[i].body);
+    }
+    free(want0);
+    free(want1);
+    struct http_client_stats st;
+    http_client_get_stats(e.client, &st);
+    CHECK(st.body_pauses > 0);
+    CHECK(st.inflight_bytes_peak <= s.max_inflight_bytes);
+    CHECK(st.inflight_bytes_peak > s.max_body_bytes);
+    CHECK_INT(st.retries, 0);
+    /* a body cap above the budget is refused */
+    struct http_client *bad = NULL;
+    s.max_body_bytes = s.max_inflight_bytes + 1;
+    CHECK_INT(http_client_create(&bad, &e.loop, &s), -EINVAL);
+    env_finish(&e);
+}
+
 static void test_concurrency_limit(void)
 {
     struct http_settings s;
@@ -1287,6 +1355,7 @@ int main(void)
     RUN(test_transport_failures);
     RUN(test_low_speed_abort);
     RUN(test_body_cap);
+    RUN(test_inflight_budget);
     RUN(test_concurrency_limit);
     RUN(test_token_bucket);
     RUN(test_ratelimit_remaining_pauses);

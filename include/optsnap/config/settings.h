@@ -26,6 +26,7 @@ struct settings {
     int64_t http_timeout_us;
     int64_t http_connect_timeout_us;
     int http_max_attempts;
+    int http_max_inflight_bytes;
     int page_limit;
     int max_pages;
     int db_connections;
@@ -35,6 +36,7 @@ struct settings {
     int skip_cache_entries; /* 0 = off */
     int64_t statement_timeout_us;
     char listen[128];
+    char listen_hosts[512];
     int64_t shutdown_timeout_us;
     int64_t retention_us; /* 0: off */
     char log_level[16];

@@ -23,11 +23,21 @@ struct http_settings {
     int64_t backoff_cap_us;     /* no wait exceeds this (Retry-After is capped by it too) */
     double retry_budget_ratio;  /* retries allowed per original request, e.g. 0.2 */
     int retry_budget_min;       /* retries always allowed per 10 s, e.g. 10 */
-    size_t max_body_bytes;      /* a larger body fails the request (no retry) */
+    size_t max_inflight_bytes;  /* body bytes buffered over all running transfers: one that
+                                 * would go over it pauses (CURL_WRITEFUNC_PAUSE) until a
+                                 * transfer ends; the oldest running one never pauses */
+    size_t max_body_bytes;      /* a larger body fails the request (no retry); <= max_inflight_bytes */
     const char *api_key;        /* sent as "Authorization: Bearer", never logged; NULL or "" = none */
     const char *ca_file;        /* CA bundle for TLS verification, NULL = system default */
     const char *user_agent;
 };
+
+/* The default budget, and the share of it one body may take (max_body_bytes =
+ * max_inflight_bytes / HTTP_BODY_SHARE): a parsed page costs the JSON parser up
+ * to ~40 times its bytes (a list of tiny values), so the body cap, not the
+ * budget, bounds the parse. */
+#define HTTP_DEFAULT_INFLIGHT_BYTES ((size_t)8 * 1024 * 1024)
+#define HTTP_BODY_SHARE 16
 
 void http_settings_default(struct http_settings *s);
 
@@ -82,6 +92,8 @@ struct http_client_stats {
     uint64_t status_2xx, status_4xx, status_429, status_5xx, transport_errors;
     uint64_t cancelled, too_big;
     uint64_t rate_limit_pauses;   /* starts paused because X-RateLimit-Remaining hit 0 */
+    uint64_t body_pauses;         /* transfers paused because max_inflight_bytes was reached */
+    uint64_t inflight_bytes_peak; /* the most body-buffer bytes running transfers held at once */
     /* Attempt latency (start of the transfer to its end), cumulative like
      * Prometheus: latency_buckets[i] counts attempts <= http_latency_bounds_s[i]. */
     uint64_t latency_buckets[HTTP_LATENCY_BUCKETS];
