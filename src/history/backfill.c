@@ -753,8 +753,7 @@ static void unit_start(struct bf_unit *un)
 static void fetch_free(struct bf_fetch *f)
 {
     free(f->bars);
-    free(f->pager.url);
-    pager_rules_reset(&f->pager.rules);
+    pager_release(&f->pager);
     free(f);
 }
 
@@ -801,10 +800,8 @@ static enum page_verdict on_contracts_page(struct pager *p, const struct http_re
     struct backfill *bf = un->bf;
     contracts_page_reset(&bf->cpage);
     int rc = contracts_page_parse(&bf->cpage, resp->body, resp->body_len, why, why_size);
-    if (rc == PARSE_ERR_JSON)
-        return PAGE_MALFORMED;
     if (rc != PARSE_OK)
-        return PAGE_FAILED;
+        return pager_verdict_of_parse(rc);
     contracts_reference_write(bf, &bf->cpage);
     for (size_t i = 0; i < bf->cpage.ncontracts; i++) {
         if (!option_contract_matches_underlying(&bf->cpage.contracts[i], un->u->name))
@@ -934,10 +931,8 @@ static enum page_verdict on_aggs_page(struct pager *p, const struct http_respons
     struct backfill *bf = f->unit->bf;
     aggs_page_reset(&bf->apage);
     int rc = aggs_page_parse(&bf->apage, resp->body, resp->body_len, why, why_size);
-    if (rc == PARSE_ERR_JSON)
-        return PAGE_MALFORMED;
     if (rc != PARSE_OK)
-        return PAGE_FAILED;
+        return pager_verdict_of_parse(rc);
     if (f->kind == FETCH_PREV) { /* sort=desc&limit=1: the one bar is the previous session's */
         f->prev_close = bf->apage.nbars > 0 ? bf->apage.bars[0].close : NAN;
         *next_url = NULL;

@@ -10,6 +10,7 @@
 
 #include "optsnap/commands.h"
 #include "optsnap/config/cli.h"
+#include "optsnap/db/pg_connect.h"
 #include "optsnap/util/log.h"
 #include "optsnap/util/scrub.h"
 #include "optsnap/util/timeutil.h"
@@ -17,24 +18,12 @@
 
 /* --- queries ---------------------------------------------------------------- */
 
-static void log_pg_error(const char *msg, PGconn *conn, const PGresult *res)
-{
-    char qe[512];
-    const char *text = res ? PQresultErrorMessage(res) : PQerrorMessage(conn);
-    const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
-    if (text == NULL || text[0] == '\0')
-        text = PQerrorMessage(conn);
-    char clean[512];
-    log_error(msg, "sqlstate=%s error=%s", state ? state : "none",
-              log_quote(qe, sizeof qe, scrub_secrets(clean, sizeof clean, text)));
-}
-
 static int exec_simple(PGconn *conn, const char *sql)
 {
     PGresult *res = PQexec(conn, sql);
     int ok = PQresultStatus(res) == PGRES_COMMAND_OK || PQresultStatus(res) == PGRES_TUPLES_OK;
     if (!ok)
-        log_pg_error("gaps: statement failed", conn, res);
+        pg_log_error("gaps: statement failed", conn, res);
     PQclear(res);
     return ok ? 0 : GAPS_ERR_DB;
 }
@@ -94,7 +83,7 @@ static int gaps_fetch(PGconn *conn, const struct gap_request *req, struct gap_li
                                  1, NULL, settings_params, NULL, NULL, 0);
     int set_ok = PQresultStatus(set) == PGRES_TUPLES_OK;
     if (!set_ok)
-        log_pg_error("gaps: cannot set statement_timeout", conn, set);
+        pg_log_error("gaps: cannot set statement_timeout", conn, set);
     PQclear(set);
     if (!set_ok)
         return GAPS_ERR_DB;
@@ -125,7 +114,7 @@ static int gaps_fetch(PGconn *conn, const struct gap_request *req, struct gap_li
             snprintf(err, err_size, "%s", primary ? primary : "invalid request");
             rc = GAPS_ERR_REQUEST;
         } else {
-            log_pg_error("gaps: query failed", conn, res);
+            pg_log_error("gaps: query failed", conn, res);
             snprintf(err, err_size, "query failed (sqlstate %s)", state ? state : "none");
         }
         PQclear(res);
@@ -418,8 +407,9 @@ static int gaps_parse_options(const struct gaps_options *o, int64_t *since_us, i
     return 0;
 }
 
-static int gaps_run(struct settings *s, const struct gaps_options *o)
+static int gaps_run(struct settings *s, void *options)
 {
+    const struct gaps_options *o = options;
     int64_t since_us, until_us;
     bool json;
     if (gaps_parse_options(o, &since_us, &until_us, &json) != 0)
@@ -437,17 +427,8 @@ static int gaps_run(struct settings *s, const struct gaps_options *o)
         return EXIT_USAGE;
     }
 
-    const char *keys[] = {"dbname", "application_name", "connect_timeout", NULL};
-    const char *vals[] = {s->database_url, "optsnap-gaps", "10", NULL};
-    PGconn *conn = PQconnectdbParams(keys, vals, 1);
-    if (conn == NULL || PQstatus(conn) != CONNECTION_OK) {
-        char masked[SETTING_STR_MAX], qe[512], qu[SETTING_STR_MAX], clean[512];
-        settings_mask_conninfo(s->database_url, masked, sizeof masked);
-        log_error("gaps: cannot connect to the database", "database=%s error=%s",
-                  log_quote(qu, sizeof qu, masked[0] ? masked : "(libpq defaults)"),
-                  log_quote(qe, sizeof qe,
-                            scrub_secrets(clean, sizeof clean, conn ? PQerrorMessage(conn) : "out of memory")));
-        PQfinish(conn);
+    PGconn *conn = pg_connect_blocking(s->database_url, "optsnap-gaps");
+    if (conn == NULL) {
         free(u);
         return EXIT_RUNTIME;
     }
@@ -509,21 +490,9 @@ static int gaps_run(struct settings *s, const struct gaps_options *o)
 
 int cmd_gaps(int argc, char **argv)
 {
-    if (cli_help_asked(argc, argv)) {
-        gaps_usage(stdout);
-        return EXIT_OK;
-    }
-    struct settings s;
     struct gaps_options o = {0};
     const struct cli_option opts[] = {{"--since", &o.since, NULL}, {"--until", &o.until, NULL},
                                       {"--underlying", &o.underlying, NULL}, {"--format", &o.format, NULL}};
-    int rc;
-    if (cli_load("gaps", argc, argv, &s, opts, sizeof opts / sizeof opts[0]) != 0) {
-        gaps_usage(stderr);
-        rc = EXIT_USAGE;
-    } else {
-        rc = gaps_run(&s, &o);
-    }
-    settings_free(&s);
-    return rc;
+    const struct cli_command c = {"gaps", gaps_usage, opts, sizeof opts / sizeof opts[0], true};
+    return cli_command_run(&c, argc, argv, gaps_run, &o);
 }

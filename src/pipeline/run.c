@@ -37,8 +37,7 @@ int64_t run_market_now(const struct run *r) { return market_clock_now(&r->clock,
 
 static void sweep_free(struct sweep *sw)
 {
-    free(sw->pager.url);
-    pager_rules_reset(&sw->pager.rules);
+    pager_release(&sw->pager);
     free(sw);
 }
 
@@ -52,10 +51,8 @@ static enum page_verdict on_snapshot_page(struct pager *p, const struct http_res
     /* a row with no event time at all is keyed on the window it was fetched in */
     struct snapshot_parse_opts opts = {.underlying = sw->u->name, .fallback_us = sw->window_start_us};
     int rc = snapshot_page_parse_opts(&r->page, resp->body, resp->body_len, &opts, why, why_size);
-    if (rc == PARSE_ERR_JSON)
-        return PAGE_MALFORMED;
     if (rc != PARSE_OK)
-        return PAGE_FAILED;
+        return pager_verdict_of_parse(rc);
     if (resp->date_us > 0) {
         run_clock_check(r, &r->api_clock, resp->date_us, run_real_now());
         if (r->api_clock.bad)
@@ -792,18 +789,20 @@ static void run_usage(FILE *out)
     cli_print_settings(out);
 }
 
+struct run_args {
+    int argc;
+    char **argv;
+};
+
+static int run_command(struct settings *s, void *args)
+{
+    const struct run_args *a = args;
+    return run_daemon(s, a->argc, a->argv);
+}
+
 int cmd_run(int argc, char **argv)
 {
-    if (cli_help_asked(argc, argv)) {
-        run_usage(stdout);
-        return EXIT_OK;
-    }
-    struct settings s;
-    if (cli_load("run", argc, argv, &s, NULL, 0) != 0) {
-        settings_free(&s);
-        return EXIT_USAGE;
-    }
-    int rc = run_daemon(&s, argc, argv);
-    settings_free(&s);
-    return rc;
+    struct run_args a = {argc, argv};
+    const struct cli_command c = {"run", run_usage, NULL, 0, false};
+    return cli_command_run(&c, argc, argv, run_command, &a);
 }
