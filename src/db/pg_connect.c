@@ -54,7 +54,7 @@ PGresult *pg_exec_in_txn(PGconn *conn, bool read_only, int64_t timeout_us, const
     char timeout[32];
     snprintf(timeout, sizeof timeout, "%lldms", (long long)(timeout_us / 1000));
     const char *tv[1] = {timeout};
-    PGresult *res = PQexec(conn, read_only ? "BEGIN READ ONLY" : "BEGIN");
+    PGresult *res = read_only ? PQexec(conn, "BEGIN READ ONLY") : PQexec(conn, "BEGIN");
     if (PQresultStatus(res) == PGRES_COMMAND_OK) {
         PQclear(res);
         res = PQexecParams(conn, "SELECT set_config('statement_timeout', $1, true)", 1, NULL, tv, NULL, NULL, 0);

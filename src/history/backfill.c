@@ -21,6 +21,7 @@
 #include "optsnap/pipeline/calendar.h"
 #include "optsnap/pipeline/engine.h"
 #include "optsnap/pipeline/pager.h"
+#include "optsnap/util/names.h"
 #include "optsnap/util/array.h"
 #include "optsnap/util/log.h"
 #include "optsnap/util/timeutil.h"
@@ -357,28 +358,13 @@ static void lease_submit(struct bf_underlying *u, bool take_over)
 }
 
 /* One statement for every lease held: renewed, or found lost. */
-static int leased_literal(struct backfill *bf)
+static const char *leased_name(const void *items, size_t i)
 {
-    char *a = malloc(bf->nus * 17 + 3);
-    if (a == NULL)
-        return -1;
-    size_t o = 0;
-    a[o++] = '{';
-    for (size_t i = 0; i < bf->nus; i++) {
-        if (!bf->us[i].leased)
-            continue;
-        if (o > 1)
-            a[o++] = ',';
-        size_t l = strlen(bf->us[i].name); /* [A-Z0-9.:]: no quoting needed; bound, never spliced */
-        memcpy(a + o, bf->us[i].name, l);
-        o += l;
-    }
-    a[o++] = '}';
-    a[o] = '\0';
-    free(bf->leased_array);
-    bf->leased_array = a;
-    return 0;
+    const struct backfill *bf = items;
+    return bf->us[i].leased ? bf->us[i].name : NULL;
 }
+
+static int leased_literal(struct backfill *bf) { return names_array_replace(&bf->leased_array, bf, bf->nus, leased_name); }
 
 static void on_renewed(void *user, const void *pgresult)
 {

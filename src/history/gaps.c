@@ -12,6 +12,7 @@
 #include "optsnap/config/cli.h"
 #include "optsnap/db/pg_connect.h"
 #include "optsnap/util/log.h"
+#include "optsnap/util/names.h"
 #include "optsnap/util/scrub.h"
 #include "optsnap/util/timeutil.h"
 
@@ -28,31 +29,11 @@ static int exec_simple(PGconn *conn, const char *sql)
     return ok ? 0 : GAPS_ERR_DB;
 }
 
-/* "{"SPY","BRK.B"}": a text[] literal. Names come from settings_load_universe
- * (A-Z, 0-9, '.'), quoted anyway so no input can change the array's shape. */
-static char *underlyings_literal(const struct universe_entry *u, size_t n)
+static const char *universe_name(const void *items, size_t i)
 {
-    size_t cap = 3 + n * (2 * sizeof u->underlying + 3);
-    char *buf = malloc(cap);
-    if (buf == NULL)
-        return NULL;
-    size_t len = 0;
-    buf[len++] = '{';
-    for (size_t i = 0; i < n; i++) {
-        if (i > 0)
-            buf[len++] = ',';
-        buf[len++] = '"';
-        for (const char *p = u[i].underlying; *p && p < u[i].underlying + sizeof u->underlying; p++) {
-            if (*p == '"' || *p == '\\')
-                buf[len++] = '\\';
-            buf[len++] = *p;
-        }
-        buf[len++] = '"';
-    }
-    buf[len++] = '}';
-    buf[len] = '\0';
-    return buf;
+    return ((const struct universe_entry *)items)[i].underlying;
 }
+
 
 /* The query is one statement so the planner inlines optsnap_gaps with the
  * actual values (an unnamed statement is planned with its parameters). */
@@ -95,7 +76,7 @@ static int gaps_fetch(PGconn *conn, const struct gap_request *req, struct gap_li
     if (req->horizon_us != 0)
         timestamp_format(horizon, sizeof horizon, req->horizon_us);
     snprintf(limit, sizeof limit, "%d", GAPS_MAX_RANGES + 1);
-    char *names = underlyings_literal(req->underlyings, req->underlying_count);
+    char *names = names_join(req->underlyings, req->underlying_count, universe_name, true);
     if (names == NULL) {
         snprintf(err, err_size, "out of memory");
         return GAPS_ERR_DB;

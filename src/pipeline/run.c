@@ -24,6 +24,8 @@
 #include "optsnap_version.h"
 #include "run_internal.h"
 
+#include "optsnap/util/names.h"
+
 extern char **environ;
 
 #define SESSION_LOOKBACK_US (2 * USEC_PER_DAY)
@@ -423,45 +425,34 @@ static int cmp_entry(const void *a, const void *b)
     return strcmp(((const struct universe_entry *)a)->underlying, ((const struct universe_entry *)b)->underlying);
 }
 
-/* The names of the underlyings `keep` selects: "{A,B}" (a text[] literal,
- * array = true) or "A,B" (a list for a setting); malloc'd, NULL when out of
- * memory. Names are [A-Z0-9.:] (settings_load_universe checks), so neither
- * needs quoting; both are bound or passed as values, never spliced into SQL. */
+/* The names of the underlyings `keep` selects: a text[] literal (array =
+ * true) or "A,B" (a list for a setting); malloc'd, NULL when out of memory. */
+struct kept_names {
+    const struct run *r;
+    bool (*keep)(const struct underlying_state *u);
+};
+
+static const char *kept_name(const void *items, size_t i)
+{
+    const struct kept_names *k = items;
+    return k->keep(k->r->us[i]) ? k->r->us[i]->name : NULL;
+}
+
 char *run_names(const struct run *r, bool (*keep)(const struct underlying_state *u), bool array)
 {
-    char *out = malloc(r->nus * (sizeof r->us[0]->name + 1) + 3);
-    if (out == NULL)
-        return NULL;
-    size_t o = 0;
-    if (array)
-        out[o++] = '{';
-    size_t first = o;
-    for (size_t i = 0; i < r->nus; i++) {
-        if (!keep(r->us[i]))
-            continue;
-        if (o > first)
-            out[o++] = ',';
-        size_t l = strlen(r->us[i]->name);
-        memcpy(out + o, r->us[i]->name, l);
-        o += l;
-    }
-    if (array)
-        out[o++] = '}';
-    out[o] = '\0';
-    return out;
+    struct kept_names k = {r, keep};
+    return names_join(&k, r->nus, kept_name, array);
+}
+
+int run_names_replace(const struct run *r, bool (*keep)(const struct underlying_state *u), char **slot)
+{
+    struct kept_names k = {r, keep};
+    return names_array_replace(slot, &k, r->nus, kept_name);
 }
 
 static bool is_listed(const struct underlying_state *u) { return !u->retired; }
 
-static int universe_literal(struct run *r)
-{
-    char *arr = run_names(r, is_listed, true);
-    if (arr == NULL)
-        return -1;
-    free(r->universe_array);
-    r->universe_array = arr;
-    return 0;
-}
+static int universe_literal(struct run *r) { return run_names_replace(r, is_listed, &r->universe_array); }
 
 /* Makes the universe u[0..n): new names are added, names no longer listed are
  * retired (a running sweep finishes; no new one starts). A sort and a merge:
