@@ -95,6 +95,15 @@ int cli_command_run(const struct cli_command *c, int argc, char **argv,
     return rc;
 }
 
+int cli_underlying_option(const char *cmd, struct settings *s, const char *underlying)
+{
+    char err[512];
+    if (underlying == NULL || settings_set(s, "universe", underlying, SOURCE_FLAG, "--underlying", err, sizeof err) == 0)
+        return 0;
+    fprintf(stderr, "optsnap %s: --underlying: %s\n", cmd, err);
+    return -1;
+}
+
 void cli_print_settings(FILE *out)
 {
     for (size_t i = 0; i < settings_count; i++)

@@ -4,6 +4,8 @@
 #include "optsnap/history/chain.h"
 
 #include <cjson/cJSON.h>
+
+#include "optsnap/util/json_line.h"
 #include <libpq-fe.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -133,13 +135,11 @@ static int print_json(const PGresult *res, const char *key, const char *name, co
                 cJSON_AddRawToObject(o, column_names[c], v); /* exact: the server's shortest round-trip text */
         }
     }
-    char *text = rows ? cJSON_PrintUnformatted(root) : NULL;
-    cJSON_Delete(root);
-    if (text == NULL)
+    if (rows == NULL) {
+        cJSON_Delete(root);
         return -1;
-    puts(text);
-    cJSON_free(text);
-    return 0;
+    }
+    return json_line_print(root);
 }
 
 /* Runs one read under statement_timeout in a read-only transaction and

@@ -11,6 +11,7 @@
 #include "optsnap/commands.h"
 #include "optsnap/config/cli.h"
 #include "optsnap/db/pg_connect.h"
+#include "optsnap/util/json_line.h"
 #include "optsnap/util/log.h"
 #include "optsnap/util/names.h"
 #include "optsnap/util/scrub.h"
@@ -45,6 +46,14 @@ static const char gaps_sql[] =
     "  FROM optsnap_gaps($1::text, $2::bigint * interval '1 microsecond', $3::timestamptz,"
     "                    $4::timestamptz, $5::text[], coalesce($6::timestamptz, now()))"
     " LIMIT $7::bigint";
+
+struct gap_request gap_request_of(const struct settings *s, int64_t from_us, int64_t to_us,
+                                  const struct universe_entry *u, size_t n)
+{
+    return (struct gap_request){.calendar = s->calendar, .cadence_us = s->cadence_us, .from_us = from_us,
+                                .to_us = to_us, .horizon_us = 0, .underlyings = u, .underlying_count = n,
+                                .statement_timeout_us = s->statement_timeout_us};
+}
 
 static int gaps_fetch(PGconn *conn, const struct gap_request *req, struct gap_list *out, char *err,
                       size_t err_size)
@@ -340,13 +349,7 @@ static int print_json(const struct gaps_report *r)
     }
     cJSON_AddNumberToObject(root, "total_ranges", (double)r->gaps->count);
     cJSON_AddNumberToObject(root, "total_windows", (double)r->gaps->total_windows);
-    char *text = cJSON_PrintUnformatted(root);
-    cJSON_Delete(root);
-    if (text == NULL)
-        return -1;
-    puts(text);
-    cJSON_free(text);
-    return 0;
+    return json_line_print(root);
 }
 
 /* Reads the command's own options (those settings_load_all left in rest[]). */
@@ -396,11 +399,8 @@ static int gaps_run(struct settings *s, void *options)
     if (gaps_parse_options(o, &since_us, &until_us, &json) != 0)
         return EXIT_USAGE;
     char err[512];
-    if (o->underlying != NULL &&
-        settings_set(s, "universe", o->underlying, SOURCE_FLAG, "--underlying", err, sizeof err)) {
-        fprintf(stderr, "optsnap gaps: --underlying: %s\n", err);
+    if (cli_underlying_option("gaps", s, o->underlying) != 0)
         return EXIT_USAGE;
-    }
     struct universe_entry *u = NULL;
     int nu = settings_load_universe(s, &u, err, sizeof err);
     if (nu < 0) {
@@ -414,16 +414,7 @@ static int gaps_run(struct settings *s, void *options)
         return EXIT_RUNTIME;
     }
 
-    struct gap_request req = {
-        .calendar = s->calendar,
-        .cadence_us = s->cadence_us,
-        .from_us = since_us,
-        .to_us = until_us,
-        .horizon_us = 0,
-        .underlyings = u,
-        .underlying_count = (size_t)nu,
-        .statement_timeout_us = s->statement_timeout_us,
-    };
+    struct gap_request req = gap_request_of(s, since_us, until_us, u, (size_t)nu);
     struct gap_list gaps;
     int rc = gaps_query(conn, &req, &gaps, err, sizeof err);
     PQfinish(conn);

@@ -15,6 +15,7 @@
 #include "optsnap/db/writer.h"
 #include "optsnap/config/cli.h"
 #include "optsnap/db/pg_connect.h"
+#include "optsnap/util/json_line.h"
 #include "optsnap/util/scrub.h"
 #include "optsnap/util/log.h"
 #include "optsnap/util/timeutil.h"
@@ -357,14 +358,10 @@ static int list_rejects(PGconn *conn, const struct rejects_filter *f, bool json)
             cJSON_AddStringToObject(o, "raw", PQgetvalue(res, i, 11));
         }
         cJSON_AddNumberToObject(root, "count", n);
-        char *text = cJSON_PrintUnformatted(root);
-        cJSON_Delete(root);
-        if (text == NULL) {
+        if (json_line_print(root) != 0) {
             PQclear(res);
             return EXIT_RUNTIME;
         }
-        puts(text);
-        cJSON_free(text);
     } else {
         printf("%-10s %-27s %-8s %-10s %-24s %-27s %s\n", "id", "received_at", "kind", "underlying", "ticker",
                "replayed_at", "reason");

@@ -94,11 +94,8 @@ static void repair_usage(FILE *out)
 static int command_prepare(const char *cmd, struct settings *s, const struct cmd_options *o)
 {
     char err[512];
-    if (o->underlying != NULL &&
-        settings_set(s, "universe", o->underlying, SOURCE_FLAG, "--underlying", err, sizeof err)) {
-        fprintf(stderr, "optsnap %s: --underlying: %s\n", cmd, err);
+    if (cli_underlying_option(cmd, s, o->underlying) != 0)
         return -1;
-    }
     if (settings_load_api_key(s, err, sizeof err)) {
         fprintf(stderr, "optsnap %s: cannot load the API key: %s\n", cmd, err);
         return -1;
@@ -338,9 +335,7 @@ static int repair_command(struct settings *s, void *options)
     code = EXIT_RUNTIME;
     if ((conn = pg_connect_blocking(s->database_url, "optsnap-repair")) == NULL)
         goto out;
-    struct gap_request req = {.calendar = s->calendar, .cadence_us = s->cadence_us, .from_us = from,
-                              .to_us = until, .horizon_us = 0, .underlyings = u, .underlying_count = (size_t)nu,
-                              .statement_timeout_us = s->statement_timeout_us};
+    struct gap_request req = gap_request_of(s, from, until, u, (size_t)nu);
     struct gap_list before;
     int grc = gaps_query(conn, &req, &before, err, sizeof err);
     if (grc != 0) {

@@ -50,6 +50,11 @@ struct cli_command {
 int cli_command_run(const struct cli_command *c, int argc, char **argv,
                     int (*run)(struct settings *s, void *user), void *user);
 
+/* A command's --underlying LIST: it becomes the universe setting (NULL:
+ * nothing to do). Returns 0, or -1 after printing "optsnap CMD: --underlying: ...". */
+int cli_underlying_option(const char *cmd, struct settings *s, const char *underlying)
+    __attribute__((warn_unused_result));
+
 /* One line per setting: "  --name  doc (default: v[, reloadable])". */
 void cli_print_settings(FILE *out);
 
