@@ -419,7 +419,8 @@ int settings_load_env(struct settings *s, char **envp, char *err, size_t err_siz
         /* Variables that are not settings: the key itself, and test plumbing. */
         if (strcmp(name, "api_key") == 0 || strncmp(name, "test_", 5) == 0 ||
             strcmp(name, "bin") == 0 || strcmp(name, "fixtures") == 0 ||
-            strcmp(name, "source_root") == 0 || strcmp(name, "config") == 0)
+            strcmp(name, "source_root") == 0 || strcmp(name, "config") == 0 ||
+            strcmp(name, "heal_parent") == 0)
             continue;
         char detail[80];
         snprintf(detail, sizeof detail, "OPTSNAP_%.*s", (int)n, kv + 8);

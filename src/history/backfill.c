@@ -839,7 +839,8 @@ static void list_next(struct bf_unit *un)
     struct backfill *bf = un->bf;
     if (un->g.wg.failed || un->list_step >= un->nseg * 2) {
         if (!un->g.wg.failed) {
-            qsort(un->contracts, un->ncontracts, sizeof *un->contracts, contract_cmp);
+            if (un->ncontracts > 1)
+                qsort(un->contracts, un->ncontracts, sizeof *un->contracts, contract_cmp);
             size_t m = 0;
             for (size_t i = 0; i < un->ncontracts; i++)
                 if (m == 0 || strcmp(un->contracts[m - 1].ticker, un->contracts[i].ticker) != 0)
@@ -1015,12 +1016,17 @@ static void pump_unit(struct bf_unit *un)
         un->next_work++;
         char url[1024];
         bars_url(bf, un, f->ci, f->si, false, url, sizeof url);
+        /* counted before it starts: pager_start runs the engine's event step,
+         * which pumps this unit again (on_pump); seeing no fetch there, it
+         * would close the group while this one is queued, and the rows it
+         * brings would go to a closed group, never written, the window marked */
+        un->fetches++;
         if (pager_start(bf->e, &f->pager, url) != 0) {
+            un->fetches--;
             fetch_free(f);
             unit_fail(un, "cannot start a request");
             break;
         }
-        un->fetches++;
     }
     if (!engine_running(bf->e) && un->next_work < total && !un->g.wg.failed)
         unit_fail(un, "interrupted");

@@ -35,7 +35,6 @@ static const char *universe_name(const void *items, size_t i)
     return ((const struct universe_entry *)items)[i].underlying;
 }
 
-
 /* The query is one statement so the planner inlines optsnap_gaps with the
  * actual values (an unnamed statement is planned with its parameters). */
 static const char gaps_sql[] =

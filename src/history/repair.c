@@ -1,10 +1,14 @@
 /* repair.c - the commands on the backfill driver: `optsnap backfill` (a
  * range) and `optsnap repair` (the gaps of a lookback: list, fill, list again). */
+#include <errno.h>
 #include <inttypes.h>
 #include <libpq-fe.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
+#include <unistd.h>
 
 #include "optsnap/commands.h"
 #include "optsnap/config/cli.h"
@@ -315,9 +319,33 @@ static int repair_fill(struct settings *s, const struct cmd_options *o, PGconn *
     return code;
 }
 
+/* A heal child of `optsnap run` (OPTSNAP_HEAL_PARENT, run_heal.c) ends with
+ * its daemon: SIGTERM when the parent dies, so it drains (what it committed
+ * is whole) and hands its history leases back, instead of outliving a daemon
+ * killed with -9 and holding the leases its successor's pass needs. */
+static int repair_heal_guard(void)
+{
+    const char *v = getenv("OPTSNAP_HEAL_PARENT");
+    if (v == NULL || *v == '\0')
+        return 0;
+    if (prctl(PR_SET_PDEATHSIG, SIGTERM) != 0) {
+        fprintf(stderr, "optsnap repair: prctl(PR_SET_PDEATHSIG): %s\n", strerror(errno));
+        return -1;
+    }
+    char *end;
+    long want = strtol(v, &end, 10);
+    if (*end != '\0' || (long)getppid() != want) {
+        fprintf(stderr, "optsnap repair: the daemon that started this heal pass (pid %s) has gone\n", v);
+        return -1;
+    }
+    return 0;
+}
+
 static int repair_command(struct settings *s, void *options)
 {
     const struct cmd_options *o = options;
+    if (repair_heal_guard() != 0)
+        return EXIT_RUNTIME;
     if (command_prepare("repair", s, o) != 0)
         return EXIT_USAGE;
     int code = EXIT_USAGE;

@@ -265,6 +265,13 @@ void engine_group_fail(struct engine *e, struct engine_group *g, const char *why
 
 static struct batch *open_batch(struct engine *e, struct engine_group *g)
 {
+    if (!list_linked(&g->link)) {
+        /* a driver bug: the group was closed (its mark may be written), so a
+         * row now would be neither written nor counted; say so, loudly */
+        log_error("row for a closed group refused (a driver bug)", "underlying=%s", g->wg.underlying);
+        engine_group_fail(e, g, "row after close");
+        return NULL;
+    }
     if (g->cur == NULL) {
         g->cur = batch_new();
         if (g->cur == NULL) {

@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "optsnap/util/log.h"
 #include "optsnap/util/timeutil.h"
@@ -65,7 +66,7 @@ static char **heal_env(struct run *r, const char *universe)
     size_t nenv = 0;
     while (environ[nenv])
         nenv++;
-    char **mine = calloc(settings_count + 4, sizeof *mine);
+    char **mine = calloc(settings_count + 5, sizeof *mine);
     size_t n = 0;
     if (mine == NULL)
         return NULL;
@@ -89,6 +90,11 @@ static char **heal_env(struct run *r, const char *universe)
     if ((mine[n] = kv_dup("backfill_db_connections", HEAL_DB_CONNECTIONS)) == NULL)
         goto oom;
     n++;
+    char parent[24];
+    snprintf(parent, sizeof parent, "%ld", (long)getpid());
+    if ((mine[n] = kv_dup("heal_parent", parent)) == NULL) /* the child ends with us: repair_heal_guard */
+        goto oom;
+    n++;
     char **env = calloc(nenv + n + 1, sizeof *env);
     if (env == NULL)
         goto oom;
@@ -110,6 +116,8 @@ oom:
     env_free(mine);
     return NULL;
 }
+
+static void run_heal_after(struct run *r, int64_t windows);
 
 static bool is_held(const struct underlying_state *u) { return u->held && !u->retired; }
 
@@ -155,15 +163,23 @@ static void on_heal_exit(uv_process_t *p, int64_t status, int term_signal)
 {
     struct run *r = p->data;
     r->heal_runs++;
-    if (status == 0 || status == 3) {
-        log_info("heal child exited", "status=%lld (0 all filled, 3 some left for the next pass)",
-                 (long long)status);
-        if (status == 3)
-            run_heal_soon(r); /* a unit failed or its history lease was held elsewhere: again, two windows on */
+    if (status == 0) {
+        r->heal_fail_streak = 0;
+        log_info("heal child exited", "status=0 (every gap filled)");
+    } else if (status == 3) {
+        r->heal_fail_streak = 0;
+        log_info("heal child exited", "status=3 (some units left: a pass again two windows on)");
+        run_heal_soon(r); /* a unit failed or its history lease was held elsewhere */
     } else {
+        /* a crash or a runtime failure: its gaps are still gaps, so try again
+         * soon, backing off (two windows, doubled per failure in a row, at
+         * most heal_interval) rather than waiting a whole interval */
         r->heal_failures++;
-        log_warn("heal child failed: its gaps stay for the next pass or `optsnap repair`", "status=%lld signal=%d",
-                 (long long)status, term_signal);
+        if (r->heal_fail_streak < 16)
+            r->heal_fail_streak++;
+        log_warn("heal child failed: its gaps stay uncovered, another pass follows", "status=%lld signal=%d "
+                 "failures_in_a_row=%u", (long long)status, term_signal, r->heal_fail_streak);
+        run_heal_after(r, (int64_t)2 << (r->heal_fail_streak - 1));
     }
     count_healed(r);
     uv_close((uv_handle_t *)p, on_heal_closed);
@@ -246,16 +262,26 @@ void run_heal_start(struct run *r)
     uv_timer_start(&r->heal_timer, heal_tick, 1000, 1000);
 }
 
-void run_heal_soon(struct run *r)
+/* a pass `windows` cadences of market time from now (at most heal_interval) */
+static void run_heal_after(struct run *r, int64_t windows)
 {
     if (r->s->heal_lookback_us <= 0)
         return;
-    /* two windows on: the one a dead holder was sweeping has ended, so repair can mark it */
     int64_t now = run_real_now();
-    int64_t wait = market_clock_real_until(&r->clock, run_market_now(r) + 2 * r->s->cadence_us, now);
-    int64_t due = now + (wait > 0 ? wait : 0);
+    int64_t wait = market_clock_real_until(&r->clock, run_market_now(r) + windows * r->s->cadence_us, now);
+    if (wait < 0)
+        wait = 0;
+    if (wait > r->s->heal_interval_us)
+        wait = r->s->heal_interval_us;
+    int64_t due = now + wait;
     if (r->heal_due_real_us == 0 || due < r->heal_due_real_us)
         r->heal_due_real_us = due;
+}
+
+void run_heal_soon(struct run *r)
+{
+    /* two windows on: the one a dead holder was sweeping has ended, so repair can mark it */
+    run_heal_after(r, 2);
 }
 
 void run_heal_drain(struct run *r)

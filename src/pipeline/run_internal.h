@@ -134,6 +134,7 @@ struct run {
     const char *heal_values[1];
     long long heal_last_windows;
     uint64_t heal_runs, heal_failures, heal_windows;
+    unsigned heal_fail_streak;      /* failed passes in a row: the retry backs off */
     bool ticking;                 /* the scheduler runs (with leases: after the first heartbeat) */
 
     struct snapshot_page page; /* parser scratch, reused for every page */

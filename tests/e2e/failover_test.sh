@@ -41,9 +41,11 @@ export OPTSNAP_API_KEY=e2e-secret-key
 DBNAME=optsnap_e2e_failover
 
 failover_cleanup() {
-    e2e_cleanup
+    local bad=0
+    e2e_cleanup || bad=1
     optsnap_pg_standby_stop
     optsnap_pg_stop
+    [ "$bad" = 0 ] || exit 1
 }
 trap failover_cleanup EXIT
 

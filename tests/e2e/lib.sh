@@ -171,19 +171,42 @@ e2e_wait_exit() {
     e2e_stop "$pid" TERM 10
 }
 
-# Kills what e2e_spawn started (each by its pid) and removes the temp dir.
+# e2e_logs_clean: no log of the test's processes (their children included:
+# heal passes write to the daemon's stderr) holds a sanitizer report or an
+# engine "driver bug" line; prints the first ones and returns 1 otherwise.
+E2E_BAD_LOG='ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:|\(a driver bug\)'
+e2e_logs_clean() {
+    [ -n "$E2E_TMP" ] && [ -d "$E2E_TMP" ] || return 0
+    local bad
+    bad=$(grep -rlE "$E2E_BAD_LOG" "$E2E_TMP" --include='*.log' 2>/dev/null || true)
+    [ -z "$bad" ] && return 0
+    echo "FAIL: a sanitizer report or a driver bug in: $bad" >&2
+    printf '%s\n' "$bad" | xargs grep -hE -A30 "$E2E_BAD_LOG" | grep -E '^ *#[0-9]|ERROR|runtime error|leak of|driver bug' | head -40 >&2
+    return 1
+}
+
+# Kills what e2e_spawn started (each by its pid), checks their logs
+# (e2e_logs_clean) and removes the temp dir. Returns 1 when the test was
+# passing and a log holds a finding: the EXIT trap then fails the test.
 e2e_cleanup() {
-    local pid
+    local rc=$? pid
     for pid in "${E2E_PIDS[@]}"; do
         kill -KILL "$pid" 2>/dev/null || true
         wait "$pid" 2>/dev/null || true
     done
     E2E_PIDS=()
-    if [ -n "$E2E_TMP" ]; then
+    local bad=0
+    if [ "$rc" = 0 ] && ! e2e_logs_clean; then
+        bad=1
+    fi
+    if [ -n "$E2E_TMP" ] && [ -n "${E2E_KEEP:-}" ]; then
+        echo "E2E_KEEP: logs kept in $E2E_TMP" >&2
+    elif [ -n "$E2E_TMP" ]; then
         rm -rf "$E2E_TMP"
     fi
+    return "$bad"
 }
-trap e2e_cleanup EXIT
+trap 'e2e_cleanup || exit 1' EXIT
 # a signal (meson's timeout, Ctrl-C) must also run the cleanup
 trap 'exit 143' TERM
 trap 'exit 130' INT

@@ -135,3 +135,9 @@ if rejects:
 print(f"realism e2e: ok contracts={len(sent)} stored_rows={sum(len(v) for v in rows.values())} "
       f"adjusted={n_adjusted} no_event={n_noevent} greeks_empty={n_nogreeks} no_iv={n_noiv} ms_day={n_ms} refused_plan=yes adjusted_with_deliverables=" + sys.argv[3])
 PY
+
+# row by row as truth says (issue 12): every live row equals the simulator's
+# snapshot at its key, shapes included (ms times normalised, fields the API
+# did not send NULL, rows without an event time keyed inside their window),
+# every covered window complete
+python3 "$(dirname "$0")/check_truth.py" "$DB" "$SIM" || fail "the realism shapes are not stored as truth says"

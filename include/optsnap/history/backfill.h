@@ -20,35 +20,47 @@ struct backfill_request {
 };
 
 /* The contracts of underlying $1 that did not trade inside [$2, $3) (a
- * unit passes its start less one bar: the bar ending at the start is its):
- * the first live row at or after the end ($3, same New York day) shows the
- * same day volume and last trade time as the last row before the start
- * (same day), or there is no row before the start that day and the first
- * row after shows no volume. No trade means no minute bar, so no backfill
- * row: asking the aggregates endpoint for them would return nothing. A
- * contract with no row after the range (the daemon has not caught up, the
- * contract is new) is not listed: it is asked, as are contracts known only
- * from the listing. Two primary-key probes per contract. Backfill skips them;
- * repair --dry-run counts them. One `ticker` column. */
+ * unit passes its start less one bar: the bar ending at the start is its),
+ * all within one New York day. p is a contract's last row before the start,
+ * g its latest row from the start on (same day); "covered after" means a
+ * live window of $1 starting at or after $3 that day is covered, so every
+ * contract listed then has its latest event stored (a covered window is
+ * complete, DESIGN §4) - even when that event is older than the range: an
+ * idle contract re-polls unchanged and keeps the row it had.
+ *  - no g: no event at all from the start up to a covered window after the
+ *    range, so no trade: quiet when covered after (else unknown: asked);
+ *  - g inside the range: its last event is in there; quiet only when covered
+ *    after (nothing came later) and g shows p's volume and trade time;
+ *  - g after the range: quiet when g shows p's day volume and last trade
+ *    time (or, with no p, no volume).
+ * No trade means no minute bar, so no backfill row: asking the aggregates
+ * endpoint for them would return nothing. A contract known only from the
+ * listing is asked. Two primary-key probes per contract. Backfill skips
+ * them; repair --dry-run counts them. One `ticker` column. */
 
 #define BACKFILL_SQL_QUIET_CONTRACTS \
     "SELECT o.ticker" \
     "  FROM options o" \
     " CROSS JOIN (SELECT date_trunc('day', $2::timestamptz AT TIME ZONE 'America/New_York')" \
     "                    AT TIME ZONE 'America/New_York' AS d0) b" \
-    " CROSS JOIN LATERAL (SELECT x.day_volume, x.trade_time FROM option_snapshots x" \
-    "                      WHERE x.ticker = o.ticker AND x.last_updated >= $3::timestamptz" \
+    " CROSS JOIN LATERAL (SELECT EXISTS (SELECT 1 FROM ingest_coverage c" \
+    "                      WHERE c.underlying = $1 AND c.source = 'live' AND c.window_start >= $3::timestamptz" \
+    "                        AND c.window_start < b.d0 + interval '1 day') AS after) k" \
+    "  LEFT JOIN LATERAL (SELECT x.last_updated, x.day_volume, x.trade_time FROM option_snapshots x" \
+    "                      WHERE x.ticker = o.ticker AND x.last_updated >= $2::timestamptz" \
     "                        AND x.last_updated < b.d0 + interval '1 day'" \
-    "                      ORDER BY x.last_updated LIMIT 1) a" \
+    "                      ORDER BY x.last_updated DESC LIMIT 1) g ON true" \
     "  LEFT JOIN LATERAL (SELECT x.day_volume, x.trade_time FROM option_snapshots x" \
     "                      WHERE x.ticker = o.ticker AND x.last_updated < $2::timestamptz" \
     "                        AND x.last_updated >= b.d0" \
     "                      ORDER BY x.last_updated DESC LIMIT 1) p ON true" \
     " WHERE o.underlying = $1" \
     "   AND o.expiration_date >= (($2::timestamptz) AT TIME ZONE 'America/New_York')::date" \
-    "   AND (CASE WHEN p IS NULL THEN coalesce(a.day_volume, 0) = 0" \
-    "             ELSE p.day_volume IS NOT DISTINCT FROM a.day_volume" \
-    "                  AND p.trade_time IS NOT DISTINCT FROM a.trade_time END)" \
+    "   AND (CASE WHEN g.last_updated IS NULL THEN k.after" \
+    "             WHEN g.last_updated < $3::timestamptz AND NOT k.after THEN false" \
+    "             WHEN p IS NULL THEN coalesce(g.day_volume, 0) = 0" \
+    "             ELSE p.day_volume IS NOT DISTINCT FROM g.day_volume" \
+    "                  AND p.trade_time IS NOT DISTINCT FROM g.trade_time END)" \
     " ORDER BY o.ticker COLLATE \"C\""
 
 /* What a run did, for the caller's report and exit code. */
