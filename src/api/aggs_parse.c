@@ -148,9 +148,7 @@ int aggs_page_parse(struct aggs_page *page, const char *body, size_t len, char *
 void aggs_page_reset(struct aggs_page *page)
 {
     page->nbars = 0;
-    free(page->next_url);
-    page->next_url = NULL;
-    page->request_id[0] = '\0';
+    api_page_forget(&page->next_url, page->request_id);
     page->ticker[0] = '\0';
 }
 

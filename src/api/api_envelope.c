@@ -446,6 +446,13 @@ void api_page_finish(struct api_page *pg, char **page_next_url)
     api_envelope_close(&pg->env);
 }
 
+void api_page_forget(char **page_next_url, char *request_id)
+{
+    free(*page_next_url);
+    *page_next_url = NULL;
+    request_id[0] = '\0';
+}
+
 int api_page_abandon(struct api_page *pg, int rc)
 {
     free(pg->next_url);

@@ -189,9 +189,7 @@ void contracts_page_reset(struct contracts_page *page)
     page->ncontracts = 0;
     page->nskipped = 0;
     page->nfields_dropped = 0;
-    free(page->next_url);
-    page->next_url = NULL;
-    page->request_id[0] = '\0';
+    api_page_forget(&page->next_url, page->request_id);
 }
 
 void contracts_page_free(struct contracts_page *page)

@@ -507,9 +507,7 @@ void snapshot_page_reset(struct snapshot_page *page)
     page->nrejects = 0;
     page->npartial = 0;
     page->nrows = 0;
-    free(page->next_url);
-    page->next_url = NULL;
-    page->request_id[0] = '\0';
+    api_page_forget(&page->next_url, page->request_id);
     page->status[0] = '\0';
 }
 

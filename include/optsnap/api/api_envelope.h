@@ -83,6 +83,10 @@ const cJSON *api_page_next(const struct api_page *pg, const cJSON *res);
 /* Success: the parsed page's next_url (*page_next_url, freed) becomes pg's; pg is closed. */
 void api_page_finish(struct api_page *pg, char **page_next_url);
 
+/* What api_page_open and api_page_finish wrote into a parsed page, for its
+ * reset: *page_next_url freed and NULL, request_id "". */
+void api_page_forget(char **page_next_url, char *request_id);
+
 /* Failure after a successful open: next_url freed, pg closed. Returns rc. */
 int api_page_abandon(struct api_page *pg, int rc);
 
