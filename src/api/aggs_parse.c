@@ -116,72 +116,39 @@ static int bar_parse(const struct api_envelope *env, const cJSON *bar, struct ag
 int aggs_page_parse(struct aggs_page *page, const char *body, size_t len, char *err,
                     size_t err_size)
 {
-    if (err != NULL && err_size > 0)
-        err[0] = '\0';
-    struct api_envelope env;
-    int rc = api_envelope_open(&env, body, len, NULL, err, err_size);
-    memcpy(page->request_id, env.request_id, sizeof page->request_id);
+    static const struct api_results_rule rule = {.max = AGGS_RESULTS_MAX, .noun = "bars", .missing_ok = true};
+    struct api_page pg;
+    int rc = api_page_open(&pg, body, len, NULL, &rule, page->request_id, sizeof page->request_id, err, err_size);
     if (rc != PARSE_OK)
         return rc;
-
-    const cJSON *tk = cJSON_GetObjectItemCaseSensitive(env.root, "ticker");
-    const cJSON *results = env.results;
-    size_t count = 0;
-    if (results != NULL && !cJSON_IsNull(results)) { /* no bars: results left out */
-        if (!cJSON_IsArray(results)) {
-            api_err_set(err, err_size, env.request_id, "results: not an array");
-            rc = PARSE_ERR_SHAPE;
-        } else {
-            count = (size_t)cJSON_GetArraySize(results);
-            if (count > AGGS_RESULTS_MAX) {
-                api_err_set(err, err_size, env.request_id, "results: %zu bars, more than %d",
-                            count, AGGS_RESULTS_MAX);
-                rc = PARSE_ERR_SHAPE;
-            }
-        }
+    const cJSON *tk = cJSON_GetObjectItemCaseSensitive(pg.env.root, "ticker");
+    if (tk != NULL && !cJSON_IsNull(tk) && !cJSON_IsString(tk)) {
+        api_err_set(err, err_size, pg.env.request_id, "ticker: not a string");
+        return api_page_abandon(&pg, PARSE_ERR_SHAPE);
     }
-    if (rc == PARSE_OK && tk != NULL && !cJSON_IsNull(tk) && !cJSON_IsString(tk)) {
-        api_err_set(err, err_size, env.request_id, "ticker: not a string");
-        rc = PARSE_ERR_SHAPE;
-    }
-    char *next_url = NULL;
-    if (rc == PARSE_OK)
-        rc = api_next_url_take(&env, &next_url, err, err_size);
-    if (rc == PARSE_OK &&
-        array_reserve((void **)&page->bars, &page->bars_cap, page->nbars + count, sizeof *page->bars)) {
-        api_err_set(err, err_size, env.request_id, "out of memory");
-        rc = PARSE_ERR_NOMEM;
+    if (array_reserve((void **)&page->bars, &page->bars_cap, page->nbars + pg.count, sizeof *page->bars)) {
+        api_err_set(err, err_size, pg.env.request_id, "out of memory");
+        return api_page_abandon(&pg, PARSE_ERR_NOMEM);
     }
     size_t i = 0;
-    for (const cJSON *bar = (rc == PARSE_OK && count > 0) ? results->child : NULL;
-         bar != NULL; bar = bar->next, i++) {
+    for (const cJSON *bar = api_page_first(&pg); bar != NULL; bar = api_page_next(&pg, bar), i++) {
         const char *field = "", *why = "";
-        if (bar_parse(&env, bar, &page->bars[page->nbars + i], &field, &why)) {
-            api_err_set(err, err_size, env.request_id, "results[%zu].%s: %s", i, field, why);
-            rc = PARSE_ERR_SHAPE;
-            break;
+        if (bar_parse(&pg.env, bar, &page->bars[page->nbars + i], &field, &why)) {
+            api_err_set(err, err_size, pg.env.request_id, "results[%zu].%s: %s", i, field, why);
+            return api_page_abandon(&pg, PARSE_ERR_SHAPE);
         }
     }
-    if (rc != PARSE_OK) {
-        free(next_url);
-        api_envelope_close(&env);
-        return rc;
-    }
-    page->nbars += count;
+    page->nbars += pg.count;
     if (cJSON_IsString(tk))
         api_copy_ascii(page->ticker, sizeof page->ticker, tk->valuestring);
-    free(page->next_url);
-    page->next_url = next_url;
-    api_envelope_close(&env);
+    api_page_finish(&pg, &page->next_url);
     return PARSE_OK;
 }
 
 void aggs_page_reset(struct aggs_page *page)
 {
     page->nbars = 0;
-    free(page->next_url);
-    page->next_url = NULL;
-    page->request_id[0] = '\0';
+    api_page_forget(&page->next_url, page->request_id);
     page->ticker[0] = '\0';
 }
 

@@ -378,6 +378,89 @@ int api_next_url_take(const struct api_envelope *env, char **out, char *err, siz
     return PARSE_OK;
 }
 
+static int results_check(const struct api_envelope *env, const struct api_results_rule *rule, size_t *count,
+                         char *err, size_t err_size)
+{
+    const cJSON *results = env->results;
+    *count = 0;
+    if (results == NULL && !rule->missing_ok) {
+        api_err_set(err, err_size, env->request_id, "results: missing");
+        return PARSE_ERR_SHAPE;
+    }
+    if (results == NULL || (rule->missing_ok && cJSON_IsNull(results)))
+        return PARSE_OK;
+    if (cJSON_IsArray(results)) {
+        *count = (size_t)cJSON_GetArraySize(results);
+        if (*count > rule->max) {
+            api_err_set(err, err_size, env->request_id, "results: %zu %s, more than %zu", *count, rule->noun,
+                        rule->max);
+            return PARSE_ERR_SHAPE;
+        }
+        return PARSE_OK;
+    }
+    if (rule->object_ok && cJSON_IsObject(results)) {
+        *count = 1;
+        return PARSE_OK;
+    }
+    api_err_set(err, err_size, env->request_id, rule->object_ok ? "results: not an array or object"
+                                                                : "results: not an array");
+    return PARSE_ERR_SHAPE;
+}
+
+int api_page_open(struct api_page *pg, const char *body, size_t len, struct json_exact_ints *exact,
+                  const struct api_results_rule *rule, char *request_id, size_t request_id_size, char *err,
+                  size_t err_size)
+{
+    pg->count = 0;
+    pg->next_url = NULL;
+    if (err != NULL && err_size > 0)
+        err[0] = '\0';
+    int rc = api_envelope_open(&pg->env, body, len, exact, err, err_size);
+    snprintf(request_id, request_id_size, "%s", pg->env.request_id);
+    if (rc == PARSE_OK)
+        rc = results_check(&pg->env, rule, &pg->count, err, err_size);
+    if (rc == PARSE_OK)
+        rc = api_next_url_take(&pg->env, &pg->next_url, err, err_size);
+    if (rc != PARSE_OK)
+        api_envelope_close(&pg->env);
+    return rc;
+}
+
+const cJSON *api_page_first(const struct api_page *pg)
+{
+    if (pg->count == 0)
+        return NULL;
+    return cJSON_IsArray(pg->env.results) ? pg->env.results->child : pg->env.results;
+}
+
+const cJSON *api_page_next(const struct api_page *pg, const cJSON *res)
+{
+    return cJSON_IsArray(pg->env.results) ? res->next : NULL;
+}
+
+void api_page_finish(struct api_page *pg, char **page_next_url)
+{
+    free(*page_next_url);
+    *page_next_url = pg->next_url;
+    pg->next_url = NULL;
+    api_envelope_close(&pg->env);
+}
+
+void api_page_forget(char **page_next_url, char *request_id)
+{
+    free(*page_next_url);
+    *page_next_url = NULL;
+    request_id[0] = '\0';
+}
+
+int api_page_abandon(struct api_page *pg, int rc)
+{
+    free(pg->next_url);
+    pg->next_url = NULL;
+    api_envelope_close(&pg->env);
+    return rc;
+}
+
 int api_number_exact_i64(const struct api_envelope *env, const struct json_exact_ints *exact,
                          const cJSON *node, int64_t *out)
 {

@@ -156,49 +156,21 @@ static int contract_parse(const cJSON *res, struct option_contract *ct)
 int contracts_page_parse(struct contracts_page *page, const char *body, size_t len, char *err,
                          size_t err_size)
 {
-    if (err != NULL && err_size > 0)
-        err[0] = '\0';
-    struct api_envelope env;
-    int rc = api_envelope_open(&env, body, len, NULL, err, err_size);
-    memcpy(page->request_id, env.request_id, sizeof page->request_id);
+    /* An underlying without contracts may come back without "results";
+     * /v3/reference/options/contracts/{ticker} sends one object. */
+    static const struct api_results_rule rule = {
+        .max = CONTRACTS_RESULTS_MAX, .noun = "entries", .missing_ok = true, .object_ok = true};
+    struct api_page pg;
+    int rc = api_page_open(&pg, body, len, NULL, &rule, page->request_id, sizeof page->request_id, err, err_size);
     if (rc != PARSE_OK)
         return rc;
-
-    /* An underlying without contracts may come back without "results". */
-    const cJSON *results = env.results;
-    size_t count = 0;
-    if (results == NULL || cJSON_IsNull(results)) {
-        count = 0;
-    } else if (cJSON_IsArray(results)) {
-        count = (size_t)cJSON_GetArraySize(results);
-        if (count > CONTRACTS_RESULTS_MAX) {
-            api_err_set(err, err_size, env.request_id, "results: %zu entries, more than %d",
-                        count, CONTRACTS_RESULTS_MAX);
-            rc = PARSE_ERR_SHAPE;
-        }
-    } else if (cJSON_IsObject(results)) {
-        count = 1; /* /v3/reference/options/contracts/{ticker} */
-    } else {
-        api_err_set(err, err_size, env.request_id, "results: not an array or object");
-        rc = PARSE_ERR_SHAPE;
+    size_t want = page->ncontracts + pg.count;
+    if (array_reserve((void **)&page->contracts, &page->contracts_cap, want, sizeof *page->contracts) ||
+        array_reserve((void **)&page->refs, &page->refs_cap, want, sizeof *page->refs)) {
+        api_err_set(err, err_size, pg.env.request_id, "out of memory");
+        return api_page_abandon(&pg, PARSE_ERR_NOMEM);
     }
-    char *next_url = NULL;
-    if (rc == PARSE_OK)
-        rc = api_next_url_take(&env, &next_url, err, err_size);
-    if (rc == PARSE_OK && (array_reserve((void **)&page->contracts, &page->contracts_cap,
-                                         page->ncontracts + count, sizeof *page->contracts) ||
-                           array_reserve((void **)&page->refs, &page->refs_cap, page->ncontracts + count,
-                                         sizeof *page->refs))) {
-        api_err_set(err, err_size, env.request_id, "out of memory");
-        rc = PARSE_ERR_NOMEM;
-    }
-    if (rc != PARSE_OK) {
-        free(next_url);
-        api_envelope_close(&env);
-        return rc;
-    }
-    const cJSON *res = count == 0 ? NULL : cJSON_IsArray(results) ? results->child : results;
-    for (; res != NULL; res = cJSON_IsArray(results) ? res->next : NULL) {
+    for (const cJSON *res = api_page_first(&pg); res != NULL; res = api_page_next(&pg, res)) {
         if (contract_parse(res, &page->contracts[page->ncontracts]) == 0) {
             reference_parse(res, &page->refs[page->ncontracts], &page->nfields_dropped);
             page->ncontracts++;
@@ -206,9 +178,7 @@ int contracts_page_parse(struct contracts_page *page, const char *body, size_t l
             page->nskipped++;
         }
     }
-    free(page->next_url);
-    page->next_url = next_url;
-    api_envelope_close(&env);
+    api_page_finish(&pg, &page->next_url);
     return PARSE_OK;
 }
 
@@ -219,9 +189,7 @@ void contracts_page_reset(struct contracts_page *page)
     page->ncontracts = 0;
     page->nskipped = 0;
     page->nfields_dropped = 0;
-    free(page->next_url);
-    page->next_url = NULL;
-    page->request_id[0] = '\0';
+    api_page_forget(&page->next_url, page->request_id);
 }
 
 void contracts_page_free(struct contracts_page *page)

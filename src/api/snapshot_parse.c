@@ -119,6 +119,26 @@ static char exercise_style_code(const char *s)
     return '?';
 }
 
+/* details.<key> when it is sent as a finite number >= 0 (*v); false when it
+ * is absent or null, or dropped for not being one. */
+static bool details_number(const cJSON *details, const char *key, struct dropped *d, double *v)
+{
+    const cJSON *it = cJSON_GetObjectItemCaseSensitive(details, key);
+    if (!present(it))
+        return false;
+    if (!cJSON_IsNumber(it))
+        drop(d, "details", key, "not a number");
+    else if (!isfinite(it->valuedouble))
+        drop(d, "details", key, "not finite");
+    else if (it->valuedouble < 0)
+        drop(d, "details", key, "negative");
+    else {
+        *v = it->valuedouble;
+        return true;
+    }
+    return false;
+}
+
 /* details{} must agree with the OCC symbol (a disagreement rejects the row:
  * which of the two is right cannot be told); missing fields come from the
  * symbol; a field that cannot be read is dropped. */
@@ -149,28 +169,11 @@ static int details_check(const cJSON *details, const struct occ_symbol *occ,
         else if (days != occ->expiration_days)
             return reject_row(reason, "details", "expiration_date", "disagrees with ticker");
     }
-    it = cJSON_GetObjectItemCaseSensitive(details, "strike_price");
-    if (present(it)) {
-        double v = cJSON_IsNumber(it) ? it->valuedouble : 0;
-        if (!cJSON_IsNumber(it))
-            drop(d, "details", "strike_price", "not a number");
-        else if (!isfinite(v))
-            drop(d, "details", "strike_price", "not finite");
-        else if (v < 0)
-            drop(d, "details", "strike_price", "negative");
-        else if (v >= 1e6 || llround(v * 1000.0) != occ->strike_milli)
-            return reject_row(reason, "details", "strike_price", "disagrees with ticker");
-    }
-    it = cJSON_GetObjectItemCaseSensitive(details, "shares_per_contract");
-    if (present(it)) {
-        double v = cJSON_IsNumber(it) ? it->valuedouble : 0;
-        if (!cJSON_IsNumber(it))
-            drop(d, "details", "shares_per_contract", "not a number");
-        else if (!isfinite(v))
-            drop(d, "details", "shares_per_contract", "not finite");
-        else if (v < 0)
-            drop(d, "details", "shares_per_contract", "negative");
-        else if (v != floor(v) || v > 2147483647.0)
+    double v;
+    if (details_number(details, "strike_price", d, &v) && (v >= 1e6 || llround(v * 1000.0) != occ->strike_milli))
+        return reject_row(reason, "details", "strike_price", "disagrees with ticker");
+    if (details_number(details, "shares_per_contract", d, &v)) {
+        if (v != floor(v) || v > 2147483647.0)
             drop(d, "details", "shares_per_contract", "not an integer");
         else
             ct->shares_per_contract = (int32_t)v;
@@ -422,8 +425,6 @@ int snapshot_page_parse(struct snapshot_page *page, const char *body, size_t len
 int snapshot_page_parse_opts(struct snapshot_page *page, const char *body, size_t len,
                              const struct snapshot_parse_opts *opts, char *err, size_t err_size)
 {
-    if (err != NULL && err_size > 0)
-        err[0] = '\0';
     if (page->exact == NULL) {
         page->exact = calloc(1, sizeof *page->exact);
         if (page->exact == NULL) {
@@ -431,48 +432,23 @@ int snapshot_page_parse_opts(struct snapshot_page *page, const char *body, size_
             return PARSE_ERR_NOMEM;
         }
     }
-    struct api_envelope env;
-    int rc = api_envelope_open(&env, body, len, page->exact, err, err_size);
-    memcpy(page->request_id, env.request_id, sizeof page->request_id);
-    memcpy(page->status, env.status, sizeof page->status);
+    /* the single-contract endpoint sends one object */
+    static const struct api_results_rule rule = {.max = SNAPSHOT_RESULTS_MAX, .noun = "entries", .object_ok = true};
+    struct api_page pg;
+    int rc = api_page_open(&pg, body, len, page->exact, &rule, page->request_id, sizeof page->request_id, err,
+                           err_size);
+    memcpy(page->status, pg.env.status, sizeof page->status);
     if (rc != PARSE_OK)
         return rc;
-
-    const cJSON *results = env.results;
-    size_t count = 0;
-    if (results == NULL) {
-        api_err_set(err, err_size, env.request_id, "results: missing");
-        rc = PARSE_ERR_SHAPE;
-    } else if (cJSON_IsArray(results)) {
-        count = (size_t)cJSON_GetArraySize(results);
-        if (count > SNAPSHOT_RESULTS_MAX) {
-            api_err_set(err, err_size, env.request_id, "results: %zu entries, more than %d",
-                        count, SNAPSHOT_RESULTS_MAX);
-            rc = PARSE_ERR_SHAPE;
-        }
-    } else if (cJSON_IsObject(results)) {
-        count = 1; /* the single-contract endpoint */
-    } else {
-        api_err_set(err, err_size, env.request_id, "results: not an array or object");
-        rc = PARSE_ERR_SHAPE;
-    }
-    char *next_url = NULL;
-    if (rc == PARSE_OK)
-        rc = api_next_url_take(&env, &next_url, err, err_size);
-    if (rc == PARSE_OK && rows_reserve(page, count)) {
-        api_err_set(err, err_size, env.request_id, "out of memory");
-        rc = PARSE_ERR_NOMEM;
-    }
-    if (rc != PARSE_OK) {
-        free(next_url);
-        api_envelope_close(&env);
-        return rc;
+    if (rows_reserve(page, pg.count)) {
+        api_err_set(err, err_size, pg.env.request_id, "out of memory");
+        return api_page_abandon(&pg, PARSE_ERR_NOMEM);
     }
 
     struct col_plan plan;
     col_plan_init(&plan);
     struct parse_ctx cx = {
-        .env = &env,
+        .env = &pg.env,
         .exact = page->exact,
         .plan = &plan,
         .underlying = opts != NULL && opts->underlying != NULL ? opts->underlying : "",
@@ -482,8 +458,7 @@ int snapshot_page_parse_opts(struct snapshot_page *page, const char *body, size_
     /* spans are found on the first reject only: most pages have none */
     long nspans = -2;
     size_t index = 0;
-    const cJSON *res = cJSON_IsArray(results) ? results->child : results;
-    for (; res != NULL; res = cJSON_IsArray(results) ? res->next : NULL, index++) {
+    for (const cJSON *res = api_page_first(&pg); res != NULL; res = api_page_next(&pg, res), index++) {
         char reason[REASON_SIZE];
         char ticker[OPTSNAP_TICKER_MAX];
         struct dropped d;
@@ -495,7 +470,7 @@ int snapshot_page_parse_opts(struct snapshot_page *page, const char *body, size_
         }
         if (nspans == -2) {
             nspans = api_results_spans(body, len, &page->spans, &page->spans_cap);
-            if (nspans != (long)count)
+            if (nspans != (long)pg.count)
                 nspans = -1;
         }
         size_t raw_len = 0;
@@ -517,15 +492,11 @@ int snapshot_page_parse_opts(struct snapshot_page *page, const char *body, size_
                 row_reject_clear(&page->rejects[--page->nrejects]);
             page->nrows = nrows0;
             page->npartial = npartial0;
-            free(next_url);
-            api_envelope_close(&env);
-            api_err_set(err, err_size, env.request_id, "out of memory");
-            return PARSE_ERR_NOMEM;
+            api_err_set(err, err_size, pg.env.request_id, "out of memory");
+            return api_page_abandon(&pg, PARSE_ERR_NOMEM);
         }
     }
-    free(page->next_url);
-    page->next_url = next_url;
-    api_envelope_close(&env);
+    api_page_finish(&pg, &page->next_url);
     return PARSE_OK;
 }
 
@@ -536,9 +507,7 @@ void snapshot_page_reset(struct snapshot_page *page)
     page->nrejects = 0;
     page->npartial = 0;
     page->nrows = 0;
-    free(page->next_url);
-    page->next_url = NULL;
-    page->request_id[0] = '\0';
+    api_page_forget(&page->next_url, page->request_id);
     page->status[0] = '\0';
 }
 

@@ -3,6 +3,8 @@
 
 #include <string.h>
 
+#include "optsnap/commands.h"
+
 extern char **environ;
 
 bool cli_help_asked(int argc, char **argv)
@@ -71,6 +73,35 @@ int cli_load(const char *cmd, int argc, char **argv, struct settings *s, const s
         return -1;
     }
     return cli_parse(cmd, argv, rest, nrest, opts, nopts);
+}
+
+int cli_command_run(const struct cli_command *c, int argc, char **argv,
+                    int (*run)(struct settings *s, void *user), void *user)
+{
+    if (cli_help_asked(argc, argv)) {
+        c->usage(stdout);
+        return EXIT_OK;
+    }
+    struct settings s;
+    int rc;
+    if (cli_load(c->name, argc, argv, &s, c->opts, c->nopts) != 0) {
+        if (c->usage_on_error)
+            c->usage(stderr);
+        rc = EXIT_USAGE;
+    } else {
+        rc = run(&s, user);
+    }
+    settings_free(&s);
+    return rc;
+}
+
+int cli_underlying_option(const char *cmd, struct settings *s, const char *underlying)
+{
+    char err[512];
+    if (underlying == NULL || settings_set(s, "universe", underlying, SOURCE_FLAG, "--underlying", err, sizeof err) == 0)
+        return 0;
+    fprintf(stderr, "optsnap %s: --underlying: %s\n", cmd, err);
+    return -1;
 }
 
 void cli_print_settings(FILE *out)

@@ -14,28 +14,25 @@ static void config_usage(FILE *out)
     cli_print_settings(out);
 }
 
-int cmd_config(int argc, char **argv)
+static int config_print(struct settings *s, void *unused)
 {
-    if (cli_help_asked(argc, argv)) {
-        config_usage(stdout);
-        return EXIT_OK;
-    }
-    struct settings s;
+    (void)unused;
     char err[512];
-    if (cli_load("config", argc, argv, &s, NULL, 0) != 0) {
-        settings_free(&s);
-        return EXIT_USAGE;
-    }
-    int rc = settings_load_api_key(&s, err, sizeof err);
+    int rc = settings_load_api_key(s, err, sizeof err);
     for (size_t i = 0; i < settings_count; i++) {
         char value[SETTING_STR_MAX];
-        settings_format_value(&s, i, value, sizeof value);
+        settings_format_value(s, i, value, sizeof value);
         printf("%-26s = %-40s # %s%s%s\n", settings_table[i].name, value,
-               setting_source_name(s.source[i]), s.source_detail[i][0] ? " " : "",
-               s.source_detail[i]);
+               setting_source_name(s->source[i]), s->source_detail[i][0] ? " " : "",
+               s->source_detail[i]);
     }
-    printf("%-26s = %-40s # %s\n", "api_key", s.api_key ? "****" : "(none)",
+    printf("%-26s = %-40s # %s\n", "api_key", s->api_key ? "****" : "(none)",
            rc ? err : "OPTSNAP_API_KEY, api_key_file or $CREDENTIALS_DIRECTORY/api_key");
-    settings_free(&s);
     return rc ? EXIT_USAGE : EXIT_OK;
+}
+
+int cmd_config(int argc, char **argv)
+{
+    const struct cli_command c = {"config", config_usage, NULL, 0, false};
+    return cli_command_run(&c, argc, argv, config_print, NULL);
 }

@@ -9,6 +9,7 @@
 
 #include "optsnap/commands.h"
 #include "optsnap/config/settings.h"
+#include "optsnap/db/pg_connect.h"
 #include "optsnap/util/log.h"
 #include "optsnap/util/scrub.h"
 
@@ -156,17 +157,9 @@ int migrate_apply(const char *conninfo, int *applied)
     int count = 0;
     if (applied)
         *applied = 0;
-    const char *keys[] = {"dbname", "application_name", "connect_timeout", NULL};
-    const char *vals[] = {conninfo ? conninfo : "", "optsnap-migrate", "10", NULL};
-    PGconn *conn = PQconnectdbParams(keys, vals, 1);
-    if (conn == NULL || PQstatus(conn) != CONNECTION_OK) {
-        char qe[512], clean[512];
-        log_error("migrate: cannot connect", "error=%s",
-                  log_quote(qe, sizeof qe,
-                            scrub_secrets(clean, sizeof clean, conn ? PQerrorMessage(conn) : "out of memory")));
-        PQfinish(conn);
+    PGconn *conn = pg_connect_blocking(conninfo, "optsnap-migrate");
+    if (conn == NULL)
         return MIGRATE_ERR_DB;
-    }
     PQsetNoticeProcessor(conn, migrate_notice, NULL);
     {
         char qd[128], qh[256];

@@ -5,26 +5,30 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "optsnap/config/settings.h"
 #include "optsnap/db/migrate.h"
 #include "optsnap/util/log.h"
 #include "optsnap/util/scrub.h"
 
-static void log_text(const char *msg, const char *state, const char *text)
-{
-    char clean[512], q[600];
-    scrub_secrets(clean, sizeof clean, text ? text : "");
-    size_t n = strlen(clean);
-    while (n > 0 && clean[n - 1] == ' ') /* libpq ends its messages with a newline */
-        clean[--n] = '\0';
-    log_error(msg, "sqlstate=%s error=%s", state && state[0] ? state : "none", log_quote(q, sizeof q, clean));
-}
-
-void pg_log_error(const char *msg, PGconn *conn, const PGresult *res)
+/* The error text of res (or else of conn), scrubbed, without libpq's trailing newline. */
+static const char *error_text(char *clean, size_t size, PGconn *conn, const PGresult *res)
 {
     const char *text = res ? PQresultErrorMessage(res) : NULL;
     if (text == NULL || text[0] == '\0')
         text = conn ? PQerrorMessage(conn) : "out of memory";
-    log_text(msg, res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL, text);
+    scrub_secrets(clean, size, text ? text : "");
+    size_t n = strlen(clean);
+    while (n > 0 && (clean[n - 1] == ' ' || clean[n - 1] == '\n'))
+        clean[--n] = '\0';
+    return clean;
+}
+
+void pg_log_error(const char *msg, PGconn *conn, const PGresult *res)
+{
+    char clean[512], q[600];
+    const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+    log_error(msg, "sqlstate=%s error=%s", state && state[0] ? state : "none",
+              log_quote(q, sizeof q, error_text(clean, sizeof clean, conn, res)));
 }
 
 PGconn *pg_connect_blocking(const char *conninfo, const char *application_name)
@@ -33,11 +37,33 @@ PGconn *pg_connect_blocking(const char *conninfo, const char *application_name)
     const char *vals[] = {conninfo ? conninfo : "", application_name, "10", NULL};
     PGconn *c = PQconnectdbParams(keys, vals, 1);
     if (c == NULL || PQstatus(c) != CONNECTION_OK) {
-        pg_log_error("cannot connect to the database", c, NULL);
+        char masked[SETTING_STR_MAX], qd[SETTING_STR_MAX + 8], clean[512], qe[600];
+        settings_mask_conninfo(vals[0], masked, sizeof masked);
+        log_error("cannot connect to the database", "database=%s sqlstate=none error=%s",
+                  log_quote(qd, sizeof qd, masked[0] ? masked : "(libpq defaults)"),
+                  log_quote(qe, sizeof qe, error_text(clean, sizeof clean, c, NULL)));
         PQfinish(c);
         return NULL;
     }
     return c;
+}
+
+PGresult *pg_exec_in_txn(PGconn *conn, bool read_only, int64_t timeout_us, const char *sql, int nparams,
+                         const char *const *values)
+{
+    char timeout[32];
+    snprintf(timeout, sizeof timeout, "%lldms", (long long)(timeout_us / 1000));
+    const char *tv[1] = {timeout};
+    PGresult *res = read_only ? PQexec(conn, "BEGIN READ ONLY") : PQexec(conn, "BEGIN");
+    if (PQresultStatus(res) == PGRES_COMMAND_OK) {
+        PQclear(res);
+        res = PQexecParams(conn, "SELECT set_config('statement_timeout', $1, true)", 1, NULL, tv, NULL, NULL, 0);
+    }
+    if (PQresultStatus(res) == PGRES_TUPLES_OK) {
+        PQclear(res);
+        res = PQexecParams(conn, sql, nparams, NULL, values, NULL, NULL, 0);
+    }
+    return res;
 }
 
 int pg_check_schema(PGconn *conn)

@@ -167,6 +167,21 @@ static void schedule_reconnect(struct pg_conn *c)
 
 /* Tears the connection down and schedules a new one; a running transaction
  * fails with PG_TXN_CONN_LOST. */
+/* Ends c's transaction, if any, with status, stops watching its socket and
+ * closes its libpq connection. */
+static void conn_drop(struct pg_conn *c, enum pg_txn_status status)
+{
+    if (c->txn) {
+        c->result.status = status;
+        finish_txn(c, status);
+    }
+    sock_release(c);
+    if (c->pg) {
+        PQfinish(c->pg);
+        c->pg = NULL;
+    }
+}
+
 static void conn_fail(struct pg_conn *c, const char *why)
 {
     struct pg_pool *p = c->pool;
@@ -189,14 +204,8 @@ static void conn_fail(struct pg_conn *c, const char *why)
             snprintf(c->result.sqlstate, sizeof c->result.sqlstate, "08006");
         if (c->result.message[0] == '\0')
             snprintf(c->result.message, sizeof c->result.message, "%s", msg[0] ? msg : why);
-        c->result.status = PG_TXN_CONN_LOST;
-        finish_txn(c, PG_TXN_CONN_LOST);
     }
-    sock_release(c);
-    if (c->pg) {
-        PQfinish(c->pg);
-        c->pg = NULL;
-    }
+    conn_drop(c, PG_TXN_CONN_LOST);
     if (c->state == CONN_CONNECTING)
         p->stats.connect_failures++;
     else
@@ -540,15 +549,7 @@ void pg_pool_close(struct pg_pool *p, void (*closed_cb)(void *user), void *user)
     p->open_handles++;
     for (int i = 0; i < p->size; i++) {
         struct pg_conn *c = &p->conns[i];
-        if (c->txn) {
-            c->result.status = PG_TXN_CANCELLED;
-            finish_txn(c, PG_TXN_CANCELLED);
-        }
-        sock_release(c);
-        if (c->pg) {
-            PQfinish(c->pg);
-            c->pg = NULL;
-        }
+        conn_drop(c, PG_TXN_CANCELLED);
         c->state = CONN_CLOSED;
         uv_timer_stop(&c->timer);
         uv_close((uv_handle_t *)&c->timer, timer_closed);

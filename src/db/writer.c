@@ -446,6 +446,20 @@ bool writer_job_mark_refused(const struct writer_job *j, const struct pg_txn_res
     return false;
 }
 
+/* Parameter col of the reference statement for contract i: ticker,
+ * primary_exchange, cfi (text) and additional_underlyings (jsonb); NULL is
+ * SQL NULL (a field the API did not send). */
+static const char *reference_value(const struct contracts_page *page, size_t i, int col)
+{
+    const struct contract_reference *r = &page->refs[i];
+    switch (col) {
+    case 0: return page->contracts[i].ticker;
+    case 1: return r->primary_exchange[0] ? r->primary_exchange : NULL;
+    case 2: return r->cfi[0] ? r->cfi : NULL;
+    default: return r->additional_underlyings;
+    }
+}
+
 int writer_contracts_job_build(struct writer_job *j, const struct contracts_page *page)
 {
     memset(j, 0, sizeof *j);
@@ -456,41 +470,23 @@ int writer_contracts_job_build(struct writer_job *j, const struct contracts_page
         return 0;
     int s = add_stmt(j, WSTMT_CONTRACT_REFERENCE, writer_sql_contract_reference, 4);
     struct pgarray a;
-    param_array_begin(j, &a, s, 0, PG_OID_TEXT_ARRAY, PG_OID_TEXT);
-    for (size_t i = 0; i < page->ncontracts; i++)
-        if (page->refs[i].has_reference)
-            pgarray_add_text(&a, page->contracts[i].ticker, strlen(page->contracts[i].ticker));
-    param_array_end(j, &a, s, 0);
-    param_array_begin(j, &a, s, 1, PG_OID_TEXT_ARRAY, PG_OID_TEXT);
-    for (size_t i = 0; i < page->ncontracts; i++)
-        if (page->refs[i].has_reference) {
-            const char *v = page->refs[i].primary_exchange;
-            if (v[0])
-                pgarray_add_text(&a, v, strlen(v));
-            else
+    for (int col = 0; col < 4; col++) {
+        bool jsonb = col == 3;
+        param_array_begin(j, &a, s, col, jsonb ? PG_OID_JSONB_ARRAY : PG_OID_TEXT_ARRAY,
+                          jsonb ? PG_OID_JSONB : PG_OID_TEXT);
+        for (size_t i = 0; i < page->ncontracts; i++) {
+            if (!page->refs[i].has_reference)
+                continue;
+            const char *v = reference_value(page, i, col);
+            if (v == NULL)
                 pgarray_add_null(&a);
-        }
-    param_array_end(j, &a, s, 1);
-    param_array_begin(j, &a, s, 2, PG_OID_TEXT_ARRAY, PG_OID_TEXT);
-    for (size_t i = 0; i < page->ncontracts; i++)
-        if (page->refs[i].has_reference) {
-            const char *v = page->refs[i].cfi;
-            if (v[0])
-                pgarray_add_text(&a, v, strlen(v));
-            else
-                pgarray_add_null(&a);
-        }
-    param_array_end(j, &a, s, 2);
-    param_array_begin(j, &a, s, 3, PG_OID_JSONB_ARRAY, PG_OID_JSONB);
-    for (size_t i = 0; i < page->ncontracts; i++)
-        if (page->refs[i].has_reference) {
-            const char *v = page->refs[i].additional_underlyings;
-            if (v != NULL)
+            else if (jsonb)
                 pgarray_add_jsonb(&a, v, strlen(v));
             else
-                pgarray_add_null(&a);
+                pgarray_add_text(&a, v, strlen(v));
         }
-    param_array_end(j, &a, s, 3);
+        param_array_end(j, &a, s, col);
+    }
     if (resolve_params(j))
         return -1;
     j->nrows = (long)n;

@@ -21,6 +21,7 @@
 #include "optsnap/pipeline/calendar.h"
 #include "optsnap/pipeline/engine.h"
 #include "optsnap/pipeline/pager.h"
+#include "optsnap/util/names.h"
 #include "optsnap/util/array.h"
 #include "optsnap/util/log.h"
 #include "optsnap/util/timeutil.h"
@@ -368,28 +369,13 @@ static void lease_submit(struct bf_underlying *u, bool take_over)
 }
 
 /* One statement for every lease held: renewed, or found lost. */
-static int leased_literal(struct backfill *bf)
+static const char *leased_name(const void *items, size_t i)
 {
-    char *a = malloc(bf->nus * 17 + 3);
-    if (a == NULL)
-        return -1;
-    size_t o = 0;
-    a[o++] = '{';
-    for (size_t i = 0; i < bf->nus; i++) {
-        if (!bf->us[i].leased)
-            continue;
-        if (o > 1)
-            a[o++] = ',';
-        size_t l = strlen(bf->us[i].name); /* [A-Z0-9.:]: no quoting needed; bound, never spliced */
-        memcpy(a + o, bf->us[i].name, l);
-        o += l;
-    }
-    a[o++] = '}';
-    a[o] = '\0';
-    free(bf->leased_array);
-    bf->leased_array = a;
-    return 0;
+    const struct backfill *bf = items;
+    return bf->us[i].leased ? bf->us[i].name : NULL;
 }
+
+static int leased_literal(struct backfill *bf) { return names_array_replace(&bf->leased_array, bf, bf->nus, leased_name); }
 
 static void on_renewed(void *user, const void *pgresult)
 {
@@ -827,8 +813,7 @@ static void unit_start(struct bf_unit *un)
 static void fetch_free(struct bf_fetch *f)
 {
     free(f->bars);
-    free(f->pager.url);
-    pager_rules_reset(&f->pager.rules);
+    pager_release(&f->pager);
     free(f);
 }
 
@@ -875,10 +860,8 @@ static enum page_verdict on_contracts_page(struct pager *p, const struct http_re
     struct backfill *bf = un->bf;
     contracts_page_reset(&bf->cpage);
     int rc = contracts_page_parse(&bf->cpage, resp->body, resp->body_len, why, why_size);
-    if (rc == PARSE_ERR_JSON)
-        return PAGE_MALFORMED;
     if (rc != PARSE_OK)
-        return PAGE_FAILED;
+        return pager_verdict_of_parse(rc);
     contracts_reference_write(bf, &bf->cpage);
     for (size_t i = 0; i < bf->cpage.ncontracts; i++) {
         if (!option_contract_matches_underlying(&bf->cpage.contracts[i], un->u->name))
@@ -1009,10 +992,8 @@ static enum page_verdict on_aggs_page(struct pager *p, const struct http_respons
     struct backfill *bf = f->unit->bf;
     aggs_page_reset(&bf->apage);
     int rc = aggs_page_parse(&bf->apage, resp->body, resp->body_len, why, why_size);
-    if (rc == PARSE_ERR_JSON)
-        return PAGE_MALFORMED;
     if (rc != PARSE_OK)
-        return PAGE_FAILED;
+        return pager_verdict_of_parse(rc);
     if (f->kind == FETCH_PREV) { /* sort=desc&limit=1: the one bar is the previous session's */
         f->prev_close = bf->apage.nbars > 0 ? bf->apage.bars[0].close : NAN;
         *next_url = NULL;

@@ -4,6 +4,8 @@
 #include "optsnap/history/chain.h"
 
 #include <cjson/cJSON.h>
+
+#include "optsnap/util/json_line.h"
 #include <libpq-fe.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -37,7 +39,6 @@ static const char sql_series[] =
     HISTORY_COLUMNS
     "  FROM optsnap_series($1, $2::timestamptz, $3::timestamptz) c JOIN options o ON o.ticker = c.ticker"
     " ORDER BY c.last_updated";
-static const char sql_timeout[] = "SELECT set_config('statement_timeout', $1, true)";
 
 enum output_format { FORMAT_TABLE, FORMAT_CSV, FORMAT_JSON };
 
@@ -134,13 +135,11 @@ static int print_json(const PGresult *res, const char *key, const char *name, co
                 cJSON_AddRawToObject(o, column_names[c], v); /* exact: the server's shortest round-trip text */
         }
     }
-    char *text = rows ? cJSON_PrintUnformatted(root) : NULL;
-    cJSON_Delete(root);
-    if (text == NULL)
+    if (rows == NULL) {
+        cJSON_Delete(root);
         return -1;
-    puts(text);
-    cJSON_free(text);
-    return 0;
+    }
+    return json_line_print(root);
 }
 
 /* Runs one read under statement_timeout in a read-only transaction and
@@ -151,19 +150,8 @@ static int history_query(const struct settings *s, const char *cmd, const char *
     PGconn *c = pg_connect_blocking(s->database_url, "optsnap-history");
     if (c == NULL)
         return EXIT_RUNTIME;
-    char timeout[32];
-    snprintf(timeout, sizeof timeout, "%lldms", (long long)(s->statement_timeout_us / 1000));
-    const char *tv[1] = {timeout};
-    PGresult *res = PQexec(c, "BEGIN READ ONLY");
+    PGresult *res = pg_exec_in_txn(c, true, s->statement_timeout_us, sql, 3, values);
     int code = EXIT_RUNTIME;
-    if (PQresultStatus(res) == PGRES_COMMAND_OK) {
-        PQclear(res);
-        res = PQexecParams(c, sql_timeout, 1, NULL, tv, NULL, NULL, 0);
-    }
-    if (PQresultStatus(res) == PGRES_TUPLES_OK) {
-        PQclear(res);
-        res = PQexecParams(c, sql, 3, NULL, values, NULL, NULL, 0);
-    }
     if (PQresultStatus(res) != PGRES_TUPLES_OK) {
         const char *st = PQresultErrorField(res, PG_DIAG_SQLSTATE);
         char msg[512];
@@ -233,74 +221,72 @@ static void series_usage(FILE *out)
             "exit codes: 0 printed (also when empty), 1 database error, 2 usage error\n");
 }
 
-int cmd_chain(int argc, char **argv)
+struct chain_options {
+    const char *positional, *at, *since, *from, *to, *format;
+};
+
+static int chain_command(struct settings *s, void *options)
 {
-    if (cli_help_asked(argc, argv)) {
-        chain_usage(stdout);
-        return EXIT_OK;
-    }
-    const char *underlying = take_positional(&argc, argv), *at = NULL, *since = NULL, *format = NULL;
-    const struct cli_option opts[] = {{"--at", &at, NULL}, {"--since", &since, NULL}, {"--format", &format, NULL}};
-    struct settings s;
-    int code = EXIT_USAGE;
-    if (cli_load("chain", argc, argv, &s, opts, 3) != 0)
-        goto out;
+    const struct chain_options *o = options;
+    const char *underlying = o->positional;
     enum output_format fmt;
     int64_t at_us, since_us;
     if (underlying == NULL || strlen(underlying) >= 16) {
         fprintf(stderr, "optsnap chain: an underlying is required (optsnap chain SPY --at T)\n");
-        goto out;
+        return EXIT_USAGE;
     }
-    if (at == NULL || timestamp_parse(at, &at_us) != 0) {
+    if (o->at == NULL || timestamp_parse(o->at, &at_us) != 0) {
         fprintf(stderr, "optsnap chain: --at T is required (a time, UTC)\n");
-        goto out;
+        return EXIT_USAGE;
     }
-    if (since != NULL && (timestamp_parse(since, &since_us) != 0 || since_us > at_us)) {
+    if (o->since != NULL && (timestamp_parse(o->since, &since_us) != 0 || since_us > at_us)) {
         fprintf(stderr, "optsnap chain: --since must be a time not after --at\n");
-        goto out;
+        return EXIT_USAGE;
     }
-    if (format_parse("chain", format, &fmt) != 0)
-        goto out;
+    if (format_parse("chain", o->format, &fmt) != 0)
+        return EXIT_USAGE;
     char at_text[40], since_text[40];
     timestamp_format(at_text, sizeof at_text, at_us);
-    if (since != NULL)
+    if (o->since != NULL)
         timestamp_format(since_text, sizeof since_text, since_us);
-    const char *values[3] = {underlying, at_text, since != NULL ? since_text : NULL};
-    code = history_query(&s, "chain", sql_chain, values, fmt, "underlying");
-out:
-    settings_free(&s);
-    return code;
+    const char *values[3] = {underlying, at_text, o->since != NULL ? since_text : NULL};
+    return history_query(s, "chain", sql_chain, values, fmt, "underlying");
 }
 
-int cmd_series(int argc, char **argv)
+int cmd_chain(int argc, char **argv)
 {
-    if (cli_help_asked(argc, argv)) {
-        series_usage(stdout);
-        return EXIT_OK;
-    }
-    const char *ticker = take_positional(&argc, argv), *from = NULL, *to = NULL, *format = NULL;
-    const struct cli_option opts[] = {{"--from", &from, NULL}, {"--to", &to, NULL}, {"--format", &format, NULL}};
-    struct settings s;
-    int code = EXIT_USAGE;
-    if (cli_load("series", argc, argv, &s, opts, 3) != 0)
-        goto out;
+    struct chain_options o = {.positional = take_positional(&argc, argv)};
+    const struct cli_option opts[] = {{"--at", &o.at, NULL}, {"--since", &o.since, NULL}, {"--format", &o.format, NULL}};
+    const struct cli_command c = {"chain", chain_usage, opts, sizeof opts / sizeof opts[0], false};
+    return cli_command_run(&c, argc, argv, chain_command, &o);
+}
+
+static int series_command(struct settings *s, void *options)
+{
+    const struct chain_options *o = options;
+    const char *ticker = o->positional;
     enum output_format fmt;
     int64_t from_us, to_us;
     if (ticker == NULL || strlen(ticker) >= 64) {
         fprintf(stderr, "optsnap series: a contract ticker is required (optsnap series O:SPY... --from T --to T)\n");
-        goto out;
+        return EXIT_USAGE;
     }
-    if (from == NULL || to == NULL || timestamp_parse(from, &from_us) != 0 || timestamp_parse(to, &to_us) != 0 ||
-        to_us <= from_us) {
+    if (o->from == NULL || o->to == NULL || timestamp_parse(o->from, &from_us) != 0 ||
+        timestamp_parse(o->to, &to_us) != 0 || to_us <= from_us) {
         fprintf(stderr, "optsnap series: --from and --to are required times with from < to\n");
-        goto out;
+        return EXIT_USAGE;
     }
-    if (format_parse("series", format, &fmt) != 0)
-        goto out;
+    if (format_parse("series", o->format, &fmt) != 0)
+        return EXIT_USAGE;
     char a[40], b[40];
     const char *values[3] = {ticker, timestamp_format(a, sizeof a, from_us), timestamp_format(b, sizeof b, to_us)};
-    code = history_query(&s, "series", sql_series, values, fmt, "ticker");
-out:
-    settings_free(&s);
-    return code;
+    return history_query(s, "series", sql_series, values, fmt, "ticker");
+}
+
+int cmd_series(int argc, char **argv)
+{
+    struct chain_options o = {.positional = take_positional(&argc, argv)};
+    const struct cli_option opts[] = {{"--from", &o.from, NULL}, {"--to", &o.to, NULL}, {"--format", &o.format, NULL}};
+    const struct cli_command c = {"series", series_usage, opts, sizeof opts / sizeof opts[0], false};
+    return cli_command_run(&c, argc, argv, series_command, &o);
 }

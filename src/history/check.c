@@ -321,27 +321,20 @@ static void check_usage(FILE *out)
                  "Exit 0 when every check passes, 1 otherwise, 2 on a usage error.\n");
 }
 
+static int check_command(struct settings *s, void *unused)
+{
+    (void)unused;
+    char err[512] = "";
+    if (settings_load_api_key(s, err, sizeof err) != 0) {
+        char clean[512];
+        fprintf(stdout, "%-14s %-4s %s\n", "api key", "FAIL", scrub_secrets(clean, sizeof clean, err));
+        return EXIT_RUNTIME;
+    }
+    return check_run(s, stdout);
+}
+
 int cmd_check(int argc, char **argv)
 {
-    if (cli_help_asked(argc, argv)) {
-        check_usage(stdout);
-        return EXIT_OK;
-    }
-    struct settings s;
-    int rc;
-    if (cli_load("check", argc, argv, &s, NULL, 0) != 0) {
-        check_usage(stderr);
-        rc = EXIT_USAGE;
-    } else {
-        char err[512] = "";
-        if (settings_load_api_key(&s, err, sizeof err) != 0) {
-            char clean[512];
-            fprintf(stdout, "%-14s %-4s %s\n", "api key", "FAIL", scrub_secrets(clean, sizeof clean, err));
-            rc = EXIT_RUNTIME;
-        } else {
-            rc = check_run(&s, stdout);
-        }
-    }
-    settings_free(&s);
-    return rc;
+    const struct cli_command c = {"check", check_usage, NULL, 0, true};
+    return cli_command_run(&c, argc, argv, check_command, NULL);
 }

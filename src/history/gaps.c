@@ -10,59 +10,29 @@
 
 #include "optsnap/commands.h"
 #include "optsnap/config/cli.h"
+#include "optsnap/db/pg_connect.h"
+#include "optsnap/util/json_line.h"
 #include "optsnap/util/log.h"
+#include "optsnap/util/names.h"
 #include "optsnap/util/scrub.h"
 #include "optsnap/util/timeutil.h"
 
 
 /* --- queries ---------------------------------------------------------------- */
 
-static void log_pg_error(const char *msg, PGconn *conn, const PGresult *res)
-{
-    char qe[512];
-    const char *text = res ? PQresultErrorMessage(res) : PQerrorMessage(conn);
-    const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
-    if (text == NULL || text[0] == '\0')
-        text = PQerrorMessage(conn);
-    char clean[512];
-    log_error(msg, "sqlstate=%s error=%s", state ? state : "none",
-              log_quote(qe, sizeof qe, scrub_secrets(clean, sizeof clean, text)));
-}
-
 static int exec_simple(PGconn *conn, const char *sql)
 {
     PGresult *res = PQexec(conn, sql);
     int ok = PQresultStatus(res) == PGRES_COMMAND_OK || PQresultStatus(res) == PGRES_TUPLES_OK;
     if (!ok)
-        log_pg_error("gaps: statement failed", conn, res);
+        pg_log_error("gaps: statement failed", conn, res);
     PQclear(res);
     return ok ? 0 : GAPS_ERR_DB;
 }
 
-/* "{"SPY","BRK.B"}": a text[] literal. Names come from settings_load_universe
- * (A-Z, 0-9, '.'), quoted anyway so no input can change the array's shape. */
-static char *underlyings_literal(const struct universe_entry *u, size_t n)
+static const char *universe_name(const void *items, size_t i)
 {
-    size_t cap = 3 + n * (2 * sizeof u->underlying + 3);
-    char *buf = malloc(cap);
-    if (buf == NULL)
-        return NULL;
-    size_t len = 0;
-    buf[len++] = '{';
-    for (size_t i = 0; i < n; i++) {
-        if (i > 0)
-            buf[len++] = ',';
-        buf[len++] = '"';
-        for (const char *p = u[i].underlying; *p && p < u[i].underlying + sizeof u->underlying; p++) {
-            if (*p == '"' || *p == '\\')
-                buf[len++] = '\\';
-            buf[len++] = *p;
-        }
-        buf[len++] = '"';
-    }
-    buf[len++] = '}';
-    buf[len] = '\0';
-    return buf;
+    return ((const struct universe_entry *)items)[i].underlying;
 }
 
 /* The query is one statement so the planner inlines optsnap_gaps with the
@@ -75,6 +45,14 @@ static const char gaps_sql[] =
     "  FROM optsnap_gaps($1::text, $2::bigint * interval '1 microsecond', $3::timestamptz,"
     "                    $4::timestamptz, $5::text[], coalesce($6::timestamptz, now()))"
     " LIMIT $7::bigint";
+
+struct gap_request gap_request_of(const struct settings *s, int64_t from_us, int64_t to_us,
+                                  const struct universe_entry *u, size_t n)
+{
+    return (struct gap_request){.calendar = s->calendar, .cadence_us = s->cadence_us, .from_us = from_us,
+                                .to_us = to_us, .horizon_us = 0, .underlyings = u, .underlying_count = n,
+                                .statement_timeout_us = s->statement_timeout_us};
+}
 
 static int gaps_fetch(PGconn *conn, const struct gap_request *req, struct gap_list *out, char *err,
                       size_t err_size)
@@ -94,7 +72,7 @@ static int gaps_fetch(PGconn *conn, const struct gap_request *req, struct gap_li
                                  1, NULL, settings_params, NULL, NULL, 0);
     int set_ok = PQresultStatus(set) == PGRES_TUPLES_OK;
     if (!set_ok)
-        log_pg_error("gaps: cannot set statement_timeout", conn, set);
+        pg_log_error("gaps: cannot set statement_timeout", conn, set);
     PQclear(set);
     if (!set_ok)
         return GAPS_ERR_DB;
@@ -106,7 +84,7 @@ static int gaps_fetch(PGconn *conn, const struct gap_request *req, struct gap_li
     if (req->horizon_us != 0)
         timestamp_format(horizon, sizeof horizon, req->horizon_us);
     snprintf(limit, sizeof limit, "%d", GAPS_MAX_RANGES + 1);
-    char *names = underlyings_literal(req->underlyings, req->underlying_count);
+    char *names = names_join(req->underlyings, req->underlying_count, universe_name, true);
     if (names == NULL) {
         snprintf(err, err_size, "out of memory");
         return GAPS_ERR_DB;
@@ -125,7 +103,7 @@ static int gaps_fetch(PGconn *conn, const struct gap_request *req, struct gap_li
             snprintf(err, err_size, "%s", primary ? primary : "invalid request");
             rc = GAPS_ERR_REQUEST;
         } else {
-            log_pg_error("gaps: query failed", conn, res);
+            pg_log_error("gaps: query failed", conn, res);
             snprintf(err, err_size, "query failed (sqlstate %s)", state ? state : "none");
         }
         PQclear(res);
@@ -370,13 +348,7 @@ static int print_json(const struct gaps_report *r)
     }
     cJSON_AddNumberToObject(root, "total_ranges", (double)r->gaps->count);
     cJSON_AddNumberToObject(root, "total_windows", (double)r->gaps->total_windows);
-    char *text = cJSON_PrintUnformatted(root);
-    cJSON_Delete(root);
-    if (text == NULL)
-        return -1;
-    puts(text);
-    cJSON_free(text);
-    return 0;
+    return json_line_print(root);
 }
 
 /* Reads the command's own options (those settings_load_all left in rest[]). */
@@ -418,18 +390,16 @@ static int gaps_parse_options(const struct gaps_options *o, int64_t *since_us, i
     return 0;
 }
 
-static int gaps_run(struct settings *s, const struct gaps_options *o)
+static int gaps_run(struct settings *s, void *options)
 {
+    const struct gaps_options *o = options;
     int64_t since_us, until_us;
     bool json;
     if (gaps_parse_options(o, &since_us, &until_us, &json) != 0)
         return EXIT_USAGE;
     char err[512];
-    if (o->underlying != NULL &&
-        settings_set(s, "universe", o->underlying, SOURCE_FLAG, "--underlying", err, sizeof err)) {
-        fprintf(stderr, "optsnap gaps: --underlying: %s\n", err);
+    if (cli_underlying_option("gaps", s, o->underlying) != 0)
         return EXIT_USAGE;
-    }
     struct universe_entry *u = NULL;
     int nu = settings_load_universe(s, &u, err, sizeof err);
     if (nu < 0) {
@@ -437,31 +407,13 @@ static int gaps_run(struct settings *s, const struct gaps_options *o)
         return EXIT_USAGE;
     }
 
-    const char *keys[] = {"dbname", "application_name", "connect_timeout", NULL};
-    const char *vals[] = {s->database_url, "optsnap-gaps", "10", NULL};
-    PGconn *conn = PQconnectdbParams(keys, vals, 1);
-    if (conn == NULL || PQstatus(conn) != CONNECTION_OK) {
-        char masked[SETTING_STR_MAX], qe[512], qu[SETTING_STR_MAX], clean[512];
-        settings_mask_conninfo(s->database_url, masked, sizeof masked);
-        log_error("gaps: cannot connect to the database", "database=%s error=%s",
-                  log_quote(qu, sizeof qu, masked[0] ? masked : "(libpq defaults)"),
-                  log_quote(qe, sizeof qe,
-                            scrub_secrets(clean, sizeof clean, conn ? PQerrorMessage(conn) : "out of memory")));
-        PQfinish(conn);
+    PGconn *conn = pg_connect_blocking(s->database_url, "optsnap-gaps");
+    if (conn == NULL) {
         free(u);
         return EXIT_RUNTIME;
     }
 
-    struct gap_request req = {
-        .calendar = s->calendar,
-        .cadence_us = s->cadence_us,
-        .from_us = since_us,
-        .to_us = until_us,
-        .horizon_us = 0,
-        .underlyings = u,
-        .underlying_count = (size_t)nu,
-        .statement_timeout_us = s->statement_timeout_us,
-    };
+    struct gap_request req = gap_request_of(s, since_us, until_us, u, (size_t)nu);
     struct gap_list gaps;
     int rc = gaps_query(conn, &req, &gaps, err, sizeof err);
     PQfinish(conn);
@@ -509,21 +461,9 @@ static int gaps_run(struct settings *s, const struct gaps_options *o)
 
 int cmd_gaps(int argc, char **argv)
 {
-    if (cli_help_asked(argc, argv)) {
-        gaps_usage(stdout);
-        return EXIT_OK;
-    }
-    struct settings s;
     struct gaps_options o = {0};
     const struct cli_option opts[] = {{"--since", &o.since, NULL}, {"--until", &o.until, NULL},
                                       {"--underlying", &o.underlying, NULL}, {"--format", &o.format, NULL}};
-    int rc;
-    if (cli_load("gaps", argc, argv, &s, opts, sizeof opts / sizeof opts[0]) != 0) {
-        gaps_usage(stderr);
-        rc = EXIT_USAGE;
-    } else {
-        rc = gaps_run(&s, &o);
-    }
-    settings_free(&s);
-    return rc;
+    const struct cli_command c = {"gaps", gaps_usage, opts, sizeof opts / sizeof opts[0], true};
+    return cli_command_run(&c, argc, argv, gaps_run, &o);
 }

@@ -15,6 +15,7 @@
 #include "optsnap/db/writer.h"
 #include "optsnap/config/cli.h"
 #include "optsnap/db/pg_connect.h"
+#include "optsnap/util/json_line.h"
 #include "optsnap/util/scrub.h"
 #include "optsnap/util/log.h"
 #include "optsnap/util/timeutil.h"
@@ -357,14 +358,10 @@ static int list_rejects(PGconn *conn, const struct rejects_filter *f, bool json)
             cJSON_AddStringToObject(o, "raw", PQgetvalue(res, i, 11));
         }
         cJSON_AddNumberToObject(root, "count", n);
-        char *text = cJSON_PrintUnformatted(root);
-        cJSON_Delete(root);
-        if (text == NULL) {
+        if (json_line_print(root) != 0) {
             PQclear(res);
             return EXIT_RUNTIME;
         }
-        puts(text);
-        cJSON_free(text);
     } else {
         printf("%-10s %-27s %-8s %-10s %-24s %-27s %s\n", "id", "received_at", "kind", "underlying", "ticker",
                "replayed_at", "reason");
@@ -418,8 +415,9 @@ struct rejects_options {
     bool replay, dry_run, pending;
 };
 
-static int rejects_run(const struct settings *s, const struct rejects_options *o)
+static int rejects_run(struct settings *s, void *options)
 {
+    const struct rejects_options *o = options;
     int64_t now_us = time_now_us();
     struct rejects_filter f = {.reason = o->reason, .kind = o->kind, .underlying = o->underlying,
                                .include_replayed = !o->pending};
@@ -484,11 +482,6 @@ static int rejects_run(const struct settings *s, const struct rejects_options *o
 
 int cmd_rejects(int argc, char **argv)
 {
-    if (cli_help_asked(argc, argv)) {
-        rejects_usage(stdout);
-        return EXIT_OK;
-    }
-    struct settings s;
     struct rejects_options o = {0};
     const struct cli_option opts[] = {
         {"--since", &o.since, NULL},         {"--until", &o.until, NULL},
@@ -497,13 +490,6 @@ int cmd_rejects(int argc, char **argv)
         {"--format", &o.format, NULL},       {"--replay", NULL, &o.replay},
         {"--dry-run", NULL, &o.dry_run},     {"--pending", NULL, &o.pending},
     };
-    int rc;
-    if (cli_load("rejects", argc, argv, &s, opts, sizeof opts / sizeof opts[0]) != 0) {
-        rejects_usage(stderr);
-        rc = EXIT_USAGE;
-    } else {
-        rc = rejects_run(&s, &o);
-    }
-    settings_free(&s);
-    return rc;
+    const struct cli_command c = {"rejects", rejects_usage, opts, sizeof opts / sizeof opts[0], true};
+    return cli_command_run(&c, argc, argv, rejects_run, &o);
 }

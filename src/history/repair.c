@@ -92,24 +92,14 @@ static void repair_usage(FILE *out)
     common_settings_help(out);
 }
 
-static int load_command(const char *cmd, int argc, char **argv, struct settings *s, struct cmd_options *o,
-                        bool repair)
+/* What backfill and repair do once their options are read: --underlying
+ * becomes the universe setting, and the API key is loaded. 0, or -1 after
+ * printing why (a usage error). */
+static int command_prepare(const char *cmd, struct settings *s, const struct cmd_options *o)
 {
     char err[512];
-    memset(o, 0, sizeof *o);
-    const struct cli_option backfill_opts[] = {{"--from", &o->from, NULL}, {"--to", &o->to, NULL},
-                                               {"--underlying", &o->underlying, NULL},
-                                               {"--resolution", &o->resolution, NULL}};
-    const struct cli_option repair_opts[] = {{"--lookback", &o->lookback, NULL}, {"--until", &o->until, NULL},
-                                             {"--underlying", &o->underlying, NULL},
-                                             {"--dry-run", NULL, &o->dry_run}, {"--no-prune", NULL, &o->no_prune}};
-    if (repair ? cli_load(cmd, argc, argv, s, repair_opts, 5) : cli_load(cmd, argc, argv, s, backfill_opts, 4))
+    if (cli_underlying_option(cmd, s, o->underlying) != 0)
         return -1;
-    if (o->underlying != NULL &&
-        settings_set(s, "universe", o->underlying, SOURCE_FLAG, "--underlying", err, sizeof err)) {
-        fprintf(stderr, "optsnap %s: --underlying: %s\n", cmd, err);
-        return -1;
-    }
     if (settings_load_api_key(s, err, sizeof err)) {
         fprintf(stderr, "optsnap %s: cannot load the API key: %s\n", cmd, err);
         return -1;
@@ -135,43 +125,34 @@ static void print_summary(const char *cmd, const struct backfill_result *r)
            r->seconds > 0 ? (double)r->rows_written / r->seconds : 0.0);
 }
 
-int cmd_backfill(int argc, char **argv)
+static int backfill_command(struct settings *s, void *options)
 {
-    if (cli_help_asked(argc, argv)) {
-        backfill_usage(stdout);
-        return EXIT_OK;
-    }
-    struct settings s;
-    struct cmd_options o;
-    if (load_command("backfill", argc, argv, &s, &o, false) != 0) {
-        settings_free(&s);
+    const struct cmd_options *o = options;
+    if (command_prepare("backfill", s, o) != 0)
+        return EXIT_USAGE;
+    int64_t from, to, res = USEC_PER_MIN;
+    if (o->from == NULL || o->to == NULL || timestamp_parse(o->from, &from) != 0 ||
+        timestamp_parse(o->to, &to) != 0 || to <= from) {
+        fprintf(stderr, "optsnap backfill: --from and --to are required times with from < to\n");
         return EXIT_USAGE;
     }
-    int64_t from, to, res = USEC_PER_MIN;
-    int code = EXIT_USAGE;
-    if (o.from == NULL || o.to == NULL || timestamp_parse(o.from, &from) != 0 || timestamp_parse(o.to, &to) != 0 ||
-        to <= from) {
-        fprintf(stderr, "optsnap backfill: --from and --to are required times with from < to\n");
-        goto out;
-    }
-    if (o.resolution != NULL &&
-        (duration_parse(o.resolution, &res) != 0 || res < USEC_PER_MIN || res % USEC_PER_MIN != 0)) {
+    if (o->resolution != NULL &&
+        (duration_parse(o->resolution, &res) != 0 || res < USEC_PER_MIN || res % USEC_PER_MIN != 0)) {
         fprintf(stderr, "optsnap backfill: --resolution must be a whole number of minutes\n");
-        goto out;
+        return EXIT_USAGE;
     }
     char err[512];
     struct universe_entry *u = NULL;
-    int nu = settings_load_universe(&s, &u, err, sizeof err);
+    int nu = settings_load_universe(s, &u, err, sizeof err);
     if (nu <= 0) {
         fprintf(stderr, "optsnap backfill: %s\n", nu < 0 ? err : "no underlying");
         free(u);
-        goto out;
+        return EXIT_USAGE;
     }
     struct backfill_request *reqs = calloc((size_t)nu, sizeof *reqs);
     if (reqs == NULL) {
         free(u);
-        code = EXIT_RUNTIME;
-        goto out;
+        return EXIT_RUNTIME;
     }
     for (int i = 0; i < nu; i++) {
         snprintf(reqs[i].underlying, sizeof reqs[i].underlying, "%s", u[i].underlying);
@@ -180,17 +161,21 @@ int cmd_backfill(int argc, char **argv)
     }
     free(u);
     struct backfill_result r;
-    int rc = backfill_execute(&s, reqs, (size_t)nu, res, &r);
+    int rc = backfill_execute(s, reqs, (size_t)nu, res, &r);
     free(reqs);
-    if (rc != 0) {
-        code = EXIT_RUNTIME;
-        goto out;
-    }
+    if (rc != 0)
+        return EXIT_RUNTIME;
     print_summary("backfill", &r);
-    code = exit_for(&r);
-out:
-    settings_free(&s);
-    return code;
+    return exit_for(&r);
+}
+
+int cmd_backfill(int argc, char **argv)
+{
+    struct cmd_options o = {0};
+    const struct cli_option opts[] = {{"--from", &o.from, NULL}, {"--to", &o.to, NULL},
+                                      {"--underlying", &o.underlying, NULL}, {"--resolution", &o.resolution, NULL}};
+    const struct cli_command c = {"backfill", backfill_usage, opts, sizeof opts / sizeof opts[0], false};
+    return cli_command_run(&c, argc, argv, backfill_command, &o);
 }
 
 /* The plan of a repair, from the database alone (blocking: no loop runs):
@@ -356,38 +341,29 @@ static int repair_heal_guard(void)
     return 0;
 }
 
-int cmd_repair(int argc, char **argv)
+static int repair_command(struct settings *s, void *options)
 {
-    if (cli_help_asked(argc, argv)) {
-        repair_usage(stdout);
-        return EXIT_OK;
-    }
+    const struct cmd_options *o = options;
     if (repair_heal_guard() != 0)
         return EXIT_RUNTIME;
-    struct settings s;
-    struct cmd_options o;
-    if (load_command("repair", argc, argv, &s, &o, true) != 0) {
-        settings_free(&s);
+    if (command_prepare("repair", s, o) != 0)
         return EXIT_USAGE;
-    }
     int code = EXIT_USAGE;
     int64_t from, until;
     char err[512], a[40], b[40];
     struct universe_entry *u = NULL;
     PGconn *conn = NULL;
-    if (repair_period(&s, &o, &from, &until) != 0)
+    if (repair_period(s, o, &from, &until) != 0)
         goto out;
-    int nu = settings_load_universe(&s, &u, err, sizeof err);
+    int nu = settings_load_universe(s, &u, err, sizeof err);
     if (nu <= 0) {
         fprintf(stderr, "optsnap repair: %s\n", nu < 0 ? err : "no underlying");
         goto out;
     }
     code = EXIT_RUNTIME;
-    if ((conn = pg_connect_blocking(s.database_url, "optsnap-repair")) == NULL)
+    if ((conn = pg_connect_blocking(s->database_url, "optsnap-repair")) == NULL)
         goto out;
-    struct gap_request req = {.calendar = s.calendar, .cadence_us = s.cadence_us, .from_us = from,
-                              .to_us = until, .horizon_us = 0, .underlyings = u, .underlying_count = (size_t)nu,
-                              .statement_timeout_us = s.statement_timeout_us};
+    struct gap_request req = gap_request_of(s, from, until, u, (size_t)nu);
     struct gap_list before;
     int grc = gaps_query(conn, &req, &before, err, sizeof err);
     if (grc != 0) {
@@ -405,16 +381,25 @@ int cmd_repair(int argc, char **argv)
     printf("repair: %" PRId64 " missing window%s in %zu range%s, %s .. %s\n", before.total_windows,
            before.total_windows == 1 ? "" : "s", before.count, before.count == 1 ? "" : "s",
            timestamp_format_brief(a, sizeof a, req.from_us), timestamp_format_brief(b, sizeof b, req.to_us));
-    if (o.dry_run) {
-        code = print_plan(conn, &before, !o.no_prune) == 0 ? EXIT_OK : EXIT_RUNTIME;
+    if (o->dry_run) {
+        code = print_plan(conn, &before, !o->no_prune) == 0 ? EXIT_OK : EXIT_RUNTIME;
         gap_list_free(&before);
         goto out;
     }
-    code = repair_fill(&s, &o, conn, &req, &before);
+    code = repair_fill(s, o, conn, &req, &before);
 out:
     if (conn != NULL)
         PQfinish(conn);
     free(u);
-    settings_free(&s);
     return code;
+}
+
+int cmd_repair(int argc, char **argv)
+{
+    struct cmd_options o = {0};
+    const struct cli_option opts[] = {{"--lookback", &o.lookback, NULL}, {"--until", &o.until, NULL},
+                                      {"--underlying", &o.underlying, NULL}, {"--dry-run", NULL, &o.dry_run},
+                                      {"--no-prune", NULL, &o.no_prune}};
+    const struct cli_command c = {"repair", repair_usage, opts, sizeof opts / sizeof opts[0], false};
+    return cli_command_run(&c, argc, argv, repair_command, &o);
 }

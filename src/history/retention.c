@@ -32,19 +32,17 @@ static void retention_usage(FILE *out)
             "next run), 1 database error, 2 usage or configuration error\n");
 }
 
-int cmd_retention(int argc, char **argv)
+struct retention_options {
+    const char *now;
+    bool dry_run;
+};
+
+static int retention_command(struct settings *s, void *options)
 {
-    if (cli_help_asked(argc, argv)) {
-        retention_usage(stdout);
-        return EXIT_OK;
-    }
-    const char *now_text = NULL;
-    bool dry_run = false;
-    const struct cli_option opts[] = {{"--now", &now_text, NULL}, {"--dry-run", NULL, &dry_run}};
-    struct settings s;
+    const struct retention_options *o = options;
+    const char *now_text = o->now;
+    bool dry_run = o->dry_run;
     int code = EXIT_USAGE;
-    if (cli_load("retention", argc, argv, &s, opts, 2) != 0)
-        goto out;
     int64_t now_us;
     struct market_clock clock;
     if (now_text != NULL) {
@@ -52,14 +50,14 @@ int cmd_retention(int argc, char **argv)
             fprintf(stderr, "optsnap retention: --now '%s' is not a time\n", now_text);
             goto out;
         }
-    } else if (market_clock_parse(&clock, s.clock, s.clock_speed, time_now_us()) != 0) {
-        fprintf(stderr, "optsnap retention: bad clock '%s'\n", s.clock);
+    } else if (market_clock_parse(&clock, s->clock, s->clock_speed, time_now_us()) != 0) {
+        fprintf(stderr, "optsnap retention: bad clock '%s'\n", s->clock);
         goto out;
     } else {
         now_us = market_clock_now(&clock, time_now_us());
     }
     struct retention_job j;
-    int b = retention_job_build(&j, &s, now_us, dry_run);
+    int b = retention_job_build(&j, s, now_us, dry_run);
     if (b == 1) {
         printf("retention: off (retention = 0): nothing dropped\n");
         code = EXIT_OK;
@@ -70,22 +68,10 @@ int cmd_retention(int argc, char **argv)
         goto out;
     }
     code = EXIT_RUNTIME;
-    PGconn *c = pg_connect_blocking(s.database_url, "optsnap-retention");
+    PGconn *c = pg_connect_blocking(s->database_url, "optsnap-retention");
     if (c == NULL)
         goto out;
-    char timeout[32];
-    snprintf(timeout, sizeof timeout, "%lldms", (long long)(s.statement_timeout_us / 1000));
-    const char *tv[1] = {timeout};
-    static const char sql_timeout[] = "SELECT set_config('statement_timeout', $1, true)";
-    PGresult *res = PQexec(c, "BEGIN");
-    if (PQresultStatus(res) == PGRES_COMMAND_OK) {
-        PQclear(res);
-        res = PQexecParams(c, sql_timeout, 1, NULL, tv, NULL, NULL, 0);
-    }
-    if (PQresultStatus(res) == PGRES_TUPLES_OK) {
-        PQclear(res);
-        res = PQexecParams(c, j.stmt.sql, j.stmt.nparams, NULL, j.stmt.values, NULL, NULL, 0);
-    }
+    PGresult *res = pg_exec_in_txn(c, false, s->statement_timeout_us, j.stmt.sql, j.stmt.nparams, j.stmt.values);
     if (PQresultStatus(res) == PGRES_TUPLES_OK) {
         retention_on_tuples(&j, res);
         PQclear(res);
@@ -115,6 +101,13 @@ int cmd_retention(int argc, char **argv)
                j.days_listed == 1 ? "" : "s", j.first_day, j.last_day, j.cutoff);
     code = !dry_run && j.days_dropped < j.days_listed ? EXIT_PARTIAL : EXIT_OK;
 out:
-    settings_free(&s);
     return code;
+}
+
+int cmd_retention(int argc, char **argv)
+{
+    struct retention_options o = {0};
+    const struct cli_option opts[] = {{"--now", &o.now, NULL}, {"--dry-run", NULL, &o.dry_run}};
+    const struct cli_command c = {"retention", retention_usage, opts, sizeof opts / sizeof opts[0], false};
+    return cli_command_run(&c, argc, argv, retention_command, &o);
 }

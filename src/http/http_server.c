@@ -13,6 +13,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "optsnap/util/list.h"
 #include "optsnap/util/log.h"
 
 #define HTTP_SERVER_DEFAULT_MAX_HEAD (16 * 1024)
@@ -33,8 +34,7 @@ enum conn_timer_mode { TIMER_IDLE, TIMER_DELAY, TIMER_STALL, TIMER_WRITE, TIMER_
 
 struct http_conn {
     struct http_server *server;
-    struct http_conn *prev;
-    struct http_conn *next;
+    struct list_node link; /* in the server's conns */
     uv_tcp_t tcp;
     uv_timer_t timer;
     uv_write_t write_req;
@@ -86,7 +86,7 @@ struct http_server {
     uint64_t evicted;
     http_handler_fn handler;
     void *user;
-    struct http_conn *conns; /* every connection not yet freed, counted or not */
+    struct list_node conns;  /* every connection not yet freed, counted or not */
     size_t nconns;           /* counted ones */
     bool stopping;
     bool listener_closed;
@@ -133,7 +133,7 @@ static void conn_write_range(struct http_conn *c, size_t from, size_t to);
 
 static void server_maybe_finish(struct http_server *s)
 {
-    if (!s->stopping || !s->listener_closed || s->conns != NULL)
+    if (!s->stopping || !s->listener_closed || !list_empty(&s->conns))
         return;
     void (*cb)(void *) = s->closed_cb;
     void *user = s->closed_user;
@@ -159,12 +159,7 @@ static void conn_on_handle_close(uv_handle_t *h)
     if (--c->handles_open > 0)
         return;
     struct http_server *s = c->server;
-    if (c->prev)
-        c->prev->next = c->next;
-    else
-        s->conns = c->next;
-    if (c->next)
-        c->next->prev = c->prev;
+    list_remove(&c->link);
     if (c->counted)
         s->nconns--;
     reply_release(c);
@@ -600,7 +595,9 @@ static bool same_address(const struct sockaddr_storage *a, const struct sockaddr
 static struct http_conn *oldest_evictable(struct http_server *s, const struct http_conn *newcomer, bool same_peer)
 {
     struct http_conn *best = NULL;
-    for (struct http_conn *o = s->conns; o; o = o->next) {
+    struct list_node *n;
+    for (n = s->conns.next; n != &s->conns; n = n->next) {
+        struct http_conn *o = list_entry(n, struct http_conn, link);
         if (o == newcomer || !o->counted || o->closing || o->busy)
             continue;
         if (same_peer && !same_address(&o->peer, &newcomer->peer))
@@ -634,10 +631,7 @@ static void server_on_connection(uv_stream_t *listener, int status)
     c->tcp.data = c;
     c->timer.data = c;
     c->handles_open = 2;
-    c->next = s->conns;
-    if (s->conns)
-        s->conns->prev = c;
-    s->conns = c;
+    list_push_front(&s->conns, &c->link);
     if (uv_accept(listener, (uv_stream_t *)&c->tcp) != 0) {
         conn_close(c, false);
         return;
@@ -651,9 +645,11 @@ static void server_on_connection(uv_stream_t *listener, int status)
      * liveness probe for as long as they hold their sockets. */
     size_t same_peer = 0;
     if (s->max_per_peer > 0)
-        for (struct http_conn *o = s->conns; o; o = o->next)
+        for (struct list_node *n = s->conns.next; n != &s->conns; n = n->next) {
+            const struct http_conn *o = list_entry(n, struct http_conn, link);
             if (o != c && o->counted && !o->closing && same_address(&o->peer, &c->peer))
                 same_peer++;
+        }
     bool peer_full = s->max_per_peer > 0 && same_peer >= s->max_per_peer;
     if (peer_full || s->nconns >= s->max_connections) {
         struct http_conn *victim = oldest_evictable(s, c, peer_full);
@@ -742,6 +738,7 @@ int http_server_start(struct http_server **out, uv_loop_t *loop,
     struct http_server *s = calloc(1, sizeof *s);
     if (s == NULL)
         return UV_ENOMEM;
+    list_init(&s->conns);
     s->loop = loop;
     s->handler = handler;
     s->user = user;
@@ -809,6 +806,7 @@ void http_server_stop(struct http_server *s, void (*closed_cb)(void *user), void
     s->closed_cb = closed_cb;
     s->closed_user = user;
     uv_close((uv_handle_t *)&s->listener, server_on_listener_close);
-    for (struct http_conn *c = s->conns; c; c = c->next)
-        conn_close(c, false);
+    struct list_node *n, *tmp;
+    list_for_each_safe(n, tmp, &s->conns)
+        conn_close(list_entry(n, struct http_conn, link), false);
 }

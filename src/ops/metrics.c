@@ -3,6 +3,7 @@
 
 #include <inttypes.h>
 #include <math.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -177,6 +178,20 @@ static void gauge(struct bytebuf *out, const char *name, const char *help, int64
     sample_i64(out, name, NULL, NULL, v);
 }
 
+/* A family with one label: a sample per {label value, value}, up to {NULL}. */
+struct labeled_sample {
+    const char *label_value;
+    uint64_t v;
+};
+
+static void labeled_u64(struct bytebuf *out, const char *name, const char *type, const char *help,
+                        const char *label, const struct labeled_sample *samples)
+{
+    family(out, name, type, help);
+    for (; samples->label_value != NULL; samples++)
+        sample_u64(out, name, label, samples->label_value, samples->v);
+}
+
 static void render_latency(const struct metrics_snapshot *m, struct bytebuf *out)
 {
     const char *name = "optsnap_http_request_duration_seconds";
@@ -213,82 +228,88 @@ static void render_latency(const struct metrics_snapshot *m, struct bytebuf *out
     bytebuf_append(out, "\n", 1);
 }
 
+/* What a per-underlying family samples: a counter or gauge field, or one of
+ * the three that only some underlyings have. */
+enum underlying_value { UV_FIELD, UV_FRESHNESS, UV_DELAYED, UV_LEASE_EPOCH };
+
+static const struct underlying_family {
+    const char *name, *type, *help;
+    enum underlying_value value;
+    size_t field; /* UV_FIELD: offsetof a uint64_t in struct metrics_underlying */
+} underlying_families[] = {
+#define FIELD(f) UV_FIELD, offsetof(struct metrics_underlying, f)
+    {"optsnap_freshness_seconds", "gauge",
+     "Seconds since the newest committed snapshot of an underlying (absent until one is committed).", UV_FRESHNESS, 0},
+    {"optsnap_underlying_rows_written_total", "counter", "Snapshot rows inserted or updated, per underlying.",
+     FIELD(rows_written)},
+    {"optsnap_underlying_rows_rejected_total", "counter", "Rows sent to ingest_rejects, per underlying.",
+     FIELD(rows_rejected)},
+    {"optsnap_underlying_rows_fetched_total", "counter",
+     "Results the API returned, per underlying: stored rows plus whole-row rejects.", FIELD(rows_fetched)},
+    {"optsnap_underlying_rows_partial_total", "counter",
+     "Rows stored with fields dropped (NULL), their raw JSON kept in ingest_rejects as kind partial.",
+     FIELD(rows_partial)},
+    {"optsnap_underlying_last_sweep_rows", "gauge",
+     "Results the API returned in the last finished sweep of an underlying.", FIELD(last_sweep_rows)},
+    {"optsnap_underlying_last_sweep_rejected", "gauge",
+     "Whole-row rejects in the last finished sweep of an underlying.", FIELD(last_sweep_rejected)},
+    {"optsnap_underlying_delayed", "gauge",
+     "1 when the API labels an underlying's data DELAYED, 0 when REAL-TIME (absent until known).", UV_DELAYED, 0},
+    {"optsnap_underlying_lease_epoch", "gauge",
+     "Epoch (fencing token) of the live lease this daemon holds on an underlying; absent when not held.",
+     UV_LEASE_EPOCH, 0},
+    {"optsnap_underlying_errors_total", "counter",
+     "HTTP and database failures that left a window of this underlying uncovered.", FIELD(errors)},
+#undef FIELD
+};
+
+/* One underlying's sample of family f, when it has one. */
+static void underlying_sample(struct bytebuf *out, const struct underlying_family *f,
+                              const struct metrics_underlying *u)
+{
+    uint64_t v;
+    switch (f->value) {
+    case UV_FRESHNESS:
+        if (u->freshness_s >= 0)
+            sample_double(out, f->name, "underlying", u->name, u->freshness_s);
+        return;
+    case UV_DELAYED:
+        if (u->timeframe == 1 || u->timeframe == 2)
+            sample_u64(out, f->name, "underlying", u->name, u->timeframe == 1);
+        return;
+    case UV_LEASE_EPOCH:
+        if (u->lease_held)
+            sample_u64(out, f->name, "underlying", u->name, (uint64_t)u->lease_epoch);
+        return;
+    case UV_FIELD:
+        memcpy(&v, (const char *)u + f->field, sizeof v);
+        sample_u64(out, f->name, "underlying", u->name, v);
+        return;
+    }
+}
+
 static void render_underlyings(const struct metrics_snapshot *m, struct bytebuf *out)
 {
     const struct metrics_underlying *u = m->underlyings;
     size_t n = u ? m->n_underlyings : 0;
-
-    family(out, "optsnap_freshness_seconds", "gauge",
-           "Seconds since the newest committed snapshot of an underlying (absent until one is committed).");
-    for (size_t i = 0; i < n; i++)
-        if (u[i].freshness_s >= 0)
-            sample_double(out, "optsnap_freshness_seconds", "underlying", u[i].name, u[i].freshness_s);
-
-    family(out, "optsnap_underlying_rows_written_total", "counter",
-           "Snapshot rows inserted or updated, per underlying.");
-    for (size_t i = 0; i < n; i++)
-        sample_u64(out, "optsnap_underlying_rows_written_total", "underlying", u[i].name,
-                   u[i].rows_written);
-
-    family(out, "optsnap_underlying_rows_rejected_total", "counter",
-           "Rows sent to ingest_rejects, per underlying.");
-    for (size_t i = 0; i < n; i++)
-        sample_u64(out, "optsnap_underlying_rows_rejected_total", "underlying", u[i].name,
-                   u[i].rows_rejected);
-
-    family(out, "optsnap_underlying_rows_fetched_total", "counter",
-           "Results the API returned, per underlying: stored rows plus whole-row rejects.");
-    for (size_t i = 0; i < n; i++)
-        sample_u64(out, "optsnap_underlying_rows_fetched_total", "underlying", u[i].name, u[i].rows_fetched);
-
-    family(out, "optsnap_underlying_rows_partial_total", "counter",
-           "Rows stored with fields dropped (NULL), their raw JSON kept in ingest_rejects as kind partial.");
-    for (size_t i = 0; i < n; i++)
-        sample_u64(out, "optsnap_underlying_rows_partial_total", "underlying", u[i].name, u[i].rows_partial);
-
-    family(out, "optsnap_underlying_last_sweep_rows", "gauge",
-           "Results the API returned in the last finished sweep of an underlying.");
-    for (size_t i = 0; i < n; i++)
-        sample_u64(out, "optsnap_underlying_last_sweep_rows", "underlying", u[i].name, u[i].last_sweep_rows);
-
-    family(out, "optsnap_underlying_last_sweep_rejected", "gauge",
-           "Whole-row rejects in the last finished sweep of an underlying.");
-    for (size_t i = 0; i < n; i++)
-        sample_u64(out, "optsnap_underlying_last_sweep_rejected", "underlying", u[i].name,
-                   u[i].last_sweep_rejected);
-
-    family(out, "optsnap_underlying_delayed", "gauge",
-           "1 when the API labels an underlying's data DELAYED, 0 when REAL-TIME (absent until known).");
-    for (size_t i = 0; i < n; i++)
-        if (u[i].timeframe == 1 || u[i].timeframe == 2)
-            sample_u64(out, "optsnap_underlying_delayed", "underlying", u[i].name, u[i].timeframe == 1);
-
-    if (m->lease_holder != NULL) {
-        family(out, "optsnap_underlying_lease_epoch", "gauge",
-               "Epoch (fencing token) of the live lease this daemon holds on an underlying; absent when not held.");
+    for (size_t k = 0; k < sizeof underlying_families / sizeof underlying_families[0]; k++) {
+        const struct underlying_family *f = &underlying_families[k];
+        if (f->value == UV_LEASE_EPOCH && m->lease_holder == NULL)
+            continue; /* leases off */
+        family(out, f->name, f->type, f->help);
         for (size_t i = 0; i < n; i++)
-            if (u[i].lease_held)
-                sample_u64(out, "optsnap_underlying_lease_epoch", "underlying", u[i].name,
-                           (uint64_t)u[i].lease_epoch);
+            underlying_sample(out, f, &u[i]);
     }
-
-    family(out, "optsnap_underlying_errors_total", "counter",
-           "HTTP and database failures that left a window of this underlying uncovered.");
-    for (size_t i = 0; i < n; i++)
-        sample_u64(out, "optsnap_underlying_errors_total", "underlying", u[i].name, u[i].errors);
 }
 
 /* HTTP: responses, retries, latency, in flight. */
 static void render_http(const struct metrics_snapshot *m, struct bytebuf *out)
 {
-    const char *n;
-
-    n = "optsnap_http_requests_total";
-    family(out, n, "counter", "HTTP responses from the market-data API, by status class.");
-    sample_u64(out, n, "status", "2xx", m->http_requests_2xx);
-    sample_u64(out, n, "status", "4xx", m->http_requests_4xx);
-    sample_u64(out, n, "status", "429", m->http_requests_429);
-    sample_u64(out, n, "status", "5xx", m->http_requests_5xx);
+    labeled_u64(out, "optsnap_http_requests_total", "counter",
+                "HTTP responses from the market-data API, by status class.", "status",
+                (const struct labeled_sample[]){
+                    {"2xx", m->http_requests_2xx}, {"4xx", m->http_requests_4xx},
+                    {"429", m->http_requests_429}, {"5xx", m->http_requests_5xx}, {NULL, 0}});
     counter(out, "optsnap_http_transport_errors_total",
             "HTTP attempts that got no response (connect, TLS, timeout).", m->http_transport_errors);
     counter(out, "optsnap_http_retries_total", "HTTP attempts that were retries.", m->http_retries);
@@ -309,12 +330,10 @@ static void render_db(const struct metrics_snapshot *m, struct bytebuf *out)
 {
     const char *n;
 
-    n = "optsnap_rows_total";
-    family(out, n, "counter", "Snapshot rows by outcome.");
-    sample_u64(out, n, "outcome", "fetched", m->rows_fetched);
-    sample_u64(out, n, "outcome", "written", m->rows_written);
-    sample_u64(out, n, "outcome", "unchanged", m->rows_unchanged);
-    sample_u64(out, n, "outcome", "rejected", m->rows_rejected);
+    labeled_u64(out, "optsnap_rows_total", "counter", "Snapshot rows by outcome.", "outcome",
+                (const struct labeled_sample[]){
+                    {"fetched", m->rows_fetched}, {"written", m->rows_written},
+                    {"unchanged", m->rows_unchanged}, {"rejected", m->rows_rejected}, {NULL, 0}});
     counter(out, "optsnap_rows_skipped_total",
             "Unchanged rows the fingerprint table kept from PostgreSQL (counted in outcome=unchanged too).",
             m->rows_skipped);
@@ -322,12 +341,10 @@ static void render_db(const struct metrics_snapshot *m, struct bytebuf *out)
             "Times the fingerprint table forgot rows (a lease changed hands, a commit's outcome was unknown).",
             m->skip_cache_forgets);
 
-    n = "optsnap_batches_total";
-    family(out, n, "counter", "Upsert batches by outcome.");
-    sample_u64(out, n, "outcome", "committed", m->batches_committed);
-    sample_u64(out, n, "outcome", "retried", m->batches_retried);
-    sample_u64(out, n, "outcome", "bisected", m->batches_bisected);
-    sample_u64(out, n, "outcome", "dropped", m->batches_dropped);
+    labeled_u64(out, "optsnap_batches_total", "counter", "Upsert batches by outcome.", "outcome",
+                (const struct labeled_sample[]){
+                    {"committed", m->batches_committed}, {"retried", m->batches_retried},
+                    {"bisected", m->batches_bisected}, {"dropped", m->batches_dropped}, {NULL, 0}});
 
     n = "optsnap_db_errors_total";
     family(out, n, "counter", "PostgreSQL errors by SQLSTATE.");
@@ -357,26 +374,20 @@ static void render_db(const struct metrics_snapshot *m, struct bytebuf *out)
 /* Sweeps and the API's refusals. */
 static void render_sweeps(const struct metrics_snapshot *m, struct bytebuf *out)
 {
-    const char *n;
-
-    n = "optsnap_sweeps_total";
-    family(out, n, "counter", "Sweep windows by outcome.");
-    sample_u64(out, n, "outcome", "started", m->sweeps_started);
-    sample_u64(out, n, "outcome", "covered", m->sweeps_covered);
-    sample_u64(out, n, "outcome", "incomplete", m->sweeps_incomplete);
-    sample_u64(out, n, "outcome", "overrun", m->sweeps_overrun);
-    sample_u64(out, n, "outcome", "mark_refused", m->sweeps_mark_refused);
-    n = "optsnap_api_refused_total";
-    family(out, n, "counter", "Sweeps the API refused for good, by reason (key: 401, plan: 403).");
-    sample_u64(out, n, "reason", "key", m->api_refused_key);
-    sample_u64(out, n, "reason", "plan", m->api_refused_plan);
+    labeled_u64(out, "optsnap_sweeps_total", "counter", "Sweep windows by outcome.", "outcome",
+                (const struct labeled_sample[]){
+                    {"started", m->sweeps_started}, {"covered", m->sweeps_covered},
+                    {"incomplete", m->sweeps_incomplete}, {"overrun", m->sweeps_overrun},
+                    {"mark_refused", m->sweeps_mark_refused}, {NULL, 0}});
+    labeled_u64(out, "optsnap_api_refused_total", "counter",
+                "Sweeps the API refused for good, by reason (key: 401, plan: 403).", "reason",
+                (const struct labeled_sample[]){
+                    {"key", m->api_refused_key}, {"plan", m->api_refused_plan}, {NULL, 0}});
 }
 
 /* Leases and self-healing (several daemons); nothing when leases are off. */
 static void render_fleet(const struct metrics_snapshot *m, struct bytebuf *out)
 {
-    const char *n;
-
     if (m->lease_holder == NULL)
         return; /* leases off */
     gauge(out, "optsnap_leases_held", "Live leases this daemon holds (underlyings it sweeps).",
@@ -385,19 +396,18 @@ static void render_fleet(const struct metrics_snapshot *m, struct bytebuf *out)
           m->live_daemons);
     gauge(out, "optsnap_lease_target", "This daemon's fair share: ceil(universe / live daemons).",
           m->lease_target);
-    n = "optsnap_lease_events_total";
-    family(out, n, "counter",
-           "Lease events: claimed (a new epoch), lost (expired or taken), handed_back (released), "
-           "rebalanced (surplus given up for a joiner), heartbeat_failed.");
-    sample_u64(out, n, "event", "claimed", m->lease_claims);
-    sample_u64(out, n, "event", "lost", m->lease_losses);
-    sample_u64(out, n, "event", "handed_back", m->lease_handbacks);
-    sample_u64(out, n, "event", "rebalanced", m->lease_rebalances);
-    sample_u64(out, n, "event", "heartbeat_failed", m->lease_heartbeat_failures);
-    n = "optsnap_heal_runs_total";
-    family(out, n, "counter", "Self-healing passes (a child `optsnap repair` over the underlyings held), by outcome.");
-    sample_u64(out, n, "outcome", "ok", m->heal_runs - m->heal_failures);
-    sample_u64(out, n, "outcome", "failed", m->heal_failures);
+    labeled_u64(out, "optsnap_lease_events_total", "counter",
+                "Lease events: claimed (a new epoch), lost (expired or taken), handed_back (released), "
+                "rebalanced (surplus given up for a joiner), heartbeat_failed.",
+                "event",
+                (const struct labeled_sample[]){
+                    {"claimed", m->lease_claims}, {"lost", m->lease_losses},
+                    {"handed_back", m->lease_handbacks}, {"rebalanced", m->lease_rebalances},
+                    {"heartbeat_failed", m->lease_heartbeat_failures}, {NULL, 0}});
+    labeled_u64(out, "optsnap_heal_runs_total", "counter",
+                "Self-healing passes (a child `optsnap repair` over the underlyings held), by outcome.", "outcome",
+                (const struct labeled_sample[]){
+                    {"ok", m->heal_runs - m->heal_failures}, {"failed", m->heal_failures}, {NULL, 0}});
     counter(out, "optsnap_heal_windows_filled_total", "Windows the self-healing passes marked covered (backfill).",
             m->heal_windows);
 }

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "optsnap/api/snapshot_parse.h"
 #include "optsnap/pipeline/engine.h"
 #include "optsnap/util/log.h"
 #include "optsnap/util/scrub.h"
@@ -16,15 +17,20 @@
 void engine_fetch_started(struct engine *e, long reserve_rows);
 void engine_fetch_finished(struct engine *e, long reserve_rows);
 
+void pager_release(struct pager *p)
+{
+    free(p->url);
+    p->url = NULL;
+    pager_rules_reset(&p->rules);
+}
+
 static void pager_end(struct pager *p, bool complete, const char *why)
 {
     char reason[160];
     snprintf(reason, sizeof reason, "%s", why ? why : "");
     p->active = false;
     p->abandoned = false;
-    pager_rules_reset(&p->rules);
-    free(p->url);
-    p->url = NULL;
+    pager_release(p);
     p->on_end(p, complete, reason); /* may start the pager again */
 }
 
@@ -167,4 +173,11 @@ static void on_http(void *user, const struct http_response *resp)
     }
 out:
     engine_after_event(e);
+}
+
+enum page_verdict pager_verdict_of_parse(int parse_rc)
+{
+    if (parse_rc == PARSE_OK)
+        return PAGE_OK;
+    return parse_rc == PARSE_ERR_JSON ? PAGE_MALFORMED : PAGE_FAILED;
 }

@@ -24,6 +24,8 @@
 #include "optsnap_version.h"
 #include "run_internal.h"
 
+#include "optsnap/util/names.h"
+
 extern char **environ;
 
 #define SESSION_LOOKBACK_US (2 * USEC_PER_DAY)
@@ -37,8 +39,7 @@ int64_t run_market_now(const struct run *r) { return market_clock_now(&r->clock,
 
 static void sweep_free(struct sweep *sw)
 {
-    free(sw->pager.url);
-    pager_rules_reset(&sw->pager.rules);
+    pager_release(&sw->pager);
     free(sw);
 }
 
@@ -52,10 +53,8 @@ static enum page_verdict on_snapshot_page(struct pager *p, const struct http_res
     /* a row with no event time at all is keyed on the window it was fetched in */
     struct snapshot_parse_opts opts = {.underlying = sw->u->name, .fallback_us = sw->window_start_us};
     int rc = snapshot_page_parse_opts(&r->page, resp->body, resp->body_len, &opts, why, why_size);
-    if (rc == PARSE_ERR_JSON)
-        return PAGE_MALFORMED;
     if (rc != PARSE_OK)
-        return PAGE_FAILED;
+        return pager_verdict_of_parse(rc);
     if (resp->date_us > 0) {
         run_clock_check(r, &r->api_clock, resp->date_us, run_real_now());
         if (r->api_clock.bad)
@@ -426,45 +425,34 @@ static int cmp_entry(const void *a, const void *b)
     return strcmp(((const struct universe_entry *)a)->underlying, ((const struct universe_entry *)b)->underlying);
 }
 
-/* The names of the underlyings `keep` selects: "{A,B}" (a text[] literal,
- * array = true) or "A,B" (a list for a setting); malloc'd, NULL when out of
- * memory. Names are [A-Z0-9.:] (settings_load_universe checks), so neither
- * needs quoting; both are bound or passed as values, never spliced into SQL. */
+/* The names of the underlyings `keep` selects: a text[] literal (array =
+ * true) or "A,B" (a list for a setting); malloc'd, NULL when out of memory. */
+struct kept_names {
+    const struct run *r;
+    bool (*keep)(const struct underlying_state *u);
+};
+
+static const char *kept_name(const void *items, size_t i)
+{
+    const struct kept_names *k = items;
+    return k->keep(k->r->us[i]) ? k->r->us[i]->name : NULL;
+}
+
 char *run_names(const struct run *r, bool (*keep)(const struct underlying_state *u), bool array)
 {
-    char *out = malloc(r->nus * (sizeof r->us[0]->name + 1) + 3);
-    if (out == NULL)
-        return NULL;
-    size_t o = 0;
-    if (array)
-        out[o++] = '{';
-    size_t first = o;
-    for (size_t i = 0; i < r->nus; i++) {
-        if (!keep(r->us[i]))
-            continue;
-        if (o > first)
-            out[o++] = ',';
-        size_t l = strlen(r->us[i]->name);
-        memcpy(out + o, r->us[i]->name, l);
-        o += l;
-    }
-    if (array)
-        out[o++] = '}';
-    out[o] = '\0';
-    return out;
+    struct kept_names k = {r, keep};
+    return names_join(&k, r->nus, kept_name, array);
+}
+
+int run_names_replace(const struct run *r, bool (*keep)(const struct underlying_state *u), char **slot)
+{
+    struct kept_names k = {r, keep};
+    return names_array_replace(slot, &k, r->nus, kept_name);
 }
 
 static bool is_listed(const struct underlying_state *u) { return !u->retired; }
 
-static int universe_literal(struct run *r)
-{
-    char *arr = run_names(r, is_listed, true);
-    if (arr == NULL)
-        return -1;
-    free(r->universe_array);
-    r->universe_array = arr;
-    return 0;
-}
+static int universe_literal(struct run *r) { return run_names_replace(r, is_listed, &r->universe_array); }
 
 /* Makes the universe u[0..n): new names are added, names no longer listed are
  * retired (a running sweep finishes; no new one starts). A sort and a merge:
@@ -792,18 +780,20 @@ static void run_usage(FILE *out)
     cli_print_settings(out);
 }
 
+struct run_args {
+    int argc;
+    char **argv;
+};
+
+static int run_command(struct settings *s, void *args)
+{
+    const struct run_args *a = args;
+    return run_daemon(s, a->argc, a->argv);
+}
+
 int cmd_run(int argc, char **argv)
 {
-    if (cli_help_asked(argc, argv)) {
-        run_usage(stdout);
-        return EXIT_OK;
-    }
-    struct settings s;
-    if (cli_load("run", argc, argv, &s, NULL, 0) != 0) {
-        settings_free(&s);
-        return EXIT_USAGE;
-    }
-    int rc = run_daemon(&s, argc, argv);
-    settings_free(&s);
-    return rc;
+    struct run_args a = {argc, argv};
+    const struct cli_command c = {"run", run_usage, NULL, 0, false};
+    return cli_command_run(&c, argc, argv, run_command, &a);
 }

@@ -148,6 +148,9 @@ struct run {
 
 int64_t run_real_now(void);
 char *run_names(const struct run *r, bool (*keep)(const struct underlying_state *u), bool array);
+/* run_names as a text[] literal into *slot (the old one freed): 0, or -1 out of memory. */
+int run_names_replace(const struct run *r, bool (*keep)(const struct underlying_state *u), char **slot)
+    __attribute__((warn_unused_result));
 struct underlying_state *run_underlying_find(struct run *r, const char *name); /* NULL if not in the universe */
 int64_t run_market_now(const struct run *r);
 

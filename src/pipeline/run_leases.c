@@ -38,15 +38,7 @@ const char *run_lease_holder(const struct run *r) { return r->s->lease_ttl_us > 
 static bool is_releasing(const struct underlying_state *u) { return u->releasing; }
 
 /* The release list for the heartbeat: underlyings handed back, "{A,B}". */
-static int release_literal(struct run *r)
-{
-    char *a = run_names(r, is_releasing, true);
-    if (a == NULL)
-        return -1;
-    free(r->release_array);
-    r->release_array = a;
-    return 0;
-}
+static int release_literal(struct run *r) { return run_names_replace(r, is_releasing, &r->release_array); }
 
 static void on_heartbeat_rows(void *user, const void *pgresult)
 {

@@ -3,6 +3,7 @@
 
 #include <ctype.h>
 #include <getopt.h>
+#include <limits.h>
 #include <math.h>
 #include <signal.h>
 #include <stdio.h>
@@ -110,7 +111,7 @@ static void reply_json(struct http_reply *r, int status, struct mm_buf *b)
 {
     r->status = status;
     r->content_type = "application/json";
-    if (b->failed) {
+    if (b->bytes.failed) {
         mm_buf_free(b);
         r->status = 500;
         static const char oom[] = "{\"status\":\"ERROR\",\"error\":\"response too large\"}";
@@ -587,18 +588,17 @@ static int bars_write(void *user, const struct mm_bar *bar)
         return 1;
     }
     struct mm_buf *b = o->b;
-    mm_buf_puts(b, o->count ? ",{\"v\":" : "{\"v\":");
-    mm_buf_fixed(b, bar->v, 0);
-    mm_buf_puts(b, ",\"vw\":");
-    mm_buf_fixed(b, bar->vw, 4);
-    mm_buf_puts(b, ",\"o\":");
-    mm_buf_fixed(b, bar->o, 2);
-    mm_buf_puts(b, ",\"c\":");
-    mm_buf_fixed(b, bar->c, 2);
-    mm_buf_puts(b, ",\"h\":");
-    mm_buf_fixed(b, bar->h, 2);
-    mm_buf_puts(b, ",\"l\":");
-    mm_buf_fixed(b, bar->l, 2);
+    const struct {
+        const char *key;
+        double v;
+        int decimals;
+    } prices[] = {{"\"v\":", bar->v, 0},  {",\"vw\":", bar->vw, 4}, {",\"o\":", bar->o, 2},
+                  {",\"c\":", bar->c, 2}, {",\"h\":", bar->h, 2},   {",\"l\":", bar->l, 2}};
+    mm_buf_puts(b, o->count ? ",{" : "{");
+    for (size_t i = 0; i < sizeof prices / sizeof prices[0]; i++) {
+        mm_buf_puts(b, prices[i].key);
+        mm_buf_fixed(b, prices[i].v, prices[i].decimals);
+    }
     mm_buf_puts(b, ",\"t\":");
     mm_buf_int(b, bar->start_ms);
     mm_buf_puts(b, ",\"n\":");
@@ -691,12 +691,12 @@ static void handle_aggs(struct sim *s, const struct http_request *req, char *res
     if (o.count > 0) {
         /* like the real API: no "results" key when there are none */
         mm_buf_puts(&b, ",\"results\":[");
-        if (rows.data)
-            mm_buf_add(&b, rows.data, rows.len);
+        if (rows.bytes.data)
+            mm_buf_add(&b, rows.bytes.data, rows.bytes.len);
         mm_buf_puts(&b, "]");
     }
-    if (rows.failed)
-        b.failed = true;
+    if (rows.bytes.failed)
+        b.bytes.failed = true;
     mm_buf_free(&rows);
     mm_buf_puts(&b, ",\"status\":\"OK\",\"request_id\":");
     mm_buf_str(&b, rid);
@@ -1011,37 +1011,12 @@ static int truth_time(const struct sim *s, const struct http_request *req, int64
 
 static void day_json(struct mm_buf *b, const struct mm_day *d)
 {
-    /* the snapshot writer's day object, reused through a minimal snapshot */
+    /* the snapshot writer's day object, with the simulator's two extras first */
     mm_buf_puts(b, "{\"has_trades\":");
     mm_buf_puts(b, d->has_trades ? "true" : "false");
     mm_buf_puts(b, ",\"bars\":");
     mm_buf_int(b, d->nbars);
-    mm_buf_puts(b, ",\"last_updated\":");
-    mm_buf_int(b, d->last_updated_ns);
-    if (d->has_trades) {
-        mm_buf_puts(b, ",\"open\":");
-        mm_buf_fixed(b, d->open, 2);
-        mm_buf_puts(b, ",\"high\":");
-        mm_buf_fixed(b, d->high, 2);
-        mm_buf_puts(b, ",\"low\":");
-        mm_buf_fixed(b, d->low, 2);
-        mm_buf_puts(b, ",\"close\":");
-        mm_buf_fixed(b, d->close, 2);
-        mm_buf_puts(b, ",\"volume\":");
-        mm_buf_fixed(b, d->volume, 0);
-        mm_buf_puts(b, ",\"vwap\":");
-        mm_buf_double(b, d->vwap);
-        if (d->has_prev) {
-            mm_buf_puts(b, ",\"change\":");
-            mm_buf_fixed(b, d->change, 2);
-            mm_buf_puts(b, ",\"change_percent\":");
-            mm_buf_double(b, d->change_percent);
-        }
-    }
-    if (d->has_prev) {
-        mm_buf_puts(b, ",\"previous_close\":");
-        mm_buf_fixed(b, d->previous_close, 2);
-    }
+    mm_day_members(b, d, ",", 1);
     mm_buf_puts(b, "}");
 }
 
@@ -1487,6 +1462,19 @@ static bool host_port_chars(const char *v)
     return true;
 }
 
+/* optarg as a whole number in [lo, hi], or false after saying which option was bad. */
+static bool arg_long(const char *name, long lo, long hi, long *out)
+{
+    char *end;
+    long v = strtol(optarg, &end, 10);
+    if (*end || end == optarg || v < lo || v > hi) {
+        fprintf(stderr, "mock-api: bad --%s\n", name);
+        return false;
+    }
+    *out = v;
+    return true;
+}
+
 /* The command line into s and a: EXIT_OK, EXIT_USAGE (said why) or SIM_ARGS_HELP. */
 static int sim_parse_args(struct sim *s, struct sim_args *a, int argc, char **argv)
 {
@@ -1494,15 +1482,14 @@ static int sim_parse_args(struct sim *s, struct sim_args *a, int argc, char **ar
     opterr = 1;
     int c, idx;
     char *end;
+    long n;
     while ((c = getopt_long(argc, argv, "h", sim_opts, &idx)) != -1) {
         switch (c) {
         case OPT_HOST: s->host = optarg; break;
         case OPT_PORT:
-            s->port = (int)strtol(optarg, &end, 10);
-            if (*end || end == optarg || s->port < 0 || s->port > 65535) {
-                fprintf(stderr, "mock-api: bad --port\n");
+            if (!arg_long("port", 0, 65535, &n))
                 return EXIT_USAGE;
-            }
+            s->port = (int)n;
             break;
         case OPT_API_KEY: s->api_key = optarg[0] ? optarg : NULL; break;
         case OPT_SEED:
@@ -1521,11 +1508,9 @@ static int sim_parse_args(struct sim *s, struct sim_args *a, int argc, char **ar
             }
             break;
         case OPT_CONTRACTS:
-            a->contracts = (int)strtol(optarg, &end, 10);
-            if (*end || end == optarg) {
-                fprintf(stderr, "mock-api: bad --contracts\n");
+            if (!arg_long("contracts", INT_MIN, INT_MAX, &n))
                 return EXIT_USAGE;
-            }
+            a->contracts = (int)n;
             break;
         case OPT_CLOCK: a->clock = optarg; break;
         case OPT_SPEED:
@@ -1559,15 +1544,11 @@ static int sim_parse_args(struct sim *s, struct sim_args *a, int argc, char **ar
                 return EXIT_USAGE;
             }
             break;
-        case OPT_MAXCONN: {
-            long mc = strtol(optarg, &end, 10);
-            if (*end || mc < 1 || mc > 100000) {
-                fprintf(stderr, "mock-api: bad --max-connections\n");
+        case OPT_MAXCONN:
+            if (!arg_long("max-connections", 1, 100000, &n))
                 return EXIT_USAGE;
-            }
-            s->max_connections = (size_t)mc;
+            s->max_connections = (size_t)n;
             break;
-        }
         case OPT_LOG_LEVEL: {
             enum log_level lv;
             if (log_level_parse(optarg, &lv) != 0) {

@@ -11,7 +11,6 @@
 #include "optsnap/util/ny_calendar.h"
 #include "optsnap/util/timeutil.h"
 
-#define MM_BUF_DEFAULT_MAX ((size_t)256 << 20)
 #define MM_MAX_TRADES_PER_SESSION 20000
 #define MM_MAX_QUOTES_PER_SESSION 50000
 #define MM_RATE 0.04           /* risk-free rate of the pricing model */
@@ -28,58 +27,30 @@ struct bar_acc {
 #define MM_MEMO_SLOTS 65536 /* ~7 MiB */
 #define MM_MEMO_MIN_TRADES 48
 
+/* The finished minute bars of a day so far, folded into its day block. */
+struct day_fold {
+    double open, high, low, close, vsum, vwv;
+    int nbars;
+};
+
 struct mm_day_memo {
     uint64_t key;
     int32_t date;
     int k; /* trades consumed */
     struct bar_acc a; /* the open bar */
-    double open, high, low, close, vsum, vwv;
-    int nbars;
+    struct day_fold fold;
 };
 
 
 /* ================= buffer ================= */
 
-void mm_buf_free(struct mm_buf *b)
-{
-    free(b->data);
-    b->data = NULL;
-    b->len = b->cap = 0;
-}
-
-static bool buf_reserve(struct mm_buf *b, size_t extra)
-{
-    if (b->failed)
-        return false;
-    size_t max = b->max ? b->max : MM_BUF_DEFAULT_MAX;
-    if (b->len + extra + 1 <= b->cap)
-        return true;
-    if (b->len + extra + 1 > max) {
-        b->failed = true;
-        return false;
-    }
-    size_t nc = b->cap ? b->cap : 4096;
-    while (nc < b->len + extra + 1)
-        nc *= 2;
-    if (nc > max)
-        nc = max;
-    char *p = realloc(b->data, nc);
-    if (p == NULL) {
-        b->failed = true;
-        return false;
-    }
-    b->data = p;
-    b->cap = nc;
-    return true;
-}
+void mm_buf_free(struct mm_buf *b) { bytebuf_free(&b->bytes); }
 
 void mm_buf_add(struct mm_buf *b, const char *s, size_t n)
 {
-    if (!buf_reserve(b, n))
-        return;
-    memcpy(b->data + b->len, s, n);
-    b->len += n;
-    b->data[b->len] = '\0';
+    bytebuf_append(&b->bytes, s, n);
+    if (!b->bytes.failed) /* bytebuf_reserve keeps a spare byte for the NUL */
+        b->bytes.data[b->bytes.len] = '\0';
 }
 
 void mm_buf_puts(struct mm_buf *b, const char *s) { mm_buf_add(b, s, strlen(s)); }
@@ -190,15 +161,7 @@ void mm_buf_str(struct mm_buf *b, const char *s)
     mm_buf_add(b, "\"", 1);
 }
 
-char *mm_buf_take(struct mm_buf *b, size_t *len)
-{
-    char *d = b->data;
-    if (len)
-        *len = b->len;
-    b->data = NULL;
-    b->len = b->cap = 0;
-    return d;
-}
+char *mm_buf_take(struct mm_buf *b, size_t *len) { return bytebuf_take(&b->bytes, len); }
 
 /* ================= randomness ================= */
 
@@ -847,68 +810,76 @@ static int64_t slot_ctx_time(const void *p, int i)
                      day_key(x->c, x->sm->date, x->salt + (uint64_t)i), x->avoid_minute);
 }
 
+/* The slots of a session's trades (quotes = false) or quotes. */
+static struct slot_ctx events_of(const struct mm_contract *c, const struct session_model *sm, int n, bool quotes)
+{
+    return quotes ? (struct slot_ctx){c, sm, n, 0x30000000u, false} : (struct slot_ctx){c, sm, n, 0x10000u, true};
+}
+
 static int trades_upto(const struct mock_market *m, const struct mm_contract *c,
                        const struct session_model *sm, int64_t t_us)
 {
-    int n = mm_trade_count(m, c, sm->date);
-    struct slot_ctx x = {c, sm, n, 0x10000u, true};
-    return last_slot_before(t_us, sm->open_us, sm->close_us - sm->open_us, n, slot_ctx_time, &x) + 1;
+    struct slot_ctx x = events_of(c, sm, mm_trade_count(m, c, sm->date), false);
+    return last_slot_before(t_us, sm->open_us, sm->close_us - sm->open_us, x.n, slot_ctx_time, &x) + 1;
+}
+
+/* The last trade or quote at or before t_us: its session (t's, not after
+ * expiry, at most MM_LOOKBACK_SESSIONS back) in *sm, its slots in *x, and
+ * its index, or -1 when there is none. */
+static int last_event(const struct mock_market *m, const struct mm_contract *c, int64_t t_us, bool quotes,
+                      struct session_model *sm, struct slot_ctx *x)
+{
+    int32_t d = mm_session_date(m, t_us);
+    if (d > c->exp_days)
+        d = c->exp_days;
+    for (int back = 0; back < MM_LOOKBACK_SESSIONS; back++, d = mm_prev_trading_date(m, d)) {
+        int n = quotes ? quote_count(m, c, d) : mm_trade_count(m, c, d);
+        if (n == 0)
+            continue;
+        session_model_init(m, c, d, sm);
+        *x = events_of(c, sm, n, quotes);
+        int j = last_slot_before(t_us, sm->open_us, sm->close_us - sm->open_us, n, slot_ctx_time, x);
+        if (j >= 0)
+            return j;
+    }
+    return -1;
 }
 
 bool mm_last_trade(const struct mock_market *m, const struct mm_contract *c, int64_t t_us,
                    struct mm_trade *out)
 {
-    int32_t d = mm_session_date(m, t_us);
-    if (d > c->exp_days)
-        d = c->exp_days;
-    for (int back = 0; back < MM_LOOKBACK_SESSIONS; back++, d = mm_prev_trading_date(m, d)) {
-        int n = mm_trade_count(m, c, d);
-        if (n == 0)
-            continue;
-        struct session_model sm;
-        session_model_init(m, c, d, &sm);
-        int k = trades_upto(m, c, &sm, t_us);
-        if (k > 0) {
-            trade_fill(m, c, &sm, k - 1, n, out);
-            return true;
-        }
-    }
-    return false;
+    struct session_model sm;
+    struct slot_ctx x;
+    int j = last_event(m, c, t_us, false, &sm, &x);
+    if (j < 0)
+        return false;
+    trade_fill(m, c, &sm, j, x.n, out);
+    return true;
 }
 
 bool mm_last_quote(const struct mock_market *m, const struct mm_contract *c, int64_t t_us,
                    struct mm_quote *out)
 {
-    int32_t d = mm_session_date(m, t_us);
-    if (d > c->exp_days)
-        d = c->exp_days;
-    for (int back = 0; back < MM_LOOKBACK_SESSIONS; back++, d = mm_prev_trading_date(m, d)) {
-        int n = quote_count(m, c, d);
-        if (n == 0)
-            continue;
-        struct session_model sm;
-        session_model_init(m, c, d, &sm);
-        struct slot_ctx x = {c, &sm, n, 0x30000000u, false};
-        int j = last_slot_before(t_us, sm.open_us, sm.close_us - sm.open_us, n, slot_ctx_time, &x);
-        if (j < 0)
-            continue;
-        int64_t t = slot_ctx_time(&x, j);
-        uint64_t h = day_key(c, d, 0x40000000u + (uint64_t)j);
-        double mark = session_mark(m, c, &sm, t);
-        double spread = round_dec(mark * (0.03 + 0.07 * mm_unit(h)), 2);
-        if (spread < 0.01)
-            spread = 0.01;
-        double bid = round_dec(mark - spread / 2, 2);
-        if (bid < 0)
-            bid = 0;
-        out->bid = bid;
-        out->ask = round_dec(bid + spread, 2);
-        out->bid_size = 1 + (int32_t)((h >> 8) % 500);
-        out->ask_size = 1 + (int32_t)((h >> 20) % 500);
-        out->t_ns = t * 1000 + (int64_t)((h >> 40) % 1000);
-        return true;
-    }
-    return false;
+    struct session_model sm;
+    struct slot_ctx x;
+    int j = last_event(m, c, t_us, true, &sm, &x);
+    if (j < 0)
+        return false;
+    int64_t t = slot_ctx_time(&x, j);
+    uint64_t h = day_key(c, sm.date, 0x40000000u + (uint64_t)j);
+    double mark = session_mark(m, c, &sm, t);
+    double spread = round_dec(mark * (0.03 + 0.07 * mm_unit(h)), 2);
+    if (spread < 0.01)
+        spread = 0.01;
+    double bid = round_dec(mark - spread / 2, 2);
+    if (bid < 0)
+        bid = 0;
+    out->bid = bid;
+    out->ask = round_dec(bid + spread, 2);
+    out->bid_size = 1 + (int32_t)((h >> 8) % 500);
+    out->ask_size = 1 + (int32_t)((h >> 20) % 500);
+    out->t_ns = t * 1000 + (int64_t)((h >> 40) % 1000);
+    return true;
 }
 
 /* ================= bars and the day block ================= */
@@ -963,6 +934,24 @@ static double prev_close(const struct mock_market *m, const struct mm_contract *
     return 0;
 }
 
+/* Folds the finished bar of a into the day so far. */
+static void day_fold_bar(struct day_fold *f, const struct bar_acc *a)
+{
+    struct mm_bar b;
+    acc_finish(a, &b);
+    if (f->nbars == 0) {
+        f->open = b.o;
+        f->high = b.h;
+        f->low = b.l;
+    }
+    f->high = b.h > f->high ? b.h : f->high;
+    f->low = b.l < f->low ? b.l : f->low;
+    f->close = b.c;
+    f->vsum += b.v;
+    f->vwv += b.vw * b.v;
+    f->nbars++;
+}
+
 void mm_day_block(const struct mock_market *m, const struct mm_contract *c, int64_t t_us,
                   struct mm_day *out)
 {
@@ -980,7 +969,7 @@ void mm_day_block(const struct mock_market *m, const struct mm_contract *c, int6
     if (k == 0)
         return;
     struct bar_acc a = {0};
-    double vsum = 0, vwv = 0;
+    struct day_fold fold = {0};
     int i0 = 0;
     struct mm_day_memo *memo = NULL;
     if (m->memo && n >= MM_MEMO_MIN_TRADES) {
@@ -988,13 +977,7 @@ void mm_day_block(const struct mock_market *m, const struct mm_contract *c, int6
         if (memo->key == c->key && memo->date == d && memo->k > 0 && memo->k <= k) {
             i0 = memo->k;
             a = memo->a;
-            out->open = memo->open;
-            out->high = memo->high;
-            out->low = memo->low;
-            out->close = memo->close;
-            vsum = memo->vsum;
-            vwv = memo->vwv;
-            out->nbars = memo->nbars;
+            fold = memo->fold;
         }
     }
     for (int i = i0; i < k; i++) {
@@ -1002,19 +985,7 @@ void mm_day_block(const struct mock_market *m, const struct mm_contract *c, int6
         trade_fill(m, c, &sm, i, n, &t);
         int64_t start_ms = floor_div(t.t_ns / 1000, MM_MINUTE_US) * 60000;
         if (a.n > 0 && start_ms != a.start_ms) {
-            struct mm_bar b;
-            acc_finish(&a, &b);
-            if (out->nbars == 0) {
-                out->open = b.o;
-                out->high = b.h;
-                out->low = b.l;
-            }
-            out->high = b.h > out->high ? b.h : out->high;
-            out->low = b.l < out->low ? b.l : out->low;
-            out->close = b.c;
-            vsum += b.v;
-            vwv += b.vw * b.v;
-            out->nbars++;
+            day_fold_bar(&fold, &a);
             a.n = 0;
         }
         acc_add(&a, start_ms, &t);
@@ -1024,30 +995,17 @@ void mm_day_block(const struct mock_market *m, const struct mm_contract *c, int6
         memo->date = d;
         memo->k = k;
         memo->a = a;
-        memo->open = out->open;
-        memo->high = out->high;
-        memo->low = out->low;
-        memo->close = out->close;
-        memo->vsum = vsum;
-        memo->vwv = vwv;
-        memo->nbars = out->nbars;
+        memo->fold = fold;
     }
-    struct mm_bar b;
-    acc_finish(&a, &b);
-    if (out->nbars == 0) {
-        out->open = b.o;
-        out->high = b.h;
-        out->low = b.l;
-    }
-    out->high = b.h > out->high ? b.h : out->high;
-    out->low = b.l < out->low ? b.l : out->low;
-    out->close = b.c;
-    vsum += b.v;
-    vwv += b.vw * b.v;
-    out->nbars++;
+    day_fold_bar(&fold, &a);
+    out->open = fold.open;
+    out->high = fold.high;
+    out->low = fold.low;
+    out->close = fold.close;
+    out->nbars = fold.nbars;
     out->has_trades = true;
-    out->volume = vsum;
-    out->vwap = vwv / vsum;
+    out->volume = fold.vsum;
+    out->vwap = fold.vwv / fold.vsum;
     if (out->has_prev) {
         out->change = round_dec(out->close - out->previous_close, 2);
         out->change_percent = (out->close - out->previous_close) / out->previous_close * 100.0;
@@ -1289,22 +1247,9 @@ bool mm_realism_no_iv(const struct mock_market *m, const char *ticker)
     return m->realism && realism_hash(ticker) % 6 == 2;
 }
 
-void mm_snapshot_write(struct mm_buf *b, const struct mock_market *m, const struct mm_snapshot *s,
-                       enum mm_bad_kind bad)
+void mm_day_members(struct mm_buf *b, const struct mm_day *d, const char *sep, int64_t time_divisor)
 {
-    const struct mm_day *d = &s->day;
-    const bool real = m->realism && bad == MM_BAD_NONE;
-    const bool no_event = real && mm_realism_no_event_time(m, s->c.ticker);
-    const bool has_quote = s->has_quote && !no_event, has_trade = s->has_trade && !no_event;
-    PUTS("{");
-    if (s->has_break_even) {
-        PUTS("\"break_even_price\":");
-        mm_buf_fixed(b, s->break_even, 4);
-        PUTS(",");
-    }
-    PUTS("\"day\":{");
     /* keys in the API's (alphabetical) order; `sep` puts the commas */
-    const char *sep = "";
 #define DAY_KEY(lit)                                                                               \
     do {                                                                                           \
         mm_buf_puts(b, sep);                                                                       \
@@ -1323,10 +1268,9 @@ void mm_snapshot_write(struct mm_buf *b, const struct mock_market *m, const stru
         DAY_KEY("\"high\":");
         mm_buf_fixed(b, d->high, 2);
     }
-    if (!no_event) {
+    if (time_divisor > 0) {
         DAY_KEY("\"last_updated\":");
-        /* the real API sends the day's time in ms beside ns quote/trade times */
-        mm_buf_int(b, real ? d->last_updated_ns / 1000000 : d->last_updated_ns);
+        mm_buf_int(b, d->last_updated_ns / time_divisor);
     }
     if (d->has_trades) {
         DAY_KEY("\"low\":");
@@ -1345,6 +1289,24 @@ void mm_snapshot_write(struct mm_buf *b, const struct mock_market *m, const stru
         mm_buf_double(b, d->vwap);
     }
 #undef DAY_KEY
+}
+
+void mm_snapshot_write(struct mm_buf *b, const struct mock_market *m, const struct mm_snapshot *s,
+                       enum mm_bad_kind bad)
+{
+    const struct mm_day *d = &s->day;
+    const bool real = m->realism && bad == MM_BAD_NONE;
+    const bool no_event = real && mm_realism_no_event_time(m, s->c.ticker);
+    const bool has_quote = s->has_quote && !no_event, has_trade = s->has_trade && !no_event;
+    PUTS("{");
+    if (s->has_break_even) {
+        PUTS("\"break_even_price\":");
+        mm_buf_fixed(b, s->break_even, 4);
+        PUTS(",");
+    }
+    PUTS("\"day\":{");
+    /* the real API sends the day's time in ms beside ns quote/trade times */
+    mm_day_members(b, d, "", no_event ? 0 : real ? 1000000 : 1);
     PUTS("},");
     if (bad != MM_BAD_NO_DETAILS) {
         PUTS("\"details\":{\"contract_type\":");

@@ -429,11 +429,11 @@ static void test_json_numbers(void)
     mm_buf_double(&b, 30.7738);
     mm_buf_puts(&b, " ");
     mm_buf_int(&b, INT64_MIN + 1);
-    CHECK_STR(b.data, "29 -0.0282271893 0.005 30.7738 -9223372036854775807");
+    CHECK_STR(b.bytes.data, "29 -0.0282271893 0.005 30.7738 -9223372036854775807");
     mm_buf_free(&b);
-    b.max = 16;
+    b.bytes.limit = 16;
     mm_buf_puts(&b, "0123456789abcdefXYZ");
-    CHECK(b.failed);
+    CHECK(b.bytes.failed);
     mm_buf_free(&b);
     /* base64 round trip */
     char enc[64];

@@ -50,6 +50,46 @@ int api_envelope_open(struct api_envelope *env, const char *body, size_t len,
 
 void api_envelope_close(struct api_envelope *env);
 
+/* What a page's "results" may be (the page parsers' one prologue checks it). */
+struct api_results_rule {
+    size_t max;        /* most elements of the array */
+    const char *noun;  /* what an element is, for the message: "entries", "bars" */
+    bool missing_ok;   /* absent or null is no results (else absent is "results: missing") */
+    bool object_ok;    /* one object is one result (the single-item endpoints) */
+};
+
+/* A page being parsed: its envelope, how many results it holds and its
+ * next_url (owned until api_page_finish or api_page_abandon). */
+struct api_page {
+    struct api_envelope env;
+    size_t count;
+    char *next_url;
+};
+
+/* A page parser's prologue: clears err, api_envelope_open, checks
+ * "results" against rule and takes next_url. request_id[0..size) gets the
+ * envelope's request_id (as far as it was read) either way, as does
+ * pg->env.status. Returns PARSE_OK with pg open (end it with api_page_finish
+ * or api_page_abandon), or a negative enum parse_result with the message in
+ * err and nothing to free. */
+int api_page_open(struct api_page *pg, const char *body, size_t len, struct json_exact_ints *exact,
+                  const struct api_results_rule *rule, char *request_id, size_t request_id_size, char *err,
+                  size_t err_size) __attribute__((warn_unused_result));
+
+/* The results one at a time: the first (NULL when none), then the one after res. */
+const cJSON *api_page_first(const struct api_page *pg);
+const cJSON *api_page_next(const struct api_page *pg, const cJSON *res);
+
+/* Success: the parsed page's next_url (*page_next_url, freed) becomes pg's; pg is closed. */
+void api_page_finish(struct api_page *pg, char **page_next_url);
+
+/* What api_page_open and api_page_finish wrote into a parsed page, for its
+ * reset: *page_next_url freed and NULL, request_id "". */
+void api_page_forget(char **page_next_url, char *request_id);
+
+/* Failure after a successful open: next_url freed, pg closed. Returns rc. */
+int api_page_abandon(struct api_page *pg, int rc);
+
 /* Reads "next_url" from the envelope: absent, null or "" give *out = NULL;
  * a string gives a malloc'd copy (the caller frees); anything else (or a
  * URL over 16 KiB) is PARSE_ERR_SHAPE with a message in err. */

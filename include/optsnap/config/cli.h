@@ -34,6 +34,27 @@ bool cli_help_asked(int argc, char **argv);
 int cli_load(const char *cmd, int argc, char **argv, struct settings *s, const struct cli_option *opts, size_t nopts)
     __attribute__((warn_unused_result));
 
+/* A command, to the frame every command shares (cli_command_run). */
+struct cli_command {
+    const char *name;              /* "gaps": errors read "optsnap gaps: ..." */
+    void (*usage)(FILE *out);      /* its --help text */
+    const struct cli_option *opts; /* its own options (NULL when none) */
+    size_t nopts;
+    bool usage_on_error;           /* the usage goes to stderr after a usage error too */
+};
+
+/* The frame: --help or -h prints the usage on stdout (exit 0); else the
+ * settings and the command's own options are loaded (an error is printed:
+ * exit 2) and run(s, user) gives the exit code. The settings are freed
+ * either way. */
+int cli_command_run(const struct cli_command *c, int argc, char **argv,
+                    int (*run)(struct settings *s, void *user), void *user);
+
+/* A command's --underlying LIST: it becomes the universe setting (NULL:
+ * nothing to do). Returns 0, or -1 after printing "optsnap CMD: --underlying: ...". */
+int cli_underlying_option(const char *cmd, struct settings *s, const char *underlying)
+    __attribute__((warn_unused_result));
+
 /* One line per setting: "  --name  doc (default: v[, reloadable])". */
 void cli_print_settings(FILE *out);
 

@@ -48,6 +48,11 @@ struct gap_request {
     int64_t statement_timeout_us; /* SET LOCAL for the query; 0 = server default */
 };
 
+/* The request of a command over [from_us, to_us) for u[0..n): calendar,
+ * cadence and statement_timeout from the settings, no horizon. */
+struct gap_request gap_request_of(const struct settings *s, int64_t from_us, int64_t to_us,
+                                  const struct universe_entry *u, size_t n);
+
 /* Runs optsnap_gaps in one transaction on `conn` (idle, not in a
  * transaction). On success returns 0 and fills *out (caller frees with
  * gap_list_free). On failure returns GAPS_ERR_DB (logged with SQLSTATE),

@@ -24,6 +24,11 @@ enum page_verdict {
     PAGE_FAILED,    /* stop: why says it */
 };
 
+/* What a driver's parse result (enum parse_result) means for its page: PAGE_OK
+ * for PARSE_OK, PAGE_MALFORMED for a body that is not JSON (it may be fetched
+ * again), PAGE_FAILED for anything else. */
+enum page_verdict pager_verdict_of_parse(int parse_rc);
+
 /* The driver's view of one 2xx page. next_url must stay valid until the call returns. */
 typedef enum page_verdict (*pager_page_cb)(struct pager *p, const struct http_response *resp,
                                            const char **next_url, char *why, size_t why_size);
@@ -53,6 +58,10 @@ struct pager {
 /* Starts fetching url (copied). Returns 0 (on_end will be called), or -1
  * (out of memory, engine not running: on_end is never called). */
 int pager_start(struct engine *e, struct pager *p, const char *url) __attribute__((warn_unused_result));
+
+/* Frees what the pager holds (its URL, its rules' memory), for the driver
+ * freeing the struct around it: a pager never started, or ended. */
+void pager_release(struct pager *p);
 
 /* The driver gives up on this fetch (its group failed): no further page is
  * requested; on_end follows with complete = false and why (at once when

@@ -31,6 +31,7 @@
 #include <stdint.h>
 
 #include "optsnap/api/row.h"
+#include "optsnap/util/buf.h"
 
 #define MM_MAX_UNDERLYINGS 5000
 #define MM_MAX_CONTRACTS 20000    /* per underlying */
@@ -39,13 +40,13 @@
 #define MM_EXPIRED_LOOKBACK_DAYS 35 /* reference expired=true covers this far back */
 #define MM_UTC_OFFSET_US (-5 * INT64_C(3600000000))
 
-/* ---------- growable output buffer (capped) ---------- */
+/* ---------- output buffer ---------- */
 
+/* The simulator's JSON output: the one capped byte buffer (bytes.limit, 0 =
+ * BYTEBUF_DEFAULT_LIMIT; bytes.failed set past it or out of memory), its
+ * data kept NUL-terminated after every append. Free with mm_buf_free. */
 struct mm_buf {
-    char *data; /* malloc'd, owned; free with mm_buf_free */
-    size_t len, cap;
-    size_t max;  /* hard cap; 0 = 256 MiB */
-    bool failed; /* set when an append hit the cap or malloc failed */
+    struct bytebuf bytes;
 };
 
 void mm_buf_free(struct mm_buf *b);
@@ -252,6 +253,11 @@ const char *mm_bad_kind_name(enum mm_bad_kind k);
 /* The ticker text a bad row carries ("" when none): what a reject can show. */
 void mm_bad_ticker(const struct mock_market *m, const struct mm_contract *c, enum mm_bad_kind k,
                    char *out, size_t size);
+
+/* The API's members of a day block (no braces), alphabetical, each after sep
+ * and then ",": last_updated as last_updated_ns / time_divisor (1: ns,
+ * 1000000: ms), left out when time_divisor is 0. */
+void mm_day_members(struct mm_buf *b, const struct mm_day *d, const char *sep, int64_t time_divisor);
 
 /* Appends the result object of one contract (the JSON the API sends). */
 void mm_snapshot_write(struct mm_buf *b, const struct mock_market *m, const struct mm_snapshot *s,
