@@ -3,6 +3,7 @@
 
 #include "optsnap_version.h"
 
+#include "optsnap/util/list.h"
 #include "optsnap/util/log.h"
 
 #include <ctype.h>
@@ -34,7 +35,7 @@ const double http_latency_bounds_s[HTTP_LATENCY_BUCKETS] = {0.005, 0.01, 0.025, 
 enum request_list { LIST_NONE = 0, LIST_QUEUED, LIST_SLEEPING, LIST_CANCELLED };
 
 struct http_request {
-    struct http_request *prev, *next;
+    struct list_node link; /* in the queue of `list` */
     enum request_list list;
     char *url;
     http_done_cb cb;
@@ -48,7 +49,7 @@ struct http_request {
 };
 
 struct request_queue {
-    struct http_request *head, *tail;
+    struct list_node head;
     size_t count;
 };
 
@@ -76,7 +77,7 @@ struct http_transfer {
 /* One uv_poll_t per socket curl asks us to watch; freed in its close callback. */
 struct http_socket {
     uv_poll_t poll;
-    struct http_socket *prev, *next;
+    struct list_node link; /* in the client's sockets */
     struct http_client *client;
     curl_socket_t fd;
     int events; /* what curl last asked us to watch */
@@ -108,7 +109,7 @@ struct http_client {
     size_t paused;         /* running transfers paused for budget */
     bool budget_freed;     /* a transfer gave its bytes back since the last resume */
     uint64_t start_seq;
-    struct http_socket *sockets;
+    struct list_node sockets;
 
     double tokens;
     uint64_t tokens_ns;
@@ -147,21 +148,26 @@ void http_settings_default(struct http_settings *s)
     s->user_agent = "optsnap/" OPTSNAP_VERSION;
 }
 
+static struct http_request *req_of(const struct request_queue *q, struct list_node *n)
+{
+    return n == &q->head ? NULL : list_entry(n, struct http_request, link);
+}
+
+static struct http_request *queue_head(const struct request_queue *q) { return req_of(q, q->head.next); }
+static struct http_request *queue_tail(const struct request_queue *q) { return req_of(q, q->head.prev); }
+static struct http_request *queue_prev(const struct request_queue *q, struct http_request *r)
+{
+    return req_of(q, r->link.prev);
+}
+
 /* Links r in at the tail of q (or at its head when front). */
 static void queue_insert(struct request_queue *q, struct http_request *r, enum request_list l, bool front)
 {
-    struct http_request *before = front ? NULL : q->tail, *after = front ? q->head : NULL;
     r->list = l;
-    r->prev = before;
-    r->next = after;
-    if (before)
-        before->next = r;
+    if (front)
+        list_push_front(&q->head, &r->link);
     else
-        q->head = r;
-    if (after)
-        after->prev = r;
-    else
-        q->tail = r;
+        list_push_back(&q->head, &r->link);
     q->count++;
 }
 
@@ -172,15 +178,7 @@ static void queue_push_back(struct request_queue *q, struct http_request *r, enu
 
 static void queue_remove(struct request_queue *q, struct http_request *r)
 {
-    if (r->prev)
-        r->prev->next = r->next;
-    else
-        q->head = r->next;
-    if (r->next)
-        r->next->prev = r->prev;
-    else
-        q->tail = r->prev;
-    r->prev = r->next = NULL;
+    list_remove(&r->link);
     r->list = LIST_NONE;
     q->count--;
 }
@@ -299,9 +297,9 @@ static void client_free(struct http_client *c)
     free(c);
 }
 
-static void handle_closed(uv_handle_t *h)
+/* One of the client's handles has closed: the last one frees the client. */
+static void handle_gone(struct http_client *c)
 {
-    struct http_client *c = h->data;
     if (--c->open_handles == 0) {
         void (*cb)(void *) = c->closed_cb;
         void *user = c->closed_user;
@@ -310,34 +308,24 @@ static void handle_closed(uv_handle_t *h)
             cb(user);
     }
 }
+
+static void handle_closed(uv_handle_t *h) { handle_gone(h->data); }
 
 static void socket_closed(uv_handle_t *h)
 {
     struct http_socket *s = (struct http_socket *)h;
     struct http_client *c = s->client;
     free(s);
-    if (--c->open_handles == 0) {
-        void (*cb)(void *) = c->closed_cb;
-        void *user = c->closed_user;
-        client_free(c);
-        if (cb)
-            cb(user);
-    }
+    handle_gone(c);
 }
 
-static void socket_close(struct http_client *c, struct http_socket *s)
+static void socket_close(struct http_socket *s)
 {
     if (s->closing)
         return;
     s->closing = true;
     uv_poll_stop(&s->poll);
-    if (s->prev)
-        s->prev->next = s->next;
-    else
-        c->sockets = s->next;
-    if (s->next)
-        s->next->prev = s->prev;
-    s->prev = s->next = NULL;
+    list_remove(&s->link);
     uv_close((uv_handle_t *)&s->poll, socket_closed);
 }
 
@@ -525,7 +513,7 @@ static int on_curl_socket(CURL *easy, curl_socket_t fd, int what, void *userp, v
     struct http_socket *s = socketp;
     if (what == CURL_POLL_REMOVE) {
         if (s)
-            socket_close(c, s);
+            socket_close(s);
         return 0;
     }
     if (s && s->closing)
@@ -544,10 +532,7 @@ static int on_curl_socket(CURL *easy, curl_socket_t fd, int what, void *userp, v
         s->fd = fd;
         s->poll.data = c;
         c->open_handles++;
-        s->next = c->sockets;
-        if (c->sockets)
-            c->sockets->prev = s;
-        c->sockets = s;
+        list_push_front(&c->sockets, &s->link);
         /* documented as safe from inside the socket callback */
         curl_multi_assign(c->multi, fd, s);
     }
@@ -686,12 +671,12 @@ static void retry_timer_arm(struct http_client *c)
 {
     if (c->closing)
         return;
-    if (!c->sleeping.head) {
+    if (list_empty(&c->sleeping.head)) {
         uv_timer_stop(&c->retry_timer);
         return;
     }
     uint64_t earliest = UINT64_MAX;
-    for (struct http_request *r = c->sleeping.head; r; r = r->next)
+    for (struct http_request *r = queue_head(&c->sleeping); r; r = req_of(&c->sleeping, r->link.next))
         if (r->wake_ns < earliest)
             earliest = r->wake_ns;
     uint64_t now = uv_hrtime();
@@ -933,9 +918,11 @@ static void poll_fired(uv_poll_t *poll, int status, int events)
     if (status < 0 && !c->closing) {
         /* libuv stops a poll handle that reports an error; if curl keeps the
          * socket without changing what it waits for, it would never hear of it again */
-        for (struct http_socket *x = c->sockets; x; x = x->next)
+        for (struct list_node *n = c->sockets.next; n != &c->sockets; n = n->next) {
+            struct http_socket *x = list_entry(n, struct http_socket, link);
             if (x->fd == fd && !x->closing && !uv_is_active((uv_handle_t *)&x->poll))
                 uv_poll_start(&x->poll, x->events, poll_fired);
+        }
     }
     reap_finished(c);
 }
@@ -957,9 +944,9 @@ static void retry_timer_fired(uv_timer_t *timer)
     uint64_t now = uv_hrtime() + 500000; /* wake those due within half a millisecond */
     /* walk backwards so the due requests keep their order at the head of the FIFO:
      * a retry is older than anything still queued */
-    struct http_request *r = c->sleeping.tail;
+    struct http_request *r = queue_tail(&c->sleeping);
     while (r) {
-        struct http_request *prev = r->prev;
+        struct http_request *prev = queue_prev(&c->sleeping, r);
         if (r->wake_ns <= now) {
             queue_remove(&c->sleeping, r);
             queue_insert(&c->queued, r, LIST_QUEUED, true);
@@ -1036,7 +1023,7 @@ static void resume_paused(struct http_client *c)
 static void pump(struct http_client *c)
 {
     resume_paused(c);
-    while (!c->closing && c->queued.head && c->running < (size_t)c->settings.concurrency) {
+    while (!c->closing && !list_empty(&c->queued.head) && c->running < (size_t)c->settings.concurrency) {
         uint64_t now = uv_hrtime();
         if (c->pause_until_ns > now) {
             uint64_t ms = (c->pause_until_ns - now + 999999) / 1000000;
@@ -1057,7 +1044,7 @@ static void pump(struct http_client *c)
             }
             c->tokens -= 1.0;
         }
-        struct http_request *r = c->queued.head;
+        struct http_request *r = queue_head(&c->queued);
         queue_remove(&c->queued, r);
         if (!attempt_start(c, r)) {
             char qerr[200];
@@ -1106,6 +1093,10 @@ int http_client_create(struct http_client **out, uv_loop_t *loop, const struct h
         return -ENOMEM;
     c->loop = loop;
     c->settings = *s;
+    list_init(&c->queued.head);
+    list_init(&c->sleeping.head);
+    list_init(&c->cancelled.head);
+    list_init(&c->sockets);
     bool failed = false;
     c->ca_file = strdup_or_null(s->ca_file, &failed);
     c->user_agent = strdup_or_null(s->user_agent, &failed);
@@ -1218,15 +1209,15 @@ static void teardown(uv_timer_t *timer)
 {
     struct http_client *c = timer->data;
     struct http_request *r;
-    while ((r = c->cancelled.head) != NULL) {
+    while ((r = queue_head(&c->cancelled)) != NULL) {
         queue_remove(&c->cancelled, r);
         snprintf(r->last_error, sizeof r->last_error, "cancelled");
         request_complete(c, r, HTTP_CANCELLED, 0, NULL, 0, r->last_error);
     }
     /* stop watching before curl closes its sockets; curl's REMOVE calls for
      * these during cleanup are then ignored */
-    while (c->sockets)
-        socket_close(c, c->sockets);
+    while (!list_empty(&c->sockets))
+        socket_close(list_entry(c->sockets.next, struct http_socket, link));
     struct http_transfer *t = c->all_transfers;
     while (t) {
         struct http_transfer *next = t->next_all;
@@ -1266,11 +1257,11 @@ void http_client_close(struct http_client *c, void (*closed_cb)(void *user), voi
     }
     c->running = 0;
     struct http_request *r;
-    while ((r = c->sleeping.head) != NULL) {
+    while ((r = queue_head(&c->sleeping)) != NULL) {
         queue_remove(&c->sleeping, r);
         queue_push_back(&c->cancelled, r, LIST_CANCELLED);
     }
-    while ((r = c->queued.head) != NULL) {
+    while ((r = queue_head(&c->queued)) != NULL) {
         queue_remove(&c->queued, r);
         queue_push_back(&c->cancelled, r, LIST_CANCELLED);
     }
