@@ -13,7 +13,7 @@ int cmd_gaps(int argc, char **argv);     /* history/gaps.c */
 int cmd_backfill(int argc, char **argv); /* history/repair.c */
 int cmd_repair(int argc, char **argv);   /* history/repair.c */
 int cmd_rejects(int argc, char **argv);  /* history/rejects.c */
-int cmd_check(int argc, char **argv);    /* history/check.c */
+int cmd_check(int argc, char **argv);    /* ops/check.c */
 int cmd_chain(int argc, char **argv);    /* history/chain.c */
 int cmd_series(int argc, char **argv);   /* history/chain.c */
 int cmd_retention(int argc, char **argv); /* history/retention.c */

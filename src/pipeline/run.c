@@ -15,6 +15,7 @@
 #include "optsnap/config/cli.h"
 #include "optsnap/db/pg_connect.h"
 #include "optsnap/db/retention.h"
+#include "optsnap/ops/check.h"
 #include "optsnap/ops/sd_notify.h"
 #include "optsnap/pipeline/calendar.h"
 #include "optsnap/util/array.h"
@@ -739,6 +740,10 @@ int run_daemon(struct settings *s, int argc, char **argv)
         run_free(r);
         return code;
     }
+    /* `optsnap check`'s checks, logged: a wrong key, an unentitled plan or
+     * missing privileges are named once at start, before the loop runs
+     * (they block: one request each, at most http_timeout) */
+    (void)check_run(s, NULL);
     struct engine_config cfg = {.name = "run", .application_name = "optsnap",
                                 .user_agent = "optsnap/" OPTSNAP_VERSION,
                                 .http_concurrency = s->http_concurrency, .db_connections = s->db_connections,

@@ -2,7 +2,7 @@
 # optsnap check against the simulator: a good setup exits 0 with every line
 # ok; a wrong key, an unentitled underlying (the real 403 body) and a
 # database without migrations each exit 1 with the reason on the FAIL line;
-# the key is never printed.
+# the key is never printed; `run` logs the same checks at start.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 skip_unless_pg
@@ -14,6 +14,7 @@ KEY="check-key-$(date +%s%N)"
 DB=$(e2e_db h12_check_good)
 EMPTY=$(pgtest_createdb h12_check_empty)
 sim_start "$OUT/sim.log" --underlyings SPY,QQQ --contracts 20 --always-open --api-key "$KEY" --unentitled QQQ
+SIM1_URL=$SIM_URL
 
 run_check() { # OUTFILE, then env assignments and flags
     local out=$1; shift
@@ -73,6 +74,25 @@ rc=$(run_check "$OUT/ratelimit.out" DATABASE_URL="$DB" OPTSNAP_API_KEY="$KEY" "$
 [ "$rc" = 0 ] || { cat "$OUT/ratelimit.out"; fail "realism simulator: exit $rc, want 0"; }
 grep -Eq "^api rate limit +ok +X-RateLimit-Remaining=[1-9][0-9]*$" "$OUT/ratelimit.out" || { cat "$OUT/ratelimit.out"; fail "the rate-limit header was not shown"; }
 
-if grep -F -l -e "$KEY" "$OUT"/*.out; then fail "the API key was printed"; fi
+# 8. `run` runs the same checks at start and logs them: with a wrong key, a
+# warning line names the check and the API's reason; with a good setup every
+# check is logged ok (the simulator of step 1 still listens at $SIM1_URL)
+run_start_checks() { # LOG KEY
+    local rc=0
+    DATABASE_URL=$DB OPTSNAP_API_KEY=$2 timeout 20 "$BIN" run --api-url "$SIM1_URL" --universe SPY \
+        --calendar always --cadence 1s --max-sweeps 1 --listen "" >"$1" 2>&1 || rc=$?
+    echo "$rc"
+}
+run_start_checks "$OUT/run-badkey.log" "not-$KEY" >/dev/null
+grep -Eq 'msg="start-up check failed" check="?api key"? result=FAIL detail=.*401.*Unknown API Key' "$OUT/run-badkey.log" ||
+    { head -20 "$OUT/run-badkey.log"; fail "run with a wrong key did not log the failed start-up check"; }
+run_start_checks "$OUT/run-good.log" "$KEY" >/dev/null
+for name in "api reachable" "api key" "api plan" "database" "schema" "privileges"; do
+    grep -Eq "msg=\"start-up check\" check=\"?$name\"? result=ok" "$OUT/run-good.log" ||
+        { head -20 "$OUT/run-good.log"; fail "run did not log the '$name' start-up check ok"; }
+done
+grep -q 'msg="start-up check failed"' "$OUT/run-good.log" && { head -20 "$OUT/run-good.log"; fail "run logged a failed start-up check on a good setup"; }
+
+if grep -F -l -e "$KEY" "$OUT"/*.out "$OUT"/run-*.log; then fail "the API key was printed"; fi
 for f in good badkey plan empty reader; do sed "s/^/  $f: /" "$OUT/$f.out"; done
-echo "check e2e: ok (good=0, wrong key=1, unentitled=1, no migrations=1, unreachable=1, writer role=0, reader role=1)"
+echo "check e2e: ok (good=0, wrong key=1, unentitled=1, no migrations=1, unreachable=1, writer role=0, reader role=1; run logs them at start)"
