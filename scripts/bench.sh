@@ -8,6 +8,10 @@
 #   (4) optsnap's peak RSS at two universe sizes;
 #   (6) history: the aggregate requests of a pruned repair of a one-hour gap
 #       against a naive one (--no-prune) on the same data (--history-only: that alone);
+#   (7) flat files: rows/s of a flat-file backfill of one past day against a
+#       REST backfill of the same day and universe, and optsnap's peak RSS
+#       while it reads the largest file the simulator makes here
+#       (--flatfiles-only: that alone; --flatfiles-underlyings/--flatfiles-contracts);
 #   (5) WAL bytes per row of each sweep (pg_wal_lsn_diff around it: does not
 #       depend on the machine's speed), the unchanged re-poll's above all.
 # Rows land in day partitions, as in production (the simulator's frozen day
@@ -26,6 +30,9 @@ JSON=""
 HISTORY_ONLY=0
 HISTORY_UNDERLYINGS=10
 HISTORY_CONTRACTS=2000
+FLAT_ONLY=0
+FLAT_UNDERLYINGS=10
+FLAT_CONTRACTS=2000
 while [ $# -gt 0 ]; do
     case "$1" in
         --underlyings-large) UNDERLYINGS_LARGE=$2; shift ;;
@@ -35,6 +42,9 @@ while [ $# -gt 0 ]; do
         --history-only) HISTORY_ONLY=1 ;;
         --history-underlyings) HISTORY_UNDERLYINGS=$2; shift ;;
         --history-contracts) HISTORY_CONTRACTS=$2; shift ;;
+        --flatfiles-only) FLAT_ONLY=1 ;;
+        --flatfiles-underlyings) FLAT_UNDERLYINGS=$2; shift ;;
+        --flatfiles-contracts) FLAT_CONTRACTS=$2; shift ;;
         *) echo "bench.sh: unknown option $1" >&2; exit 2 ;;
     esac
     shift
@@ -124,6 +134,92 @@ for f in sys.argv[6:8]:
             print("  " + line.rstrip())
 PYEND
 }
+
+flatfiles_bench() { # (7) TAG UNDERLYINGS CONTRACTS HTTP_RATE: one past day from the flat file vs from the aggregates endpoint
+    local tag=$1 nu=$2 nc=$3 rate=$4
+    local port names sim_url db_rest db_flat common rows_q
+    port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+    names=$(python3 -c "print(','.join(f'F{i:03d}' for i in range($nu)))")
+    say "flat files: one past day, $nu x $nc contracts, http_rate $rate, REST backfill vs flat-file backfill"
+    MOCK_FLATFILES_ACCESS_KEY=bench-access MOCK_FLATFILES_SECRET_KEY=bench-secret \
+        "$BIN" mock-api --port "$port" --seed 5 --underlyings "$names" --contracts "$nc" \
+        --clock 2026-11-04T15:00:00Z --speed 0 --always-open --log-level warn >"$TMP/fsim.log" 2>&1 &
+    PIDS+=($!)
+    sim_url="http://127.0.0.1:$port"
+    for _ in $(seq 100); do curl -fsS "$sim_url/_sim/clock" >/dev/null 2>&1 && break; sleep 0.1; done
+    # the object once (the simulator builds it on the first GET): its size, and no build time in either figure
+    curl -fsS --aws-sigv4 "aws:amz:us-east-1:s3" --user bench-access:bench-secret \
+        "$sim_url/flatfiles/us_options_opra/minute_aggs_v1/2026/11/2026-11-02.csv.gz" -o "$TMP/day.csv.gz"
+    local gz_bytes csv_bytes
+    gz_bytes=$(stat -c %s "$TMP/day.csv.gz")
+    csv_bytes=$(gzip -dc "$TMP/day.csv.gz" | wc -c)
+    for d in "bench_ff_rest$tag" "bench_ff_flat$tag"; do
+        psql -X -q "$URL" -c "CREATE DATABASE $d" >/dev/null
+        DATABASE_URL="postgresql://postgres@127.0.0.1:$PORT/$d" "$BIN" migrate >/dev/null 2>&1
+    done
+    db_rest="postgresql://postgres@127.0.0.1:$PORT/bench_ff_rest$tag"
+    db_flat="postgresql://postgres@127.0.0.1:$PORT/bench_ff_flat$tag"
+    common=(--from 2026-11-02T05:00:00Z --to 2026-11-03T05:00:00Z --universe "$names" --calendar always
+            --api-url "$sim_url" --backfill-http-concurrency 32 --backfill-db-connections 2 --batch-rows 5000
+            --http-rate "$rate")
+    local t0 t1 t2 t3
+    t0=$(date +%s.%N)
+    DATABASE_URL=$db_rest OPTSNAP_API_KEY=bench /usr/bin/time -v "$BIN" backfill "${common[@]}" \
+        >"$TMP/ff_rest.out" 2>"$TMP/ff_rest.log" || true
+    t1=$(date +%s.%N)
+    local s0 s1
+    s0=$(curl -fsS "$sim_url/_sim/stats")
+    t2=$(date +%s.%N)
+    DATABASE_URL=$db_flat OPTSNAP_API_KEY=bench OPTSNAP_FLATFILES_SECRET_KEY=bench-secret /usr/bin/time -v \
+        "$BIN" backfill --from-flatfiles "${common[@]}" --flatfiles-url "$sim_url/flatfiles" \
+        --flatfiles-access-key bench-access >"$TMP/ff_flat.out" 2>"$TMP/ff_flat.log" || true
+    t3=$(date +%s.%N)
+    s1=$(curl -fsS "$sim_url/_sim/stats")
+    # the same rows either way, day_vwap aside (the file has no vwap column)
+    rows_q="SELECT count(*) || ' ' || md5(string_agg((ticker, last_updated, day_open, day_high, day_low, day_close,
+            day_volume, day_previous_close, day_change, day_change_percent, day_time)::text, '|'
+            ORDER BY ticker, last_updated)) FROM option_snapshots WHERE source = 'backfill'"
+    python3 - "$t0" "$t1" "$t2" "$t3" "$(psql -X -qAt "$db_rest" -c "$rows_q")" "$(psql -X -qAt "$db_flat" -c "$rows_q")" \
+        "$TMP/ff_flat.log" "$gz_bytes" "$csv_bytes" "$s0" "$s1" "$TMP/ff_rest.out" "$TMP/ff_flat.out" \
+        "$TMP/ff_rest.log" "$rate" <<'PYEND'
+import json, re, sys
+t0, t1, t2, t3 = (float(x) for x in sys.argv[1:5])
+rest, flat = sys.argv[5], sys.argv[6]
+rows = int(rest.split()[0])
+def peak_kb(path):
+    for line in open(path):
+        m = re.search(r"Maximum resident set size \(kbytes\): (\d+)", line)
+        if m:
+            return int(m.group(1))
+    return 0
+rss_kb, rest_rss_kb = peak_kb(sys.argv[7]), peak_kb(sys.argv[14])
+gz, csv = int(sys.argv[8]), int(sys.argv[9])
+s0, s1 = json.loads(sys.argv[10]), json.loads(sys.argv[11])
+rest_rps, flat_rps = rows / (t1 - t0), int(flat.split()[0]) / (t3 - t2)
+same = "yes" if rest == flat and rows > 0 else f"NO ({rest} vs {flat})"
+print(f"flat files, one past day, http_rate {sys.argv[15]} (0 = unlimited): REST backfill {rows} rows in {t1 - t0:.1f}s = {rest_rps:.0f} rows/s; "
+      f"flat-file backfill {flat.split()[0]} rows in {t3 - t2:.1f}s = {flat_rps:.0f} rows/s; "
+      f"flat/REST {flat_rps / rest_rps:.2f}x (target >= 10x); same rows (vwap aside): {same}")
+print(f"flat files: peak RSS of the flat-file backfill {rss_kb / 1024:.1f} MiB (target <= 64 MiB; the REST "
+      f"backfill's {rest_rss_kb / 1024:.1f} MiB) reading a "
+      f"{gz / 1e6:.1f} MB file ({csv / 1e6:.1f} MB of CSV); API requests during it: aggregates "
+      f"{s1['aggs'] - s0['aggs']}, listing {s1['reference'] - s0['reference']}")
+for f in sys.argv[12:14]:
+    for line in open(f):
+        if line.startswith("backfill: "):
+            print("  " + line.rstrip())
+PYEND
+}
+
+flatfiles_benches() {
+    flatfiles_bench a "$FLAT_UNDERLYINGS" "$FLAT_CONTRACTS" 0 # the largest file here; REST as fast as loopback allows
+    flatfiles_bench b 2 500 100 # the API as paid plans are asked to use it: about 100 requests/s
+}
+
+if [ "$FLAT_ONLY" = 1 ]; then
+    flatfiles_benches
+    exit 0
+fi
 
 if [ "$HISTORY_ONLY" = 1 ]; then
     history_bench
@@ -351,3 +447,6 @@ EOF
 
 # ---- (6) ----
 history_bench
+
+# ---- (7) ----
+flatfiles_benches

@@ -51,3 +51,6 @@ GRANT SELECT ON ingest_retention, ingest_expired_days TO optsnap_writer;
 -- tables it may read (granted above); EXECUTE is PUBLIC's by default
 GRANT EXECUTE ON FUNCTION optsnap_chain_at(text, timestamptz, timestamptz),
                           optsnap_series(text, timestamptz, timestamptz) TO optsnap_reader;
+-- 011: the flat-file ETags, kept by backfill
+GRANT SELECT, INSERT, UPDATE ON ingest_flatfiles TO optsnap_writer;
+GRANT SELECT ON ingest_flatfiles TO optsnap_reader;

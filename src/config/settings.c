@@ -97,6 +97,16 @@ const struct setting_desc settings_table[] = {
      "backfill budget); 0 = off"},
     {"heal_interval", SETTING_DURATION, "5m", true, false, NULL, 1000000, 86400000000LL, NUM(heal_interval_us),
      "run: how often a heal pass runs (and two windows after a takeover)"},
+    {"flatfiles_url", SETTING_STRING, "", false, false, NULL, 0, 0, STR(flatfiles_url),
+     "S3 endpoint and bucket of the flat files (e.g. https://files.massive.com/flatfiles); empty = off"},
+    {"flatfiles_access_key", SETTING_STRING, "", false, false, NULL, 0, 0, STR(flatfiles_access_key),
+     "access key id of the flat-file S3 endpoint (its secret: OPTSNAP_FLATFILES_SECRET_KEY, else flatfiles_secret_key_file)"},
+    {"flatfiles_secret_key_file", SETTING_STRING, "", false, false, NULL, 0, 0, STR(flatfiles_secret_key_file),
+     "file holding the flat-file secret key (else OPTSNAP_FLATFILES_SECRET_KEY, else $CREDENTIALS_DIRECTORY/flatfiles_secret_key)"},
+    {"flatfiles_region", SETTING_STRING, "us-east-1", false, false, NULL, 0, 0, STR(flatfiles_region),
+     "region named in the flat files' SigV4 signature"},
+    {"flatfiles_delay", SETTING_DURATION, "12h", false, false, NULL, 0, 30LL * 86400000000LL, NUM(flatfiles_delay_us),
+     "a day's flat file is used once its day ended this long ago: repair takes whole past days from flat files when url and keys are set"},
     {"retry_max_backoff", SETTING_DURATION, "30s", true, false, NULL, 1000, 3600000000LL,
      NUM(retry_max_backoff_us), "cap on any retry wait (HTTP and database)"},
 };
@@ -421,7 +431,7 @@ int settings_load_env(struct settings *s, char **envp, char *err, size_t err_siz
             name[i] = (char)tolower((unsigned char)kv[8 + i]);
         name[n] = '\0';
         /* Variables that are not settings: the key itself, and test plumbing. */
-        if (strcmp(name, "api_key") == 0 || strncmp(name, "test_", 5) == 0 ||
+        if (strcmp(name, "api_key") == 0 || strcmp(name, "flatfiles_secret_key") == 0 || strncmp(name, "test_", 5) == 0 ||
             strcmp(name, "bin") == 0 || strcmp(name, "fixtures") == 0 ||
             strcmp(name, "source_root") == 0 || strcmp(name, "config") == 0 ||
             strcmp(name, "heal_parent") == 0)
@@ -791,7 +801,7 @@ static int read_key_file(const char *path, char **out, char *err, size_t err_siz
 {
     FILE *f = fopen(path, "r");
     if (f == NULL) {
-        snprintf(err, err_size, "api key file %s: %s", path, strerror(errno));
+        snprintf(err, err_size, "key file %s: %s", path, strerror(errno));
         return -1;
     }
     char buf[512];
@@ -800,35 +810,46 @@ static int read_key_file(const char *path, char **out, char *err, size_t err_siz
     buf[n] = '\0';
     char *k = trim(buf);
     if (*k == '\0') {
-        snprintf(err, err_size, "api key file %s: empty", path);
+        snprintf(err, err_size, "key file %s: empty", path);
         return -1;
     }
     *out = strdup(k);
     return *out ? 0 : -1;
 }
 
-static int load_api_key(struct settings *s, char *err, size_t err_size)
+/* A secret: the environment variable, else the file setting, else the
+ * systemd credential `cred_name`. *out stays NULL when none is set. */
+static int load_secret(const char *env_name, const char *file, const char *cred_name, char **out, char *err,
+                       size_t err_size)
 {
-    free(s->api_key);
-    s->api_key = NULL;
-    const char *env = getenv("OPTSNAP_API_KEY");
+    free(*out);
+    *out = NULL;
+    const char *env = getenv(env_name);
     if (env && *env) {
-        s->api_key = strdup(env);
-        return s->api_key ? 0 : -1;
+        *out = strdup(env);
+        return *out ? 0 : -1;
     }
-    if (s->api_key_file[0])
-        return read_key_file(s->api_key_file, &s->api_key, err, err_size);
+    if (file[0])
+        return read_key_file(file, out, err, err_size);
     const char *cred = getenv("CREDENTIALS_DIRECTORY");
     if (cred && *cred) {
-        char path[SETTING_STR_MAX + 16];
-        snprintf(path, sizeof path, "%s/api_key", cred);
+        char path[SETTING_STR_MAX + 32];
+        snprintf(path, sizeof path, "%s/%s", cred, cred_name);
         FILE *probe = fopen(path, "r");
         if (probe) {
             fclose(probe);
-            return read_key_file(path, &s->api_key, err, err_size);
+            return read_key_file(path, out, err, err_size);
         }
     }
     return 0;
+}
+
+static int load_api_key(struct settings *s, char *err, size_t err_size)
+{
+    if (load_secret("OPTSNAP_API_KEY", s->api_key_file, "api_key", &s->api_key, err, err_size) != 0)
+        return -1;
+    return load_secret("OPTSNAP_FLATFILES_SECRET_KEY", s->flatfiles_secret_key_file, "flatfiles_secret_key",
+                       &s->flatfiles_secret_key, err, err_size);
 }
 
 int settings_load_api_key(struct settings *s, char *err, size_t err_size)
@@ -836,6 +857,8 @@ int settings_load_api_key(struct settings *s, char *err, size_t err_size)
     int rc = load_api_key(s, err, err_size);
     if (rc == 0 && s->api_key)
         scrub_register_secret(s->api_key, strlen(s->api_key));
+    if (rc == 0 && s->flatfiles_secret_key)
+        scrub_register_secret(s->flatfiles_secret_key, strlen(s->flatfiles_secret_key));
     return rc;
 }
 
@@ -843,6 +866,8 @@ void settings_free(struct settings *s)
 {
     free(s->api_key);
     s->api_key = NULL;
+    free(s->flatfiles_secret_key);
+    s->flatfiles_secret_key = NULL;
 }
 
 int settings_load_all(struct settings *s, int argc, char **argv, char **envp, int *rest,

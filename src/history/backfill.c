@@ -17,7 +17,9 @@
 #include "optsnap/api/snapshot_parse.h" /* enum parse_result */
 #include "optsnap/db/pg_connect.h"
 #include "optsnap/db/writer.h"
+#include "optsnap/api/occ.h"
 #include "optsnap/history/dayblock.h"
+#include "optsnap/history/flatfiles.h"
 #include "optsnap/pipeline/calendar.h"
 #include "optsnap/pipeline/engine.h"
 #include "optsnap/pipeline/pager.h"
@@ -69,6 +71,9 @@ struct bf_unit {
     int64_t from_us, to_us;
     bool to_is_close; /* to is the session's close: a bar ending there is the session's last state */
     bool prune;       /* skip contracts the live rows around the unit show did not trade in it */
+    bool flat;        /* bars from the day's flat file (ff) instead of the aggregates endpoint */
+    bool flat_always; /* the stored ETag decides (backfill --from-flatfiles), not the ledger */
+    struct bf_flat *ff; /* malloc'd while the unit works from a flat file */
     char **quiet;     /* malloc'd sorted tickers to skip (each malloc'd) */
     size_t nquiet;
     struct known_close *closes; /* malloc'd, sorted: previous closes the day's live rows carry */
@@ -150,11 +155,17 @@ struct backfill {
     long rows_written, rows_built;
     long contracts_asked, contracts_skipped;
     long closes_known; /* previous closes taken from live rows, not asked */
+    long flat_applied, flat_unchanged, flat_rejects;
 };
 
 static void schedule(struct backfill *bf);
 static void pump_unit(struct bf_unit *un);
 static void list_next(struct bf_unit *un);
+static void flat_begin(struct bf_unit *un);
+static void flat_rows_start(struct bf_unit *un);
+static void flat_record(struct bf_unit *un);
+static void flat_free(struct bf_unit *un);
+static void flat_resume_paused(struct backfill *bf);
 
 static int64_t real_now(void) { return time_now_us(); }
 
@@ -169,7 +180,7 @@ static struct bf_underlying *underlying_get(struct backfill *bf, const char *nam
 }
 
 static int units_add(struct backfill *bf, struct bf_underlying *u, int64_t from, int64_t to, bool to_is_close,
-                     bool prune)
+                     bool prune, int flat)
 {
     if (array_reserve((void **)&bf->units, &bf->units_cap, bf->nunits + 1, sizeof *bf->units) != 0)
         return -1;
@@ -179,7 +190,11 @@ static int units_add(struct backfill *bf, struct bf_underlying *u, int64_t from,
     un->from_us = from;
     un->to_us = to;
     un->to_is_close = to_is_close;
-    un->prune = prune;
+    un->prune = prune; /* a flat unit that spans two local days goes the REST way, pruned */
+    /* flat files hold whole local days that have been published */
+    un->flat = flat == FLAT_ALWAYS ||
+               (flat == FLAT_AUTO && flatfiles_configured(bf->s) && to_is_close && to + bf->s->flatfiles_delay_us <= bf->clip_us);
+    un->flat_always = flat == FLAT_ALWAYS;
     u->units_left++;
     return 0;
 }
@@ -201,7 +216,7 @@ static int plan_request(struct backfill *bf, PGconn *c, const struct backfill_re
         int64_t open = ss->sessions[i].open_us, close = ss->sessions[i].close_us;
         int64_t f = open > q->from_us ? open : q->from_us;
         int64_t t = close < to ? close : to;
-        if (t > f && units_add(bf, u, f, t, t == close, !q->no_prune) != 0)
+        if (t > f && units_add(bf, u, f, t, t == close, !q->no_prune, q->flat) != 0)
             return -1;
     }
     return 0;
@@ -429,7 +444,7 @@ static void renew_tick(uv_timer_t *t)
 static void unit_fail(struct bf_unit *un, const char *why)
 {
     if (!un->g.wg.failed && !un->reason[0])
-        snprintf(un->reason, sizeof un->reason, "%s", why);
+        snprintf(un->reason, sizeof un->reason, "%.159s", why);
     engine_group_fail(un->bf->e, &un->g, why);
     un->next_work = un->ncontracts * (size_t)un->nseg; /* no new fetches */
 }
@@ -444,6 +459,7 @@ static void unit_finish(struct bf_unit *un, enum unit_outcome outcome)
     free(un->contracts);
     quiet_free(un);
     closes_free(un);
+    flat_free(un);
     un->contracts = NULL;
     un->ncontracts = un->contracts_cap = 0;
     bf->finished++;
@@ -645,8 +661,12 @@ static void on_prepared(struct engine_query *q, const struct pg_txn_result *r)
         unit_finish(un, OUTCOME_FAILED);
         return;
     }
-    if (!un->has_gap) {
+    if (!un->has_gap && !un->flat_always) {
         unit_finish(un, OUTCOME_COVERED);
+        return;
+    }
+    if (un->flat) {
+        flat_begin(un); /* its partitions once the file has been read */
         return;
     }
     /* rows carry last_updated in (from, to]: their UTC days */
@@ -679,6 +699,7 @@ static void part_tick(uv_timer_t *t)
         }
         ensure_next_partition(un);
     }
+    flat_resume_paused(bf);
     schedule(bf);
 }
 
@@ -751,6 +772,10 @@ static void unit_open_group(struct bf_unit *un)
                                           .calendar = bf->s->calendar, .cadence_us = bf->s->cadence_us,
                                           .lease_holder = bf->holder, .lease_epoch = un->u->epoch};
     engine_group_open(bf->e, &un->g);
+    if (un->flat) {
+        flat_rows_start(un);
+        return;
+    }
     un->state = UNIT_LISTING;
     un->list_step = 0;
     list_next(un);
@@ -875,6 +900,12 @@ static enum page_verdict on_contracts_page(struct pager *p, const struct http_re
     return PAGE_OK;
 }
 
+static int bar_cmp(const void *a, const void *b)
+{
+    int64_t x = ((const struct agg_bar *)a)->start_ms, y = ((const struct agg_bar *)b)->start_ms;
+    return x < y ? -1 : x > y;
+}
+
 static int contract_cmp(const void *a, const void *b)
 {
     return strcmp(((const struct option_contract *)a)->ticker, ((const struct option_contract *)b)->ticker);
@@ -982,7 +1013,8 @@ static struct dayblock_window unit_window(const struct bf_unit *un, int si)
     return (struct dayblock_window){.day_start_us = sg->day_start_us, .day_end_us = sg->day_end_us,
                                     .from_us = sg->from_us, .to_us = sg->to_us,
                                     .to_inclusive = sg->to_us == un->to_us && un->to_is_close,
-                                    .resolution_us = un->bf->resolution_us, .not_after_us = un->bf->clip_us};
+                                    .resolution_us = un->bf->resolution_us, .not_after_us = un->bf->clip_us,
+                                    .no_vwap = un->flat};
 }
 
 static enum page_verdict on_aggs_page(struct pager *p, const struct http_response *resp, const char **next_url,
@@ -1117,6 +1149,504 @@ static void pump_unit(struct bf_unit *un)
     }
 }
 
+/* ---- flat files: per unit, the previous session's file gives previous
+ * closes, then the day's file streams: each contract's bars, once its
+ * lines end (the file is sorted by ticker), become its rows at once, so
+ * memory is one contract's bars, not the day's; the transfer pauses while
+ * the unit's batches or previous-close requests are at their budget ---- */
+
+#define FLAT_MAX_REJECTS 10000 /* bad lines per unit; more fail it (nothing lost silently) */
+#define FLAT_PREV_DAYS 7       /* days back looked at for the previous session's file */
+
+struct bf_flat_c {        /* per contract of the unit, parallel to its contracts */
+    int64_t prev_start_ms; /* its last bar in the previous session's file; 0 = none */
+    double prev_close;
+    bool flushed;          /* its lines in the day's file have ended */
+};
+
+struct bf_flat {
+    struct flatfile_fetch fetch;
+    bool fetching, streaming;
+    struct engine_query q; /* the stored ETag, then the new one */
+    char params[5][112];
+    const char *values[5];
+    char old_etag[100], etag[100];
+    struct bf_flat_c *c;
+    size_t c_cap, nsorted, last;
+    long cur;              /* the contract whose lines are being read, -1 none */
+    struct agg_bar *bars;  /* its bars */
+    size_t nbars, bars_cap;
+    long rejects;
+    int prev_back;
+};
+
+static void flat_free(struct bf_unit *un)
+{
+    struct bf_flat *ff = un->ff;
+    if (ff == NULL || ff->fetching || ff->q.pending)
+        return; /* its callback frees it */
+    free(ff->c);
+    free(ff->bars);
+    flatfile_fetch_free(&ff->fetch);
+    free(ff);
+    un->ff = NULL;
+}
+
+/* A file transfer of the unit ended: not running any more. True when the
+ * engine is closing (it fails and forgets the groups: leave the unit). The
+ * fetch's counters and etag stay readable; flatfile_fetch_free frees only
+ * the transfer. */
+static bool flat_fetch_ended(struct bf_unit *un, struct flatfile_fetch *f)
+{
+    un->ff->fetching = un->ff->streaming = false;
+    flatfile_fetch_free(f);
+    return engine_closing(un->bf->e);
+}
+
+static void flat_fail_finish(struct bf_unit *un, const char *why)
+{
+    snprintf(un->reason, sizeof un->reason, "%s", why);
+    unit_finish(un, OUTCOME_FAILED);
+}
+
+/* Room for need contracts' state; the new entries empty. */
+static int flat_reserve(struct bf_flat *ff, size_t need)
+{
+    size_t old = ff->c_cap;
+    if (array_reserve((void **)&ff->c, &ff->c_cap, need, sizeof *ff->c) != 0)
+        return -1;
+    memset(ff->c + old, 0, (ff->c_cap - old) * sizeof *ff->c);
+    return 0;
+}
+
+static int flat_cmp(const void *key, const void *elem)
+{
+    return strcmp(key, ((const struct option_contract *)elem)->ticker);
+}
+
+/* The contract of ticker in the unit, added when it is one of the
+ * underlying's (by its OCC root) and not expired; -1 when not ours, -2 when
+ * out of room. */
+static long flat_contract(struct bf_unit *un, const char *ticker)
+{
+    struct bf_flat *ff = un->ff;
+    if (ff->last < un->ncontracts && strcmp(un->contracts[ff->last].ticker, ticker) == 0)
+        return (long)ff->last;
+    const struct option_contract *hit = bsearch(ticker, un->contracts, ff->nsorted, sizeof *un->contracts, flat_cmp);
+    for (size_t i = ff->nsorted; hit == NULL && i < un->ncontracts; i++)
+        if (strcmp(un->contracts[i].ticker, ticker) == 0)
+            hit = &un->contracts[i];
+    if (hit != NULL)
+        return (long)(ff->last = (size_t)(hit - un->contracts));
+    struct occ_symbol sym;
+    if (strlen(ticker) >= OPTSNAP_TICKER_MAX || occ_parse(ticker, &sym) != 0 ||
+        !option_root_of_underlying(un->u->name, sym.root))
+        return -1;
+    struct option_contract c;
+    memset(&c, 0, sizeof c);
+    snprintf(c.ticker, sizeof c.ticker, "%s", ticker);
+    c.contract_type = sym.contract_type;
+    c.exercise_style = '?'; /* the file does not say; the listing or a live row does */
+    c.expiration_days = sym.expiration_days;
+    c.strike_price = (double)sym.strike_milli / 1000.0;
+    size_t before = un->ncontracts;
+    if (unit_add_contract(un, &c) != 0)
+        return -2;
+    if (un->ncontracts == before)
+        return -1; /* expired before the day */
+    if (flat_reserve(ff, un->ncontracts) != 0)
+        return -2;
+    return (long)(ff->last = un->ncontracts - 1);
+}
+
+/* Lines of another underlying's contracts are skipped unparsed; whatever
+ * is not plainly another's (a quoted or broken ticker) is read. */
+static bool flat_want(void *user, const char *first, size_t len)
+{
+    struct bf_unit *un = user;
+    char t[OPTSNAP_TICKER_MAX];
+    struct occ_symbol sym;
+    if (len >= sizeof t)
+        return true;
+    memcpy(t, first, len);
+    t[len] = '\0';
+    return occ_parse(t, &sym) != 0 || option_root_of_underlying(un->u->name, sym.root);
+}
+
+static int flat_stop(struct bf_unit *un, const char *why)
+{
+    snprintf(un->ff->fetch.why, sizeof un->ff->fetch.why, "%s", why);
+    un->ff->fetch.stopped = true;
+    return -1;
+}
+
+/* The current contract's lines have ended: its rows now when its previous
+ * close is known, else its previous close is asked first (as REST backfill). */
+static int flat_flush(struct bf_unit *un)
+{
+    struct bf_flat *ff = un->ff;
+    long ci = ff->cur;
+    if (ci < 0)
+        return 0;
+    ff->cur = -1;
+    ff->c[ci].flushed = true;
+    struct dayblock_window w = unit_window(un, 0);
+    qsort(ff->bars, ff->nbars, sizeof *ff->bars, bar_cmp);
+    bool inside = false;
+    for (size_t i = 0; i < ff->nbars && !inside; i++)
+        inside = dayblock_bar_inside(&w, &ff->bars[i]);
+    size_t n = ff->nbars;
+    ff->nbars = 0;
+    if (!inside)
+        return 0;
+    un->bf->contracts_asked++;
+    if (ff->c[ci].prev_start_ms != 0) {
+        int rc = dayblock_build(&un->contracts[ci], ff->bars, n, ff->c[ci].prev_close, &w, emit_row, un);
+        return rc == 0 ? 0 : flat_stop(un, rc == -1 ? "flat file: bars out of order" : "out of memory");
+    }
+    struct bf_fetch *f = fetch_new(un, FETCH_PREV, on_aggs_page, on_bars_end, BARS_RESERVE_ROWS);
+    if (f == NULL)
+        return flat_stop(un, "out of memory");
+    f->ci = (size_t)ci;
+    f->prev_close = NAN;
+    f->bars = ff->bars; /* moved: the next contract gets a new buffer */
+    f->nbars = n;
+    f->bars_cap = ff->bars_cap;
+    ff->bars = NULL;
+    ff->bars_cap = 0;
+    snprintf(f->label, sizeof f->label, "%s", un->contracts[ci].ticker);
+    char url[1024];
+    bars_url(un->bf, un, (size_t)ci, 0, true, url, sizeof url);
+    if (pager_start(un->bf->e, &f->pager, url) != 0) {
+        fetch_free(f);
+        return flat_stop(un, "cannot start a request");
+    }
+    un->fetches++;
+    return 0;
+}
+
+static int flat_on_bar(void *user, const char *ticker, const struct agg_bar *bar)
+{
+    struct bf_unit *un = user;
+    struct bf_flat *ff = un->ff;
+    if (un->g.wg.failed) /* a previous-close request failed: the unit cannot be whole */
+        return flat_stop(un, un->reason[0] ? un->reason : "the unit failed");
+    long ci = flat_contract(un, ticker);
+    if (ci == -1)
+        return 0;
+    if (ci == -2)
+        return flat_stop(un, "flat file: too many contracts, or out of memory");
+    if (ci != ff->cur) {
+        if (flat_flush(un) != 0)
+            return -1;
+        if (ff->c[ci].flushed)
+            return flat_stop(un, "flat file not sorted by ticker (a contract's lines are not together)");
+        ff->cur = ci;
+    }
+    if (ff->nbars >= MAX_BARS || array_reserve((void **)&ff->bars, &ff->bars_cap, ff->nbars + 1, sizeof *ff->bars) != 0)
+        return flat_stop(un, "flat file: too many bars for one contract, or out of memory");
+    ff->bars[ff->nbars++] = *bar;
+    return 0;
+}
+
+/* A bad line is the unit's when its first field names one of the
+ * underlying's contracts; one naming none is kept by the run's first
+ * underlying's units. Stored as a reject with its line number and text. */
+static int flat_on_reject(void *user, long line_no, const char *reason, const char *text, size_t len)
+{
+    struct bf_unit *un = user;
+    char first[OPTSNAP_TICKER_MAX];
+    size_t n = strcspn(text, ",");
+    snprintf(first, sizeof first, "%.*s", (int)(n < sizeof first - 1 ? n : sizeof first - 1), text);
+    struct occ_symbol sym;
+    bool parsed = occ_parse(first, &sym) == 0;
+    if (parsed ? !option_root_of_underlying(un->u->name, sym.root) : un->u != &un->bf->us[0])
+        return 0;
+    if (++un->ff->rejects > FLAT_MAX_REJECTS)
+        return flat_stop(un, "flat file: too many bad lines");
+    struct row_reject rj;
+    memset(&rj, 0, sizeof rj);
+    snprintf(rj.ticker, sizeof rj.ticker, "%s", parsed ? first : "");
+    snprintf(rj.reason, sizeof rj.reason, "%s (line %ld)", reason, line_no);
+    rj.kind = REJECT_ROW;
+    if ((rj.raw = malloc(len + 1)) == NULL)
+        return flat_stop(un, "out of memory");
+    memcpy(rj.raw, text, len);
+    rj.raw[len] = '\0';
+    rj.raw_len = len;
+    un->bf->flat_rejects++;
+    return engine_group_add_reject(un->bf->e, &un->g, &rj) == 0 ? 0 : flat_stop(un, "out of memory");
+}
+
+/* Backpressure: the day's file is read while the unit's batches and requests have room. */
+static bool flat_can_take(void *user)
+{
+    struct bf_unit *un = user;
+    struct backfill *bf = un->bf;
+    return un->g.wg.outstanding < UNIT_MAX_SEALED && un->fetches < bf->s->backfill_http_concurrency &&
+           engine_rows_pending(bf->e) < bf->s->queue_max_rows;
+}
+
+/* Paused day files go on when their unit has room again (from a timer: curl may
+ * hand the held chunk over inside the resume). */
+static void flat_resume_paused(struct backfill *bf)
+{
+    for (size_t i = 0; i < bf->nunits; i++) {
+        struct bf_unit *un = &bf->units[i];
+        if (un->ff && un->ff->streaming && un->ff->fetch.paused && flat_can_take(un))
+            flatfile_fetch_resume(&un->ff->fetch);
+    }
+}
+
+/* The day's file has been read (or failed): the last contract's rows, then
+ * the unit closes once its previous-close requests have ended. */
+static void flat_on_day_end(struct flatfile_fetch *f, enum flatfile_outcome o, const char *why)
+{
+    struct bf_unit *un = f->user;
+    struct bf_flat *ff = un->ff;
+    if (flat_fetch_ended(un, f))
+        return;
+    char day[16], e1[120];
+    date_format(day, sizeof day, un->seg[0].date);
+    if (o == FLATFILE_APPLIED && flat_flush(un) != 0) {
+        o = FLATFILE_FAILED;
+        why = f->why;
+    }
+    if (o == FLATFILE_APPLIED) {
+        snprintf(ff->etag, sizeof ff->etag, "%s", f->etag);
+        log_info("flat file read", "underlying=%s day=%s etag=%s bytes=%llu inflated=%llu lines=%ld skipped=%ld "
+                 "bars=%ld rejects=%ld pauses=%ld", un->u->name, day, log_quote(e1, sizeof e1, f->etag),
+                 (unsigned long long)f->bytes_in, (unsigned long long)f->bytes_out, f->csv.line_no, f->csv.skipped,
+                 f->csv.bars, f->csv.rejects, f->pauses);
+    } else {
+        log_error("flat file not applied: the unit stays uncovered", "underlying=%s day=%s reason=%s", un->u->name,
+                  day, log_quote(e1, sizeof e1, why));
+        unit_fail(un, why);
+    }
+    un->state = UNIT_FETCHING;
+    un->next_work = un->ncontracts * (size_t)un->nseg; /* nothing more to start */
+    pump_unit(un); /* closes the group once the requests in flight have ended */
+}
+
+/* The unit's group is open: the day's file streams into it. */
+static void flat_rows_start(struct bf_unit *un)
+{
+    struct bf_flat *ff = un->ff;
+    ff->cur = -1;
+    ff->fetch.on_end = flat_on_day_end;
+    ff->fetch.user = un;
+    if (flatfile_fetch_start(&ff->fetch, engine_http(un->bf->e), un->bf->s, un->seg[0].date, "", flat_want,
+                             flat_on_bar, flat_on_reject, un) != 0) {
+        unit_fail(un, "cannot start the flat-file fetch");
+        un->state = UNIT_FETCHING;
+        un->next_work = un->ncontracts * (size_t)un->nseg;
+        pump_unit(un);
+        return;
+    }
+    ff->fetch.can_take = flat_can_take;
+    ff->fetching = ff->streaming = true;
+}
+
+/* Previous closes and the partitions are ready: the group, then the day's file. */
+static void flat_prepared(struct bf_unit *un)
+{
+    un->part_day = (int32_t)(un->from_us / USEC_PER_DAY);
+    un->part_last_day = (int32_t)(un->to_us / USEC_PER_DAY);
+    ensure_next_partition(un); /* then unit_open_group -> flat_rows_start */
+}
+
+/* A bar of the previous session's file: the contract's last bar's close is
+ * its previous close (the daily bar's close, as the aggregates endpoint gives). */
+static int flat_prev_bar(void *user, const char *ticker, const struct agg_bar *bar)
+{
+    struct bf_unit *un = user;
+    long ci = flat_contract(un, ticker);
+    if (ci == -2)
+        return flat_stop(un, "out of memory");
+    if (ci >= 0 && bar->start_ms > un->ff->c[ci].prev_start_ms) {
+        un->ff->c[ci].prev_start_ms = bar->start_ms;
+        un->ff->c[ci].prev_close = bar->close;
+    }
+    return 0;
+}
+
+static int flat_prev_reject(void *user, long line_no, const char *reason, const char *text, size_t len)
+{
+    (void)user, (void)line_no, (void)reason, (void)text, (void)len;
+    return 0; /* that day's own backfill keeps its bad lines; here they only cost a request */
+}
+
+static void flat_prev_next(struct bf_unit *un);
+
+static void flat_on_prev_end(struct flatfile_fetch *f, enum flatfile_outcome o, const char *why)
+{
+    struct bf_unit *un = f->user;
+    struct bf_flat *ff = un->ff;
+    if (flat_fetch_ended(un, f))
+        return;
+    if (!engine_running(un->bf->e)) {
+        flat_fail_finish(un, "interrupted");
+        return;
+    }
+    if (o == FLATFILE_MISSING && ff->prev_back < FLAT_PREV_DAYS) { /* a weekend or holiday: the day before */
+        flat_prev_next(un);
+        return;
+    }
+    if (o != FLATFILE_APPLIED) {
+        for (size_t i = 0; i < un->ncontracts; i++)
+            ff->c[i].prev_start_ms = 0;
+        log_warn("previous session's flat file not read: previous closes from the API", "underlying=%s reason=%s",
+                 un->u->name, why ? why : "not found");
+    }
+    flat_prepared(un);
+}
+
+/* Reads the file of the session before the unit's day (days without one skipped). */
+static void flat_prev_next(struct bf_unit *un)
+{
+    struct bf_flat *ff = un->ff;
+    ff->prev_back++;
+    ff->fetch.on_end = flat_on_prev_end;
+    ff->fetch.user = un;
+    if (flatfile_fetch_start(&ff->fetch, engine_http(un->bf->e), un->bf->s, un->seg[0].date - ff->prev_back, "",
+                             flat_want, flat_prev_bar, flat_prev_reject, un) != 0) {
+        flat_prepared(un); /* previous closes from the API */
+        return;
+    }
+    ff->fetching = true;
+}
+
+static void on_flat_head(struct flatfile_fetch *f, enum flatfile_outcome o, const char *why)
+{
+    struct bf_unit *un = f->user;
+    struct bf_flat *ff = un->ff;
+    if (flat_fetch_ended(un, f))
+        return;
+    char day[16], e1[120];
+    date_format(day, sizeof day, un->seg[0].date);
+    if (o == FLATFILE_UNCHANGED) {
+        un->bf->flat_unchanged++;
+        log_info("flat file unchanged (same ETag as applied): unit skipped", "underlying=%s day=%s etag=%s",
+                 un->u->name, day, log_quote(e1, sizeof e1, ff->old_etag));
+        unit_finish(un, OUTCOME_COVERED);
+        return;
+    }
+    if (o != FLATFILE_APPLIED || !engine_running(un->bf->e)) {
+        if (o != FLATFILE_APPLIED)
+            log_error("flat file not applied: the unit stays uncovered", "underlying=%s day=%s reason=%s",
+                      un->u->name, day, log_quote(e1, sizeof e1, why));
+        flat_fail_finish(un, o != FLATFILE_APPLIED ? why : "interrupted");
+        return;
+    }
+    flat_prev_next(un);
+}
+
+/* The object's ETag against the one applied before: a HEAD with If-None-Match. */
+static void flat_head(struct bf_unit *un)
+{
+    struct bf_flat *ff = un->ff;
+    ff->fetch.on_end = on_flat_head;
+    ff->fetch.user = un;
+    if (flatfile_head_start(&ff->fetch, engine_http(un->bf->e), un->bf->s, un->seg[0].date, ff->old_etag) != 0) {
+        flat_fail_finish(un, "cannot start the flat-file request");
+        return;
+    }
+    ff->fetching = true;
+}
+
+static const char sql_flat_etag[] = "SELECT etag FROM ingest_flatfiles WHERE day = $1::date AND underlying = $2";
+static const char sql_flat_record[] =
+    "INSERT INTO ingest_flatfiles (day, underlying, etag, rows, rejects) VALUES ($1::date, $2, $3, $4, $5) "
+    "ON CONFLICT (day, underlying) DO UPDATE SET etag = EXCLUDED.etag, rows = EXCLUDED.rows, "
+    "rejects = EXCLUDED.rejects, applied_at = now()";
+
+static void on_flat_etag(void *user, const void *pgresult)
+{
+    struct bf_unit *un = user;
+    if (PQntuples(pgresult) == 1)
+        snprintf(un->ff->old_etag, sizeof un->ff->old_etag, "%s", PQgetvalue(pgresult, 0, 0));
+}
+
+static void on_flat_etag_done(struct engine_query *q, const struct pg_txn_result *r)
+{
+    struct bf_unit *un = q->user;
+    if (r->status != PG_TXN_OK) {
+        flat_fail_finish(un, r->status == PG_TXN_CANCELLED ? "interrupted" : "database error reading the flat-file ETag");
+        return;
+    }
+    flat_head(un);
+}
+
+/* The unit's contracts seen live are listed: sorted for the files' lookups.
+ * A unit with no gap (backfill --from-flatfiles) first asks whether the
+ * object changed since it was applied; one with a gap reads it whatever its
+ * ETag (the ETag is per day and underlying, a unit may be part of a day). */
+static void flat_begin(struct bf_unit *un)
+{
+    if (un->nseg != 1 && !un->flat_always) { /* repair: a unit across local days goes the REST way */
+        un->flat = false;
+        un->part_day = (int32_t)(un->from_us / USEC_PER_DAY);
+        un->part_last_day = (int32_t)(un->to_us / USEC_PER_DAY);
+        ensure_next_partition(un);
+        return;
+    }
+    if (un->nseg != 1) {
+        flat_fail_finish(un, "flat files: a unit must lie within one local day (use a calendar whose sessions do, "
+                             "or --from/--to on local midnights)");
+        return;
+    }
+    struct bf_flat *ff = calloc(1, sizeof *ff);
+    un->ff = ff;
+    if (ff == NULL || flat_reserve(ff, un->ncontracts + 1) != 0) {
+        flat_fail_finish(un, "out of memory");
+        return;
+    }
+    qsort(un->contracts, un->ncontracts, sizeof *un->contracts, contract_cmp);
+    ff->nsorted = un->ncontracts;
+    ff->last = SIZE_MAX;
+    ff->cur = -1;
+    if (!un->flat_always || un->has_gap) {
+        flat_prev_next(un);
+        return;
+    }
+    date_format(ff->params[0], sizeof ff->params[0], un->seg[0].date);
+    snprintf(ff->params[1], sizeof ff->params[1], "%s", un->u->name);
+    ff->values[0] = ff->params[0];
+    ff->values[1] = ff->params[1];
+    if (engine_query_one(un->bf->e, &ff->q, (struct pg_stmt){.name = "flat_etag", .sql = sql_flat_etag, .nparams = 2,
+                                         .values = ff->values, .on_tuples = on_flat_etag}, on_flat_etag_done, un) != 0)
+        flat_fail_finish(un, "interrupted");
+}
+
+static void on_flat_recorded(struct engine_query *q, const struct pg_txn_result *r)
+{
+    struct bf_unit *un = q->user;
+    if (r->status != PG_TXN_OK)
+        log_warn("flat-file ETag not recorded: the next run applies the file again", "underlying=%s sqlstate=%s",
+                 un->u->name, r->sqlstate);
+    flat_free(un);
+    unit_finish(un, OUTCOME_DONE);
+}
+
+/* The unit's rows and mark are committed: the object's ETag is recorded. */
+static void flat_record(struct bf_unit *un)
+{
+    struct bf_flat *ff = un->ff;
+    un->bf->flat_applied++;
+    date_format(ff->params[0], sizeof ff->params[0], un->seg[0].date);
+    snprintf(ff->params[1], sizeof ff->params[1], "%s", un->u->name);
+    snprintf(ff->params[2], sizeof ff->params[2], "%s", ff->etag);
+    snprintf(ff->params[3], sizeof ff->params[3], "%ld", un->g.wg.rows_written);
+    snprintf(ff->params[4], sizeof ff->params[4], "%ld", ff->rejects);
+    for (int i = 0; i < 5; i++)
+        ff->values[i] = ff->params[i];
+    if (engine_query_one(un->bf->e, &ff->q, (struct pg_stmt){.name = "flat_record", .sql = sql_flat_record,
+                                         .nparams = 5, .values = ff->values}, on_flat_recorded, un) != 0) {
+        log_warn("flat-file ETag not recorded (shutting down)", "underlying=%s", un->u->name);
+        unit_finish(un, OUTCOME_DONE);
+    }
+}
+
 /* ---- the driver ---- */
 
 static void release_lease(struct bf_underlying *u)
@@ -1139,6 +1669,10 @@ static void on_group_settled(void *self, struct engine_group *g)
     bf->rows_written += g->wg.rows_written;
     if (un->u->lost && !g->wg.failed)
         unit_fail(un, "lease lost");
+    if (un->flat && g->wg.coverage_written && !g->wg.failed) {
+        flat_record(un); /* the ETag, then the unit finishes */
+        return;
+    }
     unit_finish(un, g->wg.coverage_written && !g->wg.failed ? OUTCOME_DONE : OUTCOME_FAILED);
 }
 
@@ -1285,8 +1819,10 @@ static int start_engine(struct backfill *bf)
 
 static void backfill_free(struct backfill *bf)
 {
-    for (size_t i = 0; i < bf->nunits; i++)
+    for (size_t i = 0; i < bf->nunits; i++) {
         free(bf->units[i].contracts);
+        flat_free(&bf->units[i]);
+    }
     aggs_page_free(&bf->apage);
     contracts_page_free(&bf->cpage);
     free(bf->leased_array);
@@ -1307,6 +1843,9 @@ static void fill_result(const struct backfill *bf, struct backfill_result *out)
     out->contracts_asked = bf->contracts_asked;
     out->contracts_skipped = bf->contracts_skipped;
     out->closes_known = bf->closes_known;
+    out->flat_applied = bf->flat_applied;
+    out->flat_unchanged = bf->flat_unchanged;
+    out->flat_rejects = bf->flat_rejects;
     out->interrupted = bf->interrupted;
     out->seconds = (double)(real_now() - bf->started_real_us) / 1e6;
 }

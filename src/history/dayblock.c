@@ -46,7 +46,7 @@ int dayblock_build(const struct option_contract *contract, const struct agg_bar 
         snapshot_row_set_f64(&r, SNAP_DAY_LOW, low);
         snapshot_row_set_f64(&r, SNAP_DAY_CLOSE, b->close);
         snapshot_row_set_i64(&r, SNAP_DAY_VOLUME, (int64_t)llround(vsum));
-        if (vsum > 0)
+        if (vsum > 0 && !w->no_vwap)
             snapshot_row_set_f64(&r, SNAP_DAY_VWAP, vwv / vsum);
         if (!isnan(prev_close)) {
             snapshot_row_set_f64(&r, SNAP_DAY_PREVIOUS_CLOSE, prev_close);

@@ -14,6 +14,7 @@
 #include "optsnap/config/cli.h"
 #include "optsnap/db/pg_connect.h"
 #include "optsnap/history/backfill.h"
+#include "optsnap/history/flatfiles.h"
 #include "optsnap/history/gaps.h"
 #include "optsnap/pipeline/schedule.h"
 #include "optsnap/util/timeutil.h"
@@ -24,7 +25,7 @@
 
 struct cmd_options {
     const char *from, *to, *underlying, *resolution, *lookback, *until;
-    bool dry_run, no_prune;
+    bool dry_run, no_prune, from_flatfiles;
 };
 
 static void common_settings_help(FILE *out)
@@ -62,12 +63,19 @@ static void common_settings_help(FILE *out)
 static void backfill_usage(FILE *out)
 {
     fprintf(out,
-            "usage: optsnap backfill --from T --to T [--underlying A,B] [--resolution 1m] [--<setting> V ...]\n\n"
-            "Fills [from, to) from the aggregates endpoint.\n\n"
+            "usage: optsnap backfill --from T --to T [--underlying A,B] [--resolution 1m] [--from-flatfiles]\n"
+            "                        [--<setting> V ...]\n\n"
+            "Fills [from, to) from the aggregates endpoint, or from the day's flat file.\n\n"
             "  --from T          start, inclusive: 2026-11-02, 2026-11-02T14:30:00Z, \"2026-11-02 14:30:00\" (UTC)\n"
             "  --to T            end, exclusive (same forms)\n"
             "  --underlying L    comma list of underlyings (default: the universe setting)\n"
             "  --resolution D    bar length, whole minutes (default 1m; the simulator's truth is 1m)\n"
+            "  --from-flatfiles  bars from each day's minute-aggregates flat file (flatfiles_url,\n"
+            "                    flatfiles_access_key, OPTSNAP_FLATFILES_SECRET_KEY), signed (SigV4) and\n"
+            "                    streamed, per underlying and session; previous closes from the previous\n"
+            "                    session's file (the API only for contracts that did not trade then); a\n"
+            "                    covered day whose object has the ETag applied before is skipped (304), a\n"
+            "                    republished one is applied again; day_vwap stays NULL (no vwap column)\n"
             "  --help            this text\n\n");
     common_settings_help(out);
 }
@@ -88,6 +96,9 @@ static void repair_usage(FILE *out)
             "  --no-prune        ask every contract (by default a contract whose live rows before\n"
             "                    and after a gap show the same day volume and last trade time\n"
             "                    did not trade in it and is skipped)\n"
+            "Whole sessions whose day ended more than flatfiles_delay ago are filled from\n"
+            "the day's flat file when flatfiles_url, flatfiles_access_key and the secret key\n"
+            "are set (see optsnap backfill --help, --from-flatfiles).\n"
             "  --help            this text\n\n");
     common_settings_help(out);
 }
@@ -104,6 +115,11 @@ static int command_prepare(const char *cmd, struct settings *s, const struct cmd
         fprintf(stderr, "optsnap %s: cannot load the API key: %s\n", cmd, err);
         return -1;
     }
+    if (o->from_flatfiles && !flatfiles_configured(s)) {
+        fprintf(stderr, "optsnap %s: --from-flatfiles needs flatfiles_url, flatfiles_access_key and the secret key "
+                        "(OPTSNAP_FLATFILES_SECRET_KEY or flatfiles_secret_key_file)\n", cmd);
+        return -1;
+    }
     return 0;
 }
 
@@ -116,6 +132,10 @@ static int exit_for(const struct backfill_result *r)
 
 static void print_summary(const char *cmd, const struct backfill_result *r)
 {
+    if (r->flat_applied || r->flat_unchanged || r->flat_rejects)
+        printf("%s: flat files: %ld unit%s applied, %ld unchanged (same ETag: skipped), %ld bad line%s stored as "
+               "rejects\n", cmd, r->flat_applied, r->flat_applied == 1 ? "" : "s", r->flat_unchanged, r->flat_rejects,
+               r->flat_rejects == 1 ? "" : "s");
     printf("%s: contracts asked %ld, skipped %ld (no trade in the range), previous closes from live rows %ld\n",
            cmd, r->contracts_asked, r->contracts_skipped, r->closes_known);
     printf("%s: %d unit%s: %d filled, %d already covered, %d failed, %d skipped (lease held elsewhere); "
@@ -158,6 +178,7 @@ static int backfill_command(struct settings *s, void *options)
         snprintf(reqs[i].underlying, sizeof reqs[i].underlying, "%s", u[i].underlying);
         reqs[i].from_us = from;
         reqs[i].to_us = to;
+        reqs[i].flat = o->from_flatfiles ? FLAT_ALWAYS : FLAT_NEVER;
     }
     free(u);
     struct backfill_result r;
@@ -173,7 +194,8 @@ int cmd_backfill(int argc, char **argv)
 {
     struct cmd_options o = {0};
     const struct cli_option opts[] = {{"--from", &o.from, NULL}, {"--to", &o.to, NULL},
-                                      {"--underlying", &o.underlying, NULL}, {"--resolution", &o.resolution, NULL}};
+                                      {"--underlying", &o.underlying, NULL}, {"--resolution", &o.resolution, NULL},
+                                      {"--from-flatfiles", NULL, &o.from_flatfiles}};
     const struct cli_command c = {"backfill", backfill_usage, opts, sizeof opts / sizeof opts[0], false};
     return cli_command_run(&c, argc, argv, backfill_command, &o);
 }
@@ -291,6 +313,7 @@ static int repair_fill(struct settings *s, const struct cmd_options *o, PGconn *
         reqs[i].from_us = before->ranges[i].start_us;
         reqs[i].to_us = before->ranges[i].end_us;
         reqs[i].no_prune = o->no_prune;
+        reqs[i].flat = FLAT_AUTO;
     }
     size_t nreqs = before->count;
     gap_list_free(before);

@@ -110,6 +110,7 @@ struct http_client {
     bool budget_freed;     /* a transfer gave its bytes back since the last resume */
     uint64_t start_seq;
     struct list_node sockets;
+    struct list_node streams; /* caller-owned transfers running (struct http_stream) */
 
     double tokens;
     uint64_t tokens_ns;
@@ -868,6 +869,29 @@ static void attempt_finished(struct http_client *c, struct http_transfer *t, CUR
     transfer_release(c, t);
 }
 
+/* A caller's stream ended: unlinked and told. False when easy is not one. */
+static bool stream_finished(struct http_client *c, CURL *easy, CURLcode rc)
+{
+    for (struct list_node *n = c->streams.next; n != &c->streams; n = n->next) {
+        struct http_stream *st = list_entry(n, struct http_stream, link);
+        if (st->easy != easy)
+            continue;
+        list_remove(&st->link);
+        curl_multi_remove_handle(c->multi, easy);
+        st->done(st, (int)rc);
+        return true;
+    }
+    return false;
+}
+
+int http_client_stream_start(struct http_client *c, struct http_stream *s)
+{
+    if (c->closing || curl_multi_add_handle(c->multi, s->easy) != CURLM_OK)
+        return -1;
+    list_push_back(&c->streams, &s->link);
+    return 0;
+}
+
 /* Reaps every finished transfer; runs after each socket_action, timeouts included. */
 static void reap_finished(struct http_client *c)
 {
@@ -878,6 +902,8 @@ static void reap_finished(struct http_client *c)
             continue;
         CURL *easy = msg->easy_handle;
         CURLcode rc = msg->data.result;
+        if (stream_finished(c, easy, rc))
+            continue;
         struct http_transfer *t = NULL;
         curl_easy_getinfo(easy, CURLINFO_PRIVATE, (char **)&t);
         curl_multi_remove_handle(c->multi, easy);
@@ -1097,6 +1123,7 @@ int http_client_create(struct http_client **out, uv_loop_t *loop, const struct h
     list_init(&c->sleeping.head);
     list_init(&c->cancelled.head);
     list_init(&c->sockets);
+    list_init(&c->streams);
     bool failed = false;
     c->ca_file = strdup_or_null(s->ca_file, &failed);
     c->user_agent = strdup_or_null(s->user_agent, &failed);
@@ -1213,6 +1240,11 @@ static void teardown(uv_timer_t *timer)
         queue_remove(&c->cancelled, r);
         snprintf(r->last_error, sizeof r->last_error, "cancelled");
         request_complete(c, r, HTTP_CANCELLED, 0, NULL, 0, r->last_error);
+    }
+    for (struct list_node *n; (n = list_pop_front(&c->streams)) != NULL;) {
+        struct http_stream *st = list_entry(n, struct http_stream, link);
+        curl_multi_remove_handle(c->multi, st->easy);
+        st->done(st, -1);
     }
     /* stop watching before curl closes its sockets; curl's REMOVE calls for
      * these during cleanup are then ignored */

@@ -12,6 +12,7 @@
 
 #include "optsnap/http/http_server.h"
 #include "optsnap/util/log.h"
+#include "optsnap/sim/mock_flatfiles.h"
 #include "optsnap/sim/mock_market.h"
 #include "optsnap/util/timeutil.h"
 
@@ -1180,6 +1181,10 @@ static void on_request(void *user, const struct http_request *req, const char *b
     request_id_make(s, rid);
     s->st.requests++;
     const char *path = req->path;
+    if (mock_flatfiles_route(&s->market, sim_now(s), req, r)) { /* S3-style flat files: their own keys */
+        s->st.bytes += r->body_len;
+        return;
+    }
     if (strncmp(path, "/_sim/", 6) == 0) {
         handle_sim(s, req, body, rid, r);
         s->st.bytes += r->body_len;

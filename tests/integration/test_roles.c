@@ -101,6 +101,13 @@ static void test_writer_can_ingest(void)
     CHECK_INT(pgtest_exec(w, "UPDATE ingest_rejects SET replayed_at = now(), replay_result = 'written'"), 0);
     CHECK(pgtest_exec_fails(w, "UPDATE ingest_rejects SET raw = 'x'", "42501") == 0);
     CHECK(pgtest_exec_fails(w, "DELETE FROM ingest_rejects", "42501") == 0);
+    /* backfill keeps the flat files' ETags: insert, then update on a republished object */
+    CHECK_INT(pgtest_exec(w, "INSERT INTO ingest_flatfiles (day, underlying, etag) VALUES ('2026-11-02', 'SPY', '\"a\"') "
+                             "ON CONFLICT (day, underlying) DO UPDATE SET etag = EXCLUDED.etag"), 0);
+    CHECK_INT(pgtest_exec(w, "INSERT INTO ingest_flatfiles (day, underlying, etag) VALUES ('2026-11-02', 'SPY', '\"b\"') "
+                             "ON CONFLICT (day, underlying) DO UPDATE SET etag = EXCLUDED.etag"), 0);
+    CHECK_INT(pgtest_scalar(w, "SELECT count(*) FROM ingest_flatfiles WHERE etag = '\"b\"'"), 1);
+    CHECK(pgtest_exec_fails(w, "DELETE FROM ingest_flatfiles", "42501") == 0);
     /* and nothing more */
     CHECK(pgtest_exec_fails(w, "DROP TABLE option_snapshots", "42501") == 0);
     CHECK(pgtest_exec_fails(w, "ALTER TABLE options ADD COLUMN x int", "42501") == 0);
@@ -184,6 +191,9 @@ static void test_reader_only_reads(void)
     CHECK_INT(pgtest_scalar(r, "SELECT count(*) FROM option_snapshots"), 1);
     CHECK_INT(pgtest_scalar(r, "SELECT count(*) FROM ingest_coverage"), 1);
     CHECK(pgtest_exec_fails(r, "INSERT INTO ingest_rejects (reason, raw) VALUES ('x', 'y')", "42501") == 0);
+    CHECK(pgtest_exec_fails(r, "INSERT INTO ingest_flatfiles (day, underlying, etag) VALUES ('2026-11-03', 'SPY', 'x')",
+                            "42501") == 0);
+    CHECK_INT(pgtest_scalar(r, "SELECT count(*) FROM ingest_flatfiles") >= 0, 1);
     CHECK(pgtest_exec_fails(r, "UPDATE options SET strike_price = 1", "42501") == 0);
     CHECK(pgtest_exec_fails(r, "SELECT optsnap_ensure_partitions('2031-02-01', '2031-02-02')", "42501") == 0);
     CHECK(pgtest_exec_fails(r, "SELECT optsnap_ensure_day_partition('2031-02-03')", "42501") == 0);

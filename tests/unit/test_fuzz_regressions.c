@@ -21,6 +21,9 @@
 #define FUZZ_ENTRY fuzz_http_request_one
 #include "fuzz/fuzz_http_request.c"
 #undef FUZZ_ENTRY
+#define FUZZ_ENTRY fuzz_flat_csv_one
+#include "fuzz/fuzz_flat_csv.c"
+#undef FUZZ_ENTRY
 
 typedef int (*fuzz_entry_fn)(const uint8_t *data, size_t size);
 
@@ -34,6 +37,7 @@ static const struct fuzz_harness harnesses[] = {
     {"aggs", fuzz_aggs_one},
     {"settings", fuzz_settings_one},
     {"http_request", fuzz_http_request_one},
+    {"flat_csv", fuzz_flat_csv_one},
 };
 
 static const char *source_root(void)

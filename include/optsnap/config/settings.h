@@ -53,11 +53,17 @@ struct settings {
     int64_t lease_ttl_us;
     int64_t heal_lookback_us;
     int64_t heal_interval_us;
+    char flatfiles_url[SETTING_STR_MAX];
+    char flatfiles_access_key[256];
+    char flatfiles_secret_key_file[SETTING_STR_MAX];
+    char flatfiles_region[64];
+    int64_t flatfiles_delay_us;
 
     /* Not settings: where each came from, and the key once loaded. */
     enum setting_source source[64];
     char source_detail[64][SETTING_STR_MAX / 4]; /* "optsnap.conf:12", "OPTSNAP_CADENCE", "--cadence" */
     char *api_key;                               /* malloc'd; NULL when none; never printed */
+    char *flatfiles_secret_key;                  /* the same, for the flat files' S3 endpoint */
 };
 
 struct setting_desc {
@@ -138,7 +144,10 @@ struct universe_entry {
 int settings_load_universe(const struct settings *s, struct universe_entry **out, char *err,
                            size_t err_size) __attribute__((warn_unused_result));
 
-/* Loads the API key: OPTSNAP_API_KEY, else api_key_file, else
+/* Loads the API key (OPTSNAP_API_KEY, else api_key_file, else
+ * $CREDENTIALS_DIRECTORY/api_key) and the flat files' secret key the same way
+ * (OPTSNAP_FLATFILES_SECRET_KEY, flatfiles_secret_key_file, flatfiles_secret_key).
+ * Old text: OPTSNAP_API_KEY, else api_key_file, else
  * $CREDENTIALS_DIRECTORY/api_key. Returns 0 (key may stay NULL), -1 on error. */
 int settings_load_api_key(struct settings *s, char *err, size_t err_size)
     __attribute__((warn_unused_result));

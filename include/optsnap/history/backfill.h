@@ -17,6 +17,12 @@ struct backfill_request {
     char underlying[16];
     int64_t from_us, to_us;
     bool no_prune; /* ask every contract, even those the live rows show did not trade */
+    /* Bars from the day's flat file (history/flatfiles.h) instead of one
+     * aggregates request per contract: FLAT_ALWAYS (backfill
+     * --from-flatfiles: the stored ETag, not the coverage ledger, decides
+     * whether a day is done again), FLAT_AUTO (repair: the units of days that
+     * ended more than flatfiles_delay ago, when flat files are configured). */
+    enum { FLAT_NEVER = 0, FLAT_AUTO, FLAT_ALWAYS } flat;
 };
 
 /* The contracts of underlying $1 that did not trade inside [$2, $3) (a
@@ -79,6 +85,9 @@ struct backfill_result {
     long contracts_asked;   /* (contract, unit) pairs whose bars were fetched */
     long contracts_skipped; /* pairs pruned: no trade inside the unit */
     long closes_known;      /* previous closes the day's live rows gave: no request */
+    long flat_applied;   /* flat-file units whose object was applied */
+    long flat_unchanged; /* ... skipped: the object's ETag is the one applied before (304) */
+    long flat_rejects;   /* flat-file lines that were not good bars (stored as rejects) */
     double seconds;
     bool interrupted;     /* SIGINT/SIGTERM: drained, the rest stays uncovered */
 };

@@ -22,6 +22,7 @@ struct dayblock_window {
     bool to_inclusive;                /* ... or [from, to] when to is the session's close */
     int64_t resolution_us;            /* bar length */
     int64_t not_after_us;             /* the API's now: a bar ending later is still open */
+    bool no_vwap;                     /* the bars carry no vwap (flat files): day_vwap stays NULL, not a guess */
 };
 
 /* True when bar i's end is a row of w. */

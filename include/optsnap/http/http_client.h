@@ -9,6 +9,8 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "optsnap/util/list.h"
+
 struct http_client;
 
 struct http_settings {
@@ -110,6 +112,21 @@ void http_client_set_seed(struct http_client *c, uint64_t seed);
  * in the past gives 0. Returns 0 and *out_us, or -1 when unparsable. */
 int http_retry_after_parse(const char *value, int64_t now_s, int64_t *out_us)
     __attribute__((warn_unused_result));
+
+/* A transfer on the client's multi whose easy handle (a CURL *) the caller
+ * made and owns: a download consumed as it arrives (its write callback),
+ * outside the pool's queue, retries and body cap. done(s, curlcode) is
+ * called once from the loop: when it ends (CURLcode), or with -1 when the
+ * client closes first. The caller then removes nothing; it may clean up the
+ * easy handle. Returns 0 or -1 (closing, or curl refused it). */
+struct http_stream {
+    void *easy;
+    void (*done)(struct http_stream *s, int curlcode);
+    void *user;
+    /* the client's */
+    struct list_node link;
+};
+int http_client_stream_start(struct http_client *c, struct http_stream *s) __attribute__((warn_unused_result));
 
 /* Cancels everything (callbacks get HTTP_CANCELLED, from the loop, not from
  * inside this call), closes every handle, frees the client, then calls
