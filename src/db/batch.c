@@ -135,7 +135,6 @@ int batch_split(struct batch *b, struct batch **second)
     b->nrows = half;
     s->owner = b->owner;
     s->token = b->token;
-    memcpy(s->request_id, b->request_id, sizeof s->request_id);
     *second = s;
     return 0;
 }

@@ -89,9 +89,9 @@ const char writer_sql_snapshots[] =
 const char writer_sql_rejects[] =
     "INSERT INTO ingest_rejects (underlying, ticker, reason, raw, request_id, source, kind, key_time, "
     "write_token, write_ordinal) "
-    "SELECT $1::text, u.t, u.r, u.raw, $5::text, $6::text, u.k, u.kt, $9::text, u.n::int4 "
-    "FROM unnest($2::text[], $3::text[], $4::text[], $7::text[], $8::timestamptz[]) WITH ORDINALITY "
-    "AS u(t, r, raw, k, kt, n) "
+    "SELECT $1::text, u.t, u.r, u.raw, u.id, $6::text, u.k, u.kt, $9::text, u.n::int4 "
+    "FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $7::text[], $8::timestamptz[]) WITH ORDINALITY "
+    "AS u(t, r, raw, id, k, kt, n) "
     "ON CONFLICT (write_token, write_ordinal) WHERE write_token IS NOT NULL DO NOTHING";
 
 /* Reference data of contracts (/v3/reference/options/contracts) onto the
@@ -347,7 +347,14 @@ static void build_rejects(struct writer_job *j, const struct batch *b, const cha
         pgarray_add_text(&a, b->rejects[i].raw ? b->rejects[i].raw : "",
                          b->rejects[i].raw ? b->rejects[i].raw_len : 0);
     param_array_end(j, &a, s, 3);
-    param_text(j, s, 4, 1, b->request_id[0] ? b->request_id : NULL);
+    param_array_begin(j, &a, s, 4, PG_OID_TEXT_ARRAY, PG_OID_TEXT);
+    for (size_t i = 0; i < b->nrejects; i++) { /* each its own page's: a batch may hold several pages' */
+        if (b->rejects[i].request_id[0])
+            pgarray_add_text(&a, b->rejects[i].request_id, strlen(b->rejects[i].request_id));
+        else
+            pgarray_add_null(&a);
+    }
+    param_array_end(j, &a, s, 4);
     param_text(j, s, 5, 2, row_source_name(source));
     param_array_begin(j, &a, s, 6, PG_OID_TEXT_ARRAY, PG_OID_TEXT);
     for (size_t i = 0; i < b->nrejects; i++) {

@@ -157,6 +157,8 @@ static enum outcome replay_write(PGconn *conn, const char *id, struct snapshot_p
         snprintf(note, note_size, "partial: %s", page->rejects[0].reason);
     if (dry_run)
         return partial ? OUT_PARTIAL : OUT_WRITTEN;
+    if (partial)
+        snprintf(page->rejects[0].request_id, sizeof page->rejects[0].request_id, "%s", request_id);
     struct batch *b = batch_new();
     if (b == NULL || batch_add_row(b, &page->rows[0]) ||
         (partial && batch_add_reject(b, &page->rejects[0]))) {
@@ -164,7 +166,6 @@ static enum outcome replay_write(PGconn *conn, const char *id, struct snapshot_p
         snprintf(note, note_size, "out of memory");
         return OUT_FAILED;
     }
-    snprintf(b->request_id, sizeof b->request_id, "%s", request_id);
     struct writer_job j;
     enum row_source src = strcmp(source, "backfill") == 0 ? ROW_SOURCE_BACKFILL : ROW_SOURCE_LIVE;
     if (writer_job_build(&j, b, underlying, src, NULL)) {

@@ -83,10 +83,9 @@ static enum page_verdict on_snapshot_page(struct pager *p, const struct http_res
         log_info(rj->kind == REJECT_PARTIAL ? "row stored with fields dropped" : "row rejected", "underlying=%s ticker=%s reason=%s request_id=%s", sw->u->name,
                  log_quote(t, sizeof t, rj->ticker), log_quote(q, sizeof q, rj->reason),
                  log_quote(id, sizeof id, r->page.request_id));
+        snprintf(rj->request_id, sizeof rj->request_id, "%s", r->page.request_id);
         if (engine_group_add_reject(e, &sw->g, rj) != 0)
             return PAGE_FAILED;
-        if (sw->g.cur)
-            snprintf(sw->g.cur->request_id, sizeof sw->g.cur->request_id, "%s", r->page.request_id);
     }
     *next_url = r->page.next_url;
     return PAGE_OK;

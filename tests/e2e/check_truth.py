@@ -17,9 +17,10 @@ usage: check_truth.py DB_URL SIM_URL [--clock SIM_US@REAL_S --speed X] [--reject
    swept again later (a clock stepped back) is still a breach.
    --bound-commit (needs --clock): the old bound, the commit, however late;
    only for tests that stall a sweep on purpose (pressure).
-3. With --rejects: every bad row the simulator injected is in ingest_rejects,
-   matched by ticker and time (with --clock: the reject was received at or
-   after the row was served, within --reject-slack real seconds).
+3. With --rejects: every bad row the simulator injected into a page the
+   daemon ingested (not a one-row start-up probe) is in ingest_rejects when
+   its window is covered, matched by the request_id of its page and, when
+   the parser could keep one, its ticker.
 Prints one summary line; exits 1 on any mismatch.
 Standard library only (plus the psql client).
 """
@@ -189,33 +190,25 @@ def main():
     rejects_missing = 0
     injected = 0
     excused = 0
+    probes = 0
     if check_rejects:
         inj = get(f"{sim}/_sim/injected").get("results", [])
-        got = psql(db, "SELECT coalesce(ticker, ''), reason, extract(epoch from received_at) FROM ingest_rejects")
-        slack_s = float(arg("--reject-slack", "30"))
-        # rejects not yet matched to a bad row: ticker -> simulated receive times
-        by_ticker = collections.defaultdict(list)
-        for g in got:
-            rs = sim_anchor_us + int((float(g[2]) - real_anchor_s) * speed * 1e6) if clock else None
-            by_ticker[g[0]].append(rs)
-        pool = collections.Counter(g[0] for g in got)
+        got = psql(db, "SELECT coalesce(ticker, ''), coalesce(request_id, '') FROM ingest_rejects")
+        # rejects not yet matched to a bad row, by the request_id of the page
+        # they came in (each reject keeps its own page's, DESIGN §4): a bad
+        # row's reject carries the simulator's request_id for that response,
+        # and its sent ticker when the parser could keep one
+        unmatched = collections.Counter((g[0], g[1]) for g in got)
 
-        def take(ticker, at_us):
-            """Matches one reject of ticker received at or after at_us (and not
-            long after): a reject of the same ticker from another sweep does
-            not count for this bad row."""
-            cands = by_ticker.get(ticker, [])
-            best = None
-            for i, rs in enumerate(cands):
-                if rs is not None and not (at_us - 0.2 * speed * 1e6 <= rs <= at_us + slack_s * speed * 1e6):
-                    continue
-                if best is None or (rs is not None and rs < cands[best]):
-                    best = i
-            if best is None:
-                return False
-            cands.pop(best)
-            pool[ticker] -= 1
-            return True
+        def take(item):
+            rid = item.get("request_id") or ""
+            t = item.get("sent_ticker") or ""
+            keys = [(t, rid)] if t.startswith("O:") else [k for k in unmatched if k[1] == rid and unmatched[k] > 0]
+            for k in keys:
+                if unmatched[k] > 0:
+                    unmatched[k] -= 1
+                    return True
+            return False
 
         def covered_at(underlying, at_us):
             for und, ws, we, done in live_windows:
@@ -223,32 +216,30 @@ def main():
                     return True
             return False
 
-        need_by_count = 0
-        # bad rows whose sent ticker the parser keeps are matched one to one
+        # bad rows with a ticker first: a ticker-less one takes any reject of its page left
         for item in sorted(inj, key=lambda i: not (i.get("sent_ticker") or "").startswith("O:")):
+            if int(item.get("page_limit", 0)) == 1:
+                # a one-row page is a start-up probe (run's and check's "api
+                # plan" check): its rows are read to see the plan answers, never
+                # ingested, and no window is marked from them
+                probes += 1
+                continue
             injected += 1
             true_ticker = item.get("ticker") or ""
             # OCC: "O:" + root + a fixed 15-character tail (YYMMDD, C/P, 8-digit strike)
             underlying = true_ticker[2:-15] if true_ticker.startswith("O:") and len(true_ticker) > 17 else ""
-            t = item.get("sent_ticker") or ""
-            if t.startswith("O:") and take(t, int(item.get("at_us", 0))):
+            if take(item):
                 continue
             if not covered_at(underlying, int(item.get("at_us", 0))):
                 excused += 1
                 continue
-            if t.startswith("O:"):
-                rejects_missing += 1
-                print(f"REJECT MISSING {t}: {item.get('reason')} (its window is marked covered)")
-            else:
-                need_by_count += 1  # no ticker the parser keeps: matched by count
-        left = sum(pool.values())
-        if need_by_count > left:
-            rejects_missing += need_by_count - left
-            print(f"REJECTS: {left} unmatched rejects for {need_by_count} bad rows without a usable ticker in covered windows")
+            rejects_missing += 1
+            print(f"REJECT MISSING {item.get('sent_ticker') or '(no ticker)'} request_id={item.get('request_id')}: "
+                  f"{item.get('reason')} (its window is marked covered)")
 
     print(f"truth check: rows={len(rows)} mismatches={mismatches} windows={len(windows)} "
           f"contract_windows={checked_pairs} missing={missing} injected_bad_rows={injected} "
-          f"rejects_missing={rejects_missing} rejects_excused_uncovered={excused}")
+          f"rejects_missing={rejects_missing} rejects_excused_uncovered={excused} probe_bad_rows={probes}")
     sys.exit(1 if mismatches or missing or rejects_missing or not rows or not windows else 0)
 
 

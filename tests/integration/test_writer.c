@@ -210,8 +210,20 @@ static void test_rejects_coverage_and_missing_partition(void)
     snprintf(rj.reason, sizeof rj.reason, "ticker: not an OCC symbol");
     rj.raw = strdup("{\"details\":{\"ticker\":\"O:BAD\"}}");
     rj.raw_len = strlen(rj.raw);
+    snprintf(rj.request_id, sizeof rj.request_id, "req-123");
     CHECK(batch_add_reject(b, &rj) == 0);
-    snprintf(b->request_id, sizeof b->request_id, "req-123");
+    /* a batch sealed mid-page holds rejects of two pages: each keeps its own */
+    memset(&rj, 0, sizeof rj);
+    snprintf(rj.reason, sizeof rj.reason, "details.ticker: missing");
+    rj.raw = strdup("{}");
+    rj.raw_len = 2;
+    snprintf(rj.request_id, sizeof rj.request_id, "req-456");
+    CHECK(batch_add_reject(b, &rj) == 0);
+    memset(&rj, 0, sizeof rj);
+    snprintf(rj.reason, sizeof rj.reason, "no request id");
+    rj.raw = strdup("{}");
+    rj.raw_len = 2;
+    CHECK(batch_add_reject(b, &rj) == 0);
     struct coverage_mark cov = {0};
     CHECK(timestamp_parse("2024-07-03T15:00:00Z", &cov.window_start_us) == 0);
     cov.window_end_us = cov.window_start_us + 60 * USEC_PER_SEC;
@@ -221,6 +233,10 @@ static void test_rejects_coverage_and_missing_partition(void)
     CHECK_INT(pgtest_scalar(db, "SELECT count(*) FROM option_snapshots WHERE last_updated = '2024-07-03T15:00:00Z'"), 1);
     CHECK_INT(pgtest_scalar(db, "SELECT count(*) FROM ingest_rejects WHERE reason = 'ticker: not an OCC symbol' "
                                 "AND request_id = 'req-123' AND raw LIKE '%O:BAD%' AND underlying = 'AAPL'"), 1);
+    CHECK_INT(pgtest_scalar(db, "SELECT count(*) FROM ingest_rejects WHERE reason = 'details.ticker: missing' "
+                                "AND request_id = 'req-456' AND ticker IS NULL"), 1);
+    CHECK_INT(pgtest_scalar(db, "SELECT count(*) FROM ingest_rejects WHERE reason = 'no request id' "
+                                "AND request_id IS NULL"), 1);
     CHECK_INT(pgtest_scalar(db, "SELECT rows FROM ingest_coverage WHERE underlying = 'AAPL' "
                                 "AND window_start = '2024-07-03T15:00:00Z' AND source = 'live'"), 2);
     batch_free(b);

@@ -153,6 +153,7 @@ struct row_reject {
      * for a reject the fallback key time the parse had (0 = none). A replay
      * parses raw with this as its fallback, so it keys the row alike. */
     int64_t key_us;
+    char request_id[96]; /* the request_id of the page it came in ("" none): set by the driver */
 };
 
 void row_reject_clear(struct row_reject *rj);

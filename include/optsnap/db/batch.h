@@ -17,7 +17,6 @@ struct batch {
     struct row_reject *rejects; /* each owns its raw */
     size_t nrejects, rejects_cap;
     size_t reject_bytes;
-    char request_id[96];        /* last page's request_id, for rejects' context */
 
     /* Set by the owner (the ingester); the batch module never reads them. */
     void *owner;                /* the sweep this batch belongs to */
