@@ -57,11 +57,17 @@ struct bf_segment {
 enum unit_state { UNIT_PENDING, UNIT_LEASING, UNIT_PREPARING, UNIT_LISTING, UNIT_FETCHING, UNIT_CLOSED, UNIT_FINISHED };
 enum unit_outcome { OUTCOME_NONE, OUTCOME_DONE, OUTCOME_COVERED, OUTCOME_FAILED, OUTCOME_SKIPPED };
 
-/* A contract's previous session close as its live rows of the unit's day
- * carry it (day.previous_close): its bars need no request for it. */
-struct known_close {
-    char *ticker;
-    double close;
+/* Tickers the unit's preparation read from the database, sorted, each with
+ * a value: the contracts pruned as quiet (value unused), and the previous
+ * session closes the day's live rows carry (day.previous_close), whose bars
+ * then need no request for it. */
+struct ticker_value {
+    char *ticker; /* malloc'd */
+    double value;
+};
+struct ticker_set {
+    struct ticker_value *v; /* malloc'd */
+    size_t n;
 };
 
 struct bf_unit {
@@ -74,10 +80,8 @@ struct bf_unit {
     bool flat;        /* bars from the day's flat file (ff) instead of the aggregates endpoint */
     bool flat_always; /* the stored ETag decides (backfill --from-flatfiles), not the ledger */
     struct bf_flat *ff; /* malloc'd while the unit works from a flat file */
-    char **quiet;     /* malloc'd sorted tickers to skip (each malloc'd) */
-    size_t nquiet;
-    struct known_close *closes; /* malloc'd, sorted: previous closes the day's live rows carry */
-    size_t ncloses;
+    struct ticker_set quiet;  /* contracts to skip */
+    struct ticker_set closes; /* previous closes the day's live rows carry */
     enum unit_state state;
     enum unit_outcome outcome;
     char reason[160];
@@ -262,8 +266,7 @@ static const char sql_lease_renew[] =
 static void unit_finish(struct bf_unit *un, enum unit_outcome outcome);
 static void unit_prepare(struct bf_unit *un);
 static void ensure_next_partition(struct bf_unit *un);
-static void quiet_free(struct bf_unit *un);
-static void closes_free(struct bf_unit *un);
+static void tickers_free(struct ticker_set *set);
 static void unit_open_group(struct bf_unit *un);
 
 /* A holder "backfill:HOST:PID" of this host whose process is gone (kill -9,
@@ -457,8 +460,8 @@ static void unit_finish(struct bf_unit *un, enum unit_outcome outcome)
     un->state = UNIT_FINISHED;
     un->outcome = outcome;
     free(un->contracts);
-    quiet_free(un);
-    closes_free(un);
+    tickers_free(&un->quiet);
+    tickers_free(&un->closes);
     flat_free(un);
     un->contracts = NULL;
     un->ncontracts = un->contracts_cap = 0;
@@ -496,32 +499,49 @@ static const char sql_live_contracts[] =
     "   AND expiration_date >= (($2::timestamptz) AT TIME ZONE 'America/New_York')::date";
 
 
-static int quiet_cmp(const void *a, const void *b)
+static void tickers_free(struct ticker_set *set)
 {
-    return strcmp(*(char *const *)a, *(char *const *)b);
+    for (size_t i = 0; i < set->n; i++)
+        free(set->v[i].ticker);
+    free(set->v);
+    set->v = NULL;
+    set->n = 0;
 }
 
-static void quiet_free(struct bf_unit *un)
+static int ticker_cmp(const void *a, const void *b)
 {
-    for (size_t i = 0; i < un->nquiet; i++)
-        free(un->quiet[i]);
-    free(un->quiet);
-    un->quiet = NULL;
-    un->nquiet = 0;
+    return strcmp(((const struct ticker_value *)a)->ticker, ((const struct ticker_value *)b)->ticker);
 }
 
-static void closes_free(struct bf_unit *un)
+/* The set from a result's column 0 (tickers) and, when value_col >= 0, that
+ * column's numbers (a row whose number does not parse is left out). Out of
+ * memory leaves it smaller or empty: the caller then asks more, never less. */
+static void tickers_load(struct ticker_set *set, const PGresult *res, int value_col)
 {
-    for (size_t i = 0; i < un->ncloses; i++)
-        free(un->closes[i].ticker);
-    free(un->closes);
-    un->closes = NULL;
-    un->ncloses = 0;
+    tickers_free(set);
+    int n = PQntuples(res);
+    if (n <= 0 || (set->v = calloc((size_t)n, sizeof *set->v)) == NULL)
+        return;
+    for (int i = 0; i < n; i++) {
+        double v = 0;
+        if (value_col >= 0) {
+            char *end;
+            v = strtod(PQgetvalue(res, i, value_col), &end);
+            if (*end != '\0' || !isfinite(v))
+                continue;
+        }
+        if ((set->v[set->n].ticker = strdup(PQgetvalue(res, i, 0))) == NULL)
+            continue;
+        set->v[set->n++].value = v;
+    }
+    if (set->n > 1)
+        qsort(set->v, set->n, sizeof *set->v, ticker_cmp);
 }
 
-static int close_cmp(const void *a, const void *b)
+static const struct ticker_value *tickers_find(const struct ticker_set *set, const char *ticker)
 {
-    return strcmp(((const struct known_close *)a)->ticker, ((const struct known_close *)b)->ticker);
+    struct ticker_value key = {.ticker = (char *)ticker};
+    return set->n ? bsearch(&key, set->v, set->n, sizeof *set->v, ticker_cmp) : NULL;
 }
 
 /* The previous closes of the day's live rows: $1 underlying, $2 the unit's
@@ -542,47 +562,13 @@ static const char sql_known_closes[] =
 static void on_known_closes(void *user, const void *pgresult)
 {
     struct bf_unit *un = user;
-    const PGresult *res = pgresult;
-    closes_free(un);
-    int n = PQntuples(res);
-    if (n <= 0 || (un->closes = calloc((size_t)n, sizeof *un->closes)) == NULL)
-        return; /* out of memory: each previous close is asked */
-    for (int i = 0; i < n; i++) {
-        char *end;
-        double v = strtod(PQgetvalue(res, i, 1), &end);
-        if (*end != '\0' || !isfinite(v))
-            continue;
-        if ((un->closes[un->ncloses].ticker = strdup(PQgetvalue(res, i, 0))) == NULL)
-            continue;
-        un->closes[un->ncloses++].close = v;
-    }
-    qsort(un->closes, un->ncloses, sizeof *un->closes, close_cmp);
-}
-
-static bool known_close(const struct bf_unit *un, const char *ticker, double *close)
-{
-    struct known_close key = {.ticker = (char *)ticker};
-    const struct known_close *k = un->ncloses ? bsearch(&key, un->closes, un->ncloses, sizeof *un->closes, close_cmp)
-                                              : NULL;
-    if (k == NULL)
-        return false;
-    *close = k->close;
-    return true;
+    tickers_load(&un->closes, pgresult, 1); /* out of memory: each previous close is asked */
 }
 
 static void on_quiet(void *user, const void *pgresult)
 {
     struct bf_unit *un = user;
-    const PGresult *res = pgresult;
-    quiet_free(un);
-    int n = PQntuples(res);
-    if (n <= 0 || (un->quiet = calloc((size_t)n, sizeof *un->quiet)) == NULL)
-        return; /* out of memory: no pruning, every contract is asked */
-    for (int i = 0; i < n; i++) {
-        if ((un->quiet[un->nquiet] = strdup(PQgetvalue(res, i, 0))) != NULL)
-            un->nquiet++;
-    }
-    qsort(un->quiet, un->nquiet, sizeof *un->quiet, quiet_cmp);
+    tickers_load(&un->quiet, pgresult, -1); /* out of memory: no pruning, every contract is asked */
 }
 
 static int unit_add_contract(struct bf_unit *un, const struct option_contract *c)
@@ -951,18 +937,17 @@ static void list_next(struct bf_unit *un)
                 if (m == 0 || strcmp(un->contracts[m - 1].ticker, un->contracts[i].ticker) != 0)
                     un->contracts[m++] = un->contracts[i];
             un->ncontracts = m;
-            if (un->nquiet > 0 && un->nseg == 1) { /* the rule holds within one local day */
+            if (un->quiet.n > 0 && un->nseg == 1) { /* the rule holds within one local day */
                 m = 0;
                 for (size_t i = 0; i < un->ncontracts; i++) {
-                    const char *key = un->contracts[i].ticker;
-                    if (bsearch(&key, un->quiet, un->nquiet, sizeof *un->quiet, quiet_cmp) == NULL)
+                    if (tickers_find(&un->quiet, un->contracts[i].ticker) == NULL)
                         un->contracts[m++] = un->contracts[i];
                 }
                 bf->contracts_skipped += (long)(un->ncontracts - m);
                 un->ncontracts = m;
             }
             bf->contracts_asked += (long)un->ncontracts;
-            quiet_free(un);
+            tickers_free(&un->quiet);
             log_debug("unit listed", "underlying=%s contracts=%zu", un->u->name, m);
         }
         un->state = UNIT_FETCHING;
@@ -1080,7 +1065,9 @@ static void on_bars_end(struct pager *p, bool complete, const char *why)
     }
     if (complete && !un->g.wg.failed && f->kind == FETCH_BARS && fetch_has_rows(un, f)) {
         f->kind = FETCH_PREV;
-        if (un->nseg == 1 && known_close(un, un->contracts[f->ci].ticker, &f->prev_close)) {
+        const struct ticker_value *kc = un->nseg == 1 ? tickers_find(&un->closes, un->contracts[f->ci].ticker) : NULL;
+        if (kc != NULL) {
+            f->prev_close = kc->value;
             bf->closes_known++; /* the day's live rows carry it: no request */
         } else {
             char url[1024];
@@ -1196,10 +1183,14 @@ static void flat_free(struct bf_unit *un)
  * engine is closing (it fails and forgets the groups: leave the unit). The
  * fetch's counters and etag stay readable; flatfile_fetch_free frees only
  * the transfer. */
-static bool flat_fetch_ended(struct bf_unit *un, struct flatfile_fetch *f)
+/* A fetch of the unit's ended: freed; true when the engine is closing (the
+ * callback then does nothing more). day (may be NULL) gets the unit's day. */
+static bool flat_fetch_ended(struct bf_unit *un, struct flatfile_fetch *f, char *day, size_t day_size)
 {
     un->ff->fetching = un->ff->streaming = false;
     flatfile_fetch_free(f);
+    if (day != NULL)
+        date_format(day, day_size, un->seg[0].date);
     return engine_closing(un->bf->e);
 }
 
@@ -1404,10 +1395,9 @@ static void flat_on_day_end(struct flatfile_fetch *f, enum flatfile_outcome o, c
 {
     struct bf_unit *un = f->user;
     struct bf_flat *ff = un->ff;
-    if (flat_fetch_ended(un, f))
-        return;
     char day[16], e1[120];
-    date_format(day, sizeof day, un->seg[0].date);
+    if (flat_fetch_ended(un, f, day, sizeof day))
+        return;
     if (o == FLATFILE_APPLIED && flat_flush(un) != 0) {
         o = FLATFILE_FAILED;
         why = f->why;
@@ -1482,7 +1472,7 @@ static void flat_on_prev_end(struct flatfile_fetch *f, enum flatfile_outcome o, 
 {
     struct bf_unit *un = f->user;
     struct bf_flat *ff = un->ff;
-    if (flat_fetch_ended(un, f))
+    if (flat_fetch_ended(un, f, NULL, 0))
         return;
     if (!engine_running(un->bf->e)) {
         flat_fail_finish(un, "interrupted");
@@ -1520,10 +1510,9 @@ static void on_flat_head(struct flatfile_fetch *f, enum flatfile_outcome o, cons
 {
     struct bf_unit *un = f->user;
     struct bf_flat *ff = un->ff;
-    if (flat_fetch_ended(un, f))
-        return;
     char day[16], e1[120];
-    date_format(day, sizeof day, un->seg[0].date);
+    if (flat_fetch_ended(un, f, day, sizeof day))
+        return;
     if (o == FLATFILE_UNCHANGED) {
         un->bf->flat_unchanged++;
         log_info("flat file unchanged (same ETag as applied): unit skipped", "underlying=%s day=%s etag=%s",
