@@ -32,6 +32,7 @@ struct injected_row {
     char sent_ticker[OPTSNAP_TICKER_MAX]; /* what the bad row carried ("" none) */
     enum mm_bad_kind kind;
     int64_t at_us;
+    int page_limit; /* the limit its page was asked with (1 = a start-up probe) */
     char request_id[40];
 };
 
@@ -287,7 +288,7 @@ static void apply_faults(struct sim *s, uint64_t n, uint32_t mask, struct http_r
 }
 
 static void injected_add(struct sim *s, const struct mm_contract *c, enum mm_bad_kind kind,
-                         int64_t now, const char *request_id)
+                         int64_t now, int page_limit, const char *request_id)
 {
     if (s->ninjected == s->injected_cap) {
         if (s->injected_cap >= MAX_INJECTED) {
@@ -308,6 +309,7 @@ static void injected_add(struct sim *s, const struct mm_contract *c, enum mm_bad
     mm_bad_ticker(&s->market, c, kind, ir->sent_ticker, sizeof ir->sent_ticker);
     ir->kind = kind;
     ir->at_us = now;
+    ir->page_limit = page_limit;
     snprintf(ir->request_id, sizeof ir->request_id, "%s", request_id);
 }
 
@@ -519,7 +521,7 @@ static void handle_chain(struct sim *s, const struct http_request *req, const ch
         enum mm_bad_kind kind = MM_BAD_NONE;
         if (i == bad_at) {
             kind = bad_kind == MM_BAD_NEG_SIZE && !snap.has_trade ? MM_BAD_INFINITE : bad_kind;
-            injected_add(s, &page[i], kind, now, rid);
+            injected_add(s, &page[i], kind, now, q.limit, rid);
         }
         mm_snapshot_write(&b, &s->market, &snap, kind);
     }
@@ -1080,6 +1082,8 @@ static void handle_sim(struct sim *s, const struct http_request *req, const char
             mm_buf_str(&b, mm_bad_kind_name(ir->kind));
             mm_buf_puts(&b, ",\"at_us\":");
             mm_buf_int(&b, ir->at_us);
+            mm_buf_puts(&b, ",\"page_limit\":");
+            mm_buf_int(&b, ir->page_limit);
             mm_buf_puts(&b, ",\"request_id\":");
             mm_buf_str(&b, ir->request_id);
             mm_buf_puts(&b, "}");
@@ -1397,7 +1401,7 @@ static void usage(FILE *out)
         "  POST /_sim/faults        change them: form body or query, names as the flags\n"
         "                           without --fault- (429-rate=0.1&outage=FROM..TO&\n"
         "                           outage-mode=reset&clear=1 ...); outage= (empty) clears\n"
-        "  GET  /_sim/injected      every bad row injected: ticker, reason, at_us\n"
+        "  GET  /_sim/injected      every bad row injected: ticker, reason, at_us, page_limit\n"
         "  GET  /_sim/clock         simulated now\n"
         "  GET  /_sim/truth/snapshot?ticker=T&at=TIME   the exact single-contract result\n"
         "                           the API serves at TIME (RFC3339 or unix us; default now)\n"
