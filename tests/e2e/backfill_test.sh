@@ -9,7 +9,10 @@
 #  3. two concurrent `repair` runs: each underlying filled once (the other run
 #     skips it because of the lease), same rows as one run;
 #  4. us-options calendar: an early close (2025-11-28, 13:00 ET) gets rows and
-#     windows only until the close; a holiday (2025-11-27) is not a gap.
+#     windows only until the close; a holiday (2025-11-27) is not a gap;
+#  5. a backfill whose --to is in the future marks no window that has not
+#     ended and stores no row keyed after its now; a daemon that then fails
+#     over those windows leaves them uncovered, and `gaps` lists every one.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 skip_unless_pg
@@ -198,5 +201,48 @@ DATABASE_URL=$DB4 "$BIN" chain SPY --at 2025-11-28T16:00:00Z --format json | pyt
     fail "optsnap chain --format json is not the documented shape"
 DATABASE_URL=$DB4 "$BIN" gaps --calendar us-options --cadence 60s --universe SPY --since 2025-11-27 --until 2025-11-29 >/dev/null ||
     fail "the holiday or the time after the early close counts as a gap"
+e2e_stop "$SIM_PID" TERM 10
+
+echo "== 5. a backfill into the future"
+DB5=$(e2e_db optsnap_e2e_bf5) || fail "database"
+start_sim sim5 --contracts 40 --clock 2026-11-02T15:00:00Z --speed "$SPEED" --always-open --api-key k5
+NOW5=$(sim_now_us)
+F5=$(( (NOW5 / 60000000 - 4) * 60000000 )); T5=$(( F5 + 8 * 60000000 )) # 4 minutes back, 4 ahead
+C5=(--api-url "$SIM_URL" --calendar always --cadence 60s --universe SPY --clock "$(sim_shared_clock)" --clock-speed "$SPEED")
+DATABASE_URL=$DB5 OPTSNAP_API_KEY=k5 "$BIN" backfill "${C5[@]}" --from "$(iso "$F5")" --to "$(iso "$T5")" >"$TMP/bf5.out" 2>"$TMP/bf5.log" ||
+    { cat "$TMP/bf5.out"; tail -20 "$TMP/bf5.log"; fail "the backfill into the future did not exit 0"; }
+END5=$(sim_now_us)
+cat "$TMP/bf5.out"
+[ "$(pg_scalar "$DB5" "SELECT count(*) FROM ingest_coverage")" -gt 0 ] || fail "the past minutes were not backfilled"
+[ "$(pg_scalar "$DB5" "SELECT count(*) FROM ingest_coverage WHERE window_end > to_timestamp($END5 / 1e6)")" = 0 ] ||
+    fail "a window that had not ended was marked covered"
+[ "$(pg_scalar "$DB5" "SELECT count(*) FROM option_snapshots WHERE last_updated > to_timestamp($END5 / 1e6)")" = 0 ] ||
+    fail "a row keyed after the backfill's now (a bar still in progress) was stored"
+# a daemon whose every request fails (a key the API does not know) sweeps the rest
+DATABASE_URL=$DB5 OPTSNAP_API_KEY=not-the-key e2e_spawn "$TMP/run5.log" "$BIN" run "${C5[@]}" --listen "" --max-sweeps 3
+e2e_wait_exit "$E2E_LAST_PID" 60
+grep -q 'Unknown API Key' "$TMP/run5.log" || fail "the failing daemon's requests did not fail"
+while [ "$(sim_now_us)" -lt "$T5" ]; do sleep 0.5; done # the range has ended
+set +e
+DATABASE_URL=$DB5 "$BIN" gaps --calendar always --cadence 60s --universe SPY --clock "$(sim_shared_clock)" \
+    --clock-speed "$SPEED" --since "$(iso "$F5")" --until "$(iso "$T5")" --format json >"$TMP/gaps5.json"
+rc=$?
+set -e
+[ "$rc" = 3 ] || fail "gaps exited $rc, expected 3 (windows missing)"
+python3 - "$TMP/gaps5.json" "$DB5" "$F5" "$T5" <<'PY' || fail "gaps does not list exactly the windows left uncovered"
+import datetime, json, subprocess, sys
+d = json.load(open(sys.argv[1]))
+f5, t5 = int(sys.argv[3]), int(sys.argv[4])
+listed = set()
+for g in d["gaps"]:
+    s = int(datetime.datetime.strptime(g["start"], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=datetime.timezone.utc).timestamp()) * 1000000
+    listed |= {s + i * 60000000 for i in range(g["windows"])}
+covered = set(int(x) for x in subprocess.run(["psql", "-X", "-qAt", sys.argv[2], "-c",
+              "SELECT (extract(epoch FROM window_start) * 1000000)::int8 FROM ingest_coverage"],
+              capture_output=True, text=True, check=True).stdout.split())
+every = set(range(f5, t5, 60000000))
+print(f"range windows {len(every)}, covered by the backfill {len(covered)}, listed by gaps {len(listed)}")
+sys.exit(0 if listed == every - covered and listed and not (covered - every) else 1)
+PY
 e2e_stop "$SIM_PID" TERM 10
 echo "backfill e2e: ok"
