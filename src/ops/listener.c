@@ -10,6 +10,7 @@
 #include "optsnap/http/http_server.h"
 #include "optsnap/util/buf.h"
 #include "optsnap/util/log.h"
+#include "optsnap/util/url.h"
 
 struct cached_render {
     char *body;
@@ -76,7 +77,6 @@ static void reply_text(struct http_reply *reply, int status, const char *text)
         reply->status = 500;
 }
 
-static bool host_is_loopback(const char *host);
 
 /* Whether a Host header names this listener: a loopback name or address, the
  * listen host, or one of allowed_hosts (any port). A page that DNS rebinding
@@ -102,7 +102,7 @@ static bool host_allowed(const struct listener *l, const char *header)
         name[--n] = '\0';
     if (n == 0)
         return false;
-    if (host_is_loopback(name) || strcasecmp(name, l->listen_host) == 0)
+    if (url_host_is_loopback(name) || strcasecmp(name, l->listen_host) == 0)
         return true;
     const char *a = l->allowed_hosts;
     while (*a) {
@@ -186,10 +186,6 @@ static int split_address(const char *spec, char *host, size_t size, int *port)
     return 0;
 }
 
-static bool host_is_loopback(const char *host)
-{
-    return strcmp(host, "localhost") == 0 || strncmp(host, "127.", 4) == 0 || strcmp(host, "::1") == 0;
-}
 
 int listener_start(struct listener **out, uv_loop_t *loop, const struct listener_settings *s,
                    const struct listener_source *src)
@@ -203,7 +199,7 @@ int listener_start(struct listener **out, uv_loop_t *loop, const struct listener
         log_error("bad listen address: expected host:port", "listen=%s", log_quote(q, sizeof q, s->listen));
         return -1;
     }
-    if (!host_is_loopback(host))
+    if (!url_host_is_loopback(host))
         log_warn("listen is not a loopback address: /metrics and the status page are reachable from the network "
                  "(put them behind a proxy or a firewall)",
                  "listen=%s", log_quote(q, sizeof q, s->listen));

@@ -87,7 +87,7 @@ static void after_page(struct pager *p, const char *next)
     struct engine *e = p->e;
     char fetch[8192];
     enum pager_step step = pager_rules_next(&p->rules, engine_origin(e), next, fetch, sizeof fetch);
-    char l[80], u[300], s[300];
+    char l[80], u[300], s[300], r[120];
     switch (step) {
     case PAGER_STEP_LAST:
         pager_end(p, true, "");
@@ -111,7 +111,7 @@ static void after_page(struct pager *p, const char *next)
         break;
     default:
         log_error("pagination stopped", "what=%s for=%s page=%d reason=%s next_url=%s", p->what,
-                  log_quote(l, sizeof l, p->label), p->rules.pages, log_quote(s, sizeof s, pager_step_text(step)),
+                  log_quote(l, sizeof l, p->label), p->rules.pages, log_quote(r, sizeof r, pager_step_text(step)),
                   log_quote(u, sizeof u, scrub_secrets(s, sizeof s, next)));
         break;
     }

@@ -103,7 +103,7 @@ int url_split(const char *url, struct url_parts *out)
 
 bool url_host_is_loopback(const char *host)
 {
-    if (strcmp(host, "localhost") == 0 || strcmp(host, "[::1]") == 0)
+    if (strcmp(host, "localhost") == 0 || strcmp(host, "[::1]") == 0 || strcmp(host, "::1") == 0)
         return true;
     /* 127.a.b.c, dotted decimal only */
     if (strncmp(host, "127.", 4) != 0)

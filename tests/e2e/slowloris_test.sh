@@ -3,7 +3,8 @@
 # a header byte at a time from one peer (loopback); /healthz and /readyz must
 # still answer (200/503 with their bytes) within curl's generous 5 s bound,
 # and the trickling sockets are cut at the head deadline (5 s), not kept alive
-# by their bytes. Then the Host check. Bounded: about 15 s.
+# by their bytes. Then the Host check, and the warning for a listen address
+# that is not loopback. Bounded: about 15 s.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 skip_unless_pg
@@ -69,10 +70,23 @@ hc() { curl -s -o /dev/null -w '%{http_code}' --max-time 5 -H "Host: $1" "http:/
 [ "$(hc "localhost:$LPORT" /metrics)" = 200 ] || fail "/metrics refused Host localhost"
 [ "$(hc "127.0.0.1:$LPORT" /)" = 200 ] || fail "the status page refused Host 127.0.0.1"
 [ "$(hc "[::1]:$LPORT" /metrics)" = 200 ] || fail "/metrics refused Host [::1]"
+[ "$(hc "127.0.0.1.evil.example:$LPORT" /metrics)" = 403 ] || fail "/metrics answered a name that only starts like a loopback address"
 [ "$(hc evil.example /healthz)" = 200 ] || fail "/healthz refused a foreign Host"
 # listen_hosts: the names listed (any port, any case) answer, a near miss does not
 [ "$(hc "optsnap.internal:$LPORT" /metrics)" = 200 ] || fail "/metrics refused a listen_hosts name"
 [ "$(hc STATUS.example.org /)" = 200 ] || fail "the status page refused a listen_hosts name"
 [ "$(hc optsnap.internal.evil.example /metrics)" = 403 ] || fail "/metrics answered a name that only starts with a listen_hosts one"
 e2e_stop "$RUN" TERM 20
+! grep -q 'listen is not a loopback address' "$E2E_TMP/run.log" || fail "a loopback listen was warned about"
+# listen on an address that is not loopback: a warning before the bind. The
+# address is TEST-NET-1 (192.0.2.0/24, never assigned), so the bind fails and
+# nothing is reachable: the daemon refuses to start without its listener.
+set +e
+DATABASE_URL=$DB OPTSNAP_API_KEY=k "$BIN" run --api-url "http://127.0.0.1:$SIM_PORT" --universe SPY --calendar always \
+    --cadence 1s --listen "192.0.2.1:$LPORT" --run-for 10s >"$E2E_TMP/public.log" 2>&1
+rc=$?
+set -e
+grep -q 'level=warn msg="listen is not a loopback address' "$E2E_TMP/public.log" || fail "no warning for a listen address that is not loopback"
+grep -q 'msg="cannot listen" listen="192.0.2.1' "$E2E_TMP/public.log" || fail "the failed bind was not reported"
+[ "$rc" = 1 ] || fail "run without its listener exited $rc, expected 1"
 echo "slowloris e2e: ok ($ok probes answered 200 under 240 hostile sockets, $cut/40 trickling sockets cut)"

@@ -171,6 +171,9 @@ static void test_url_split(void)
     CHECK(!url_host_is_loopback("127.0.0.256"));
     CHECK(!url_host_is_loopback("128.0.0.1"));
     CHECK(!url_host_is_loopback("localhostx"));
+    CHECK(url_host_is_loopback("::1") && url_host_is_loopback("[::1]"));
+    CHECK(!url_host_is_loopback("127.0.0.1.evil.example"));
+    CHECK(!url_host_is_loopback("127.evil.example"));
     const char *cur = " a , ,b:1,", *tok;
     size_t n = url_list_next(&cur, &tok);
     CHECK(n == 1 && strncmp(tok, "a", 1) == 0);

@@ -71,6 +71,11 @@ static void test_quote_escapes_and_scrubs(void)
     CHECK_STR(log_quote(q, sizeof q, "invalid percent-encoded token: S3cr%zzet"),
               "\"invalid percent-encoded token: ***\"");
     scrub_forget_secrets();
+    /* an off-origin next_url is logged with its key parameter scrubbed */
+    char sc[256];
+    CHECK_STR(scrub_secrets(sc, sizeof sc, "https://evil.example/v3/x?cursor=a&apiKey=K3y&b=1"),
+              "https://evil.example/v3/x?cursor=a&apiKey=***&b=1");
+    CHECK_STR(scrub_secrets(sc, sizeof sc, "https://evil.example/v3/x?api_key=K3y"), "https://evil.example/v3/x?api_key=***");
     /* truncated, still closed */
     char small[16];
     log_quote(small, sizeof small, "0123456789012345678901234567890");

@@ -32,7 +32,8 @@ int url_host_port_parse(const char *text, size_t len, char *host, int *port)
  * starts at the list and is advanced. */
 size_t url_list_next(const char **cursor, const char **tok);
 
-/* True for localhost, 127.0.0.0/8 and [::1]: hosts a request never leaves
+/* True for localhost, 127.0.0.0/8 (dotted decimal only, so not a name
+ * such as 127.0.0.1.example) and ::1, bracketed or not: hosts a request never leaves
  * the machine for, so plain http is acceptable there. */
 bool url_host_is_loopback(const char *host);
 
