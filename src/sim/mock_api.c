@@ -228,6 +228,23 @@ static bool in_outage(const struct sim *s, int64_t now)
     return false;
 }
 
+/* Whether underlying is one of --unentitled's comma list. */
+static bool unentitled(const struct sim *s, const char *underlying)
+{
+    if (s->unentitled == NULL)
+        return false;
+    size_t al = strlen(underlying);
+    for (const char *p = s->unentitled; *p;) {
+        size_t n = strcspn(p, ",");
+        if (n == al && strncmp(p, underlying, n) == 0)
+            return true;
+        p += n;
+        if (*p == ',')
+            p++;
+    }
+    return false;
+}
+
 /* Acts out response-level faults on a reply that is already built. */
 static void apply_faults(struct sim *s, uint64_t n, uint32_t mask, struct http_reply *r,
                          const char *request_id)
@@ -436,6 +453,102 @@ static void chain_pad(struct mm_buf *b, size_t n)
     mm_buf_puts(b, "0]");
 }
 
+/* The query of a first page (no cursor) from its parameters: NULL, or why it is a 400. */
+static const char *chain_query_from_params(const struct http_request *req, struct mm_chain_query *q,
+                                           char *err, size_t err_size)
+{
+    char v[32];
+    if (parse_limit(req, 10, 250, &q->limit) != 0)
+        return "limit must be an integer in 1..250";
+    if (parse_order(req, &q->desc) != 0)
+        return "order must be asc or desc";
+    int g = qget(req, "sort", v, sizeof v);
+    if (g == 1 && strcmp(v, "ticker") == 0)
+        q->sort = MM_SORT_TICKER;
+    else if (g == 1 && strcmp(v, "expiration_date") == 0)
+        q->sort = MM_SORT_EXPIRATION;
+    else if (g == 1 && strcmp(v, "strike_price") == 0)
+        q->sort = MM_SORT_STRIKE;
+    else if (g != 0)
+        return "sort must be ticker, expiration_date or strike_price";
+    g = qget(req, "contract_type", v, sizeof v);
+    if (g == 1 && strcmp(v, "call") == 0)
+        q->type_filter = 'C';
+    else if (g == 1 && strcmp(v, "put") == 0)
+        q->type_filter = 'P';
+    else if (g != 0)
+        return "contract_type must be call or put";
+    if (parse_range_filters(req, &q->strike_lo, &q->strike_hi, &q->exp_lo, &q->exp_hi, err, err_size) != 0)
+        return err;
+    return NULL;
+}
+
+/* Which row of a page of count the bad-row fault replaces (-1 none), and with what. */
+static int chain_bad_row_pick(struct sim *s, uint64_t n, uint32_t mask, int count, enum mm_bad_kind *kind)
+{
+    /* A bad row is injected (and recorded, for tests to find in ingest_rejects)
+     * only in a body that reaches the client intact: not in one this same
+     * request will replace (429, 5xx), corrupt or cut (malformed, truncate,
+     * reset). A stalled or slow body still arrives whole. */
+    const uint32_t body_lost = (1u << MM_FAULT_RESET) | (1u << MM_FAULT_429) | (1u << MM_FAULT_5XX) |
+                               (1u << MM_FAULT_MALFORMED) | (1u << MM_FAULT_TRUNCATE);
+    *kind = MM_BAD_NONE;
+    if (!(mask & (1u << MM_FAULT_BAD_ROW)) || (mask & body_lost) || count <= 0)
+        return -1;
+    double p = mm_fault_param(s->seed, n, MM_FAULT_BAD_ROW);
+    *kind = (enum mm_bad_kind)(1 + (int)(mm_fault_param(s->seed, n + (1ull << 40), MM_FAULT_BAD_ROW) *
+                                         (MM_BAD_KIND_COUNT - 1)));
+    s->st.faults[MM_FAULT_BAD_ROW]++;
+    return (int)(p * count);
+}
+
+/* The page's rows, the one at bad_at replaced by a bad row of bad_kind (and recorded). */
+static void chain_rows_write(struct sim *s, struct mm_buf *b, const struct mm_contract *page, int count,
+                             int bad_at, enum mm_bad_kind bad_kind, int64_t now, int page_limit,
+                             const char *rid)
+{
+    for (int i = 0; i < count; i++) {
+        struct mm_snapshot snap;
+        mm_snapshot_at(&s->market, &page[i], now, &snap);
+        if (i)
+            mm_buf_add(b, ",", 1);
+        enum mm_bad_kind kind = MM_BAD_NONE;
+        if (i == bad_at) {
+            kind = bad_kind == MM_BAD_NEG_SIZE && !snap.has_trade ? MM_BAD_INFINITE : bad_kind;
+            injected_add(s, &page[i], kind, now, page_limit, rid);
+        }
+        mm_snapshot_write(b, &s->market, &snap, kind);
+    }
+    s->st.rows += (uint64_t)count;
+}
+
+/* ,"next_url" to the page after q (next), or back to q's own start under the cursor-loop fault. */
+static void chain_next_url(struct sim *s, const struct http_request *req, struct mm_buf *b,
+                           const char *underlying, const struct mm_chain_query *q, bool had_cursor,
+                           const struct mm_chain_query *next, uint32_t mask)
+{
+    char cur[512], host[256];
+    const struct mm_chain_query *target = next;
+    struct mm_chain_query loop;
+    if (mask & (1u << MM_FAULT_CURSOR_LOOP)) {
+        /* Back to where this page started (or to the first page). */
+        loop = *q;
+        if (!had_cursor)
+            loop.has_after = false;
+        target = &loop;
+        s->st.faults[MM_FAULT_CURSOR_LOOP]++;
+    }
+    if (mm_cursor_encode(target, &s->market, cur, sizeof cur) == 0) {
+        mm_buf_puts(b, ",\"next_url\":\"http://");
+        mm_buf_puts(b, host_for_links(s, req, host, sizeof host));
+        mm_buf_puts(b, "/v3/snapshot/options/");
+        mm_buf_puts(b, underlying);
+        mm_buf_puts(b, "?cursor=");
+        mm_buf_puts(b, cur);
+        mm_buf_puts(b, "\"");
+    }
+}
+
 static void handle_chain(struct sim *s, const struct http_request *req, const char *underlying,
                          int64_t now, uint64_t n, uint32_t mask, const char *rid,
                          struct http_reply *r)
@@ -445,47 +558,17 @@ static void handle_chain(struct sim *s, const struct http_request *req, const ch
     int u = mm_underlying_find(&s->market, underlying);
     int g = qget(req, "cursor", v, sizeof v);
     bool had_cursor = g == 1;
+    const char *why = NULL;
     if (g == 1) {
-        if (mm_cursor_decode(&s->market, v, &q) != 0 || u < 0 || q.uidx != u) {
-            reply_error(s, r, 400, "ERROR", "error", "invalid cursor", rid);
-            return;
-        }
+        if (mm_cursor_decode(&s->market, v, &q) != 0 || u < 0 || q.uidx != u)
+            why = "invalid cursor";
     } else {
         mm_chain_query_init(&q, u < 0 ? 0 : u);
-        if (parse_limit(req, 10, 250, &q.limit) != 0) {
-            reply_error(s, r, 400, "ERROR", "error", "limit must be an integer in 1..250", rid);
-            return;
-        }
-        if (parse_order(req, &q.desc) != 0) {
-            reply_error(s, r, 400, "ERROR", "error", "order must be asc or desc", rid);
-            return;
-        }
-        g = qget(req, "sort", v, 32);
-        if (g == 1 && strcmp(v, "ticker") == 0)
-            q.sort = MM_SORT_TICKER;
-        else if (g == 1 && strcmp(v, "expiration_date") == 0)
-            q.sort = MM_SORT_EXPIRATION;
-        else if (g == 1 && strcmp(v, "strike_price") == 0)
-            q.sort = MM_SORT_STRIKE;
-        else if (g != 0) {
-            reply_error(s, r, 400, "ERROR", "error",
-                        "sort must be ticker, expiration_date or strike_price", rid);
-            return;
-        }
-        g = qget(req, "contract_type", v, 32);
-        if (g == 1 && strcmp(v, "call") == 0)
-            q.type_filter = 'C';
-        else if (g == 1 && strcmp(v, "put") == 0)
-            q.type_filter = 'P';
-        else if (g != 0) {
-            reply_error(s, r, 400, "ERROR", "error", "contract_type must be call or put", rid);
-            return;
-        }
-        if (parse_range_filters(req, &q.strike_lo, &q.strike_hi, &q.exp_lo, &q.exp_hi, err,
-                                sizeof err) != 0) {
-            reply_error(s, r, 400, "ERROR", "error", err, rid);
-            return;
-        }
+        why = chain_query_from_params(req, &q, err, sizeof err);
+    }
+    if (why != NULL) {
+        reply_error(s, r, 400, "ERROR", "error", why, rid);
+        return;
     }
     s->st.chain_pages++;
     struct mm_buf b = {0};
@@ -498,58 +581,13 @@ static void handle_chain(struct sim *s, const struct http_request *req, const ch
     static struct mm_contract page[250];
     if (u >= 0)
         count = mm_chain_page(&s->market, &q, now, page, &more, &next);
-    int bad_at = -1;
-    enum mm_bad_kind bad_kind = MM_BAD_NONE;
-    /* A bad row is injected (and recorded, for tests to find in ingest_rejects)
-     * only in a body that reaches the client intact: not in one this same
-     * request will replace (429, 5xx), corrupt or cut (malformed, truncate,
-     * reset). A stalled or slow body still arrives whole. */
-    const uint32_t body_lost = (1u << MM_FAULT_RESET) | (1u << MM_FAULT_429) | (1u << MM_FAULT_5XX) |
-                               (1u << MM_FAULT_MALFORMED) | (1u << MM_FAULT_TRUNCATE);
-    if ((mask & (1u << MM_FAULT_BAD_ROW)) && !(mask & body_lost) && count > 0) {
-        double p = mm_fault_param(s->seed, n, MM_FAULT_BAD_ROW);
-        bad_at = (int)(p * count);
-        bad_kind = (enum mm_bad_kind)(1 + (int)(mm_fault_param(s->seed, n + (1ull << 40), MM_FAULT_BAD_ROW) *
-                                             (MM_BAD_KIND_COUNT - 1)));
-        s->st.faults[MM_FAULT_BAD_ROW]++;
-    }
-    for (int i = 0; i < count; i++) {
-        struct mm_snapshot snap;
-        mm_snapshot_at(&s->market, &page[i], now, &snap);
-        if (i)
-            mm_buf_add(&b, ",", 1);
-        enum mm_bad_kind kind = MM_BAD_NONE;
-        if (i == bad_at) {
-            kind = bad_kind == MM_BAD_NEG_SIZE && !snap.has_trade ? MM_BAD_INFINITE : bad_kind;
-            injected_add(s, &page[i], kind, now, q.limit, rid);
-        }
-        mm_snapshot_write(&b, &s->market, &snap, kind);
-    }
-    s->st.rows += (uint64_t)count;
+    enum mm_bad_kind bad_kind;
+    int bad_at = chain_bad_row_pick(s, n, mask, count, &bad_kind);
+    chain_rows_write(s, &b, page, count, bad_at, bad_kind, now, q.limit, rid);
     mm_buf_puts(&b, "],\"status\":\"OK\"");
     chain_pad(&b, s->pad_bytes);
-    if (more) {
-        char cur[512], host[256];
-        struct mm_chain_query *target = &next;
-        struct mm_chain_query loop;
-        if (mask & (1u << MM_FAULT_CURSOR_LOOP)) {
-            /* Back to where this page started (or to the first page). */
-            loop = q;
-            if (!had_cursor)
-                loop.has_after = false;
-            target = &loop;
-            s->st.faults[MM_FAULT_CURSOR_LOOP]++;
-        }
-        if (mm_cursor_encode(target, &s->market, cur, sizeof cur) == 0) {
-            mm_buf_puts(&b, ",\"next_url\":\"http://");
-            mm_buf_puts(&b, host_for_links(s, req, host, sizeof host));
-            mm_buf_puts(&b, "/v3/snapshot/options/");
-            mm_buf_puts(&b, underlying);
-            mm_buf_puts(&b, "?cursor=");
-            mm_buf_puts(&b, cur);
-            mm_buf_puts(&b, "\"");
-        }
-    }
+    if (more)
+        chain_next_url(s, req, &b, underlying, &q, had_cursor, &next, mask);
     mm_buf_puts(&b, "}");
     reply_json(r, 200, &b);
 }
@@ -737,56 +775,113 @@ static int ref_expiries(const struct sim *s, const struct ref_query *q, int32_t 
     return k;
 }
 
+/* A reference cursor (base64 of the text above) into q; 0, or -1 when it is not one we sent. */
+static int ref_cursor_decode(const struct sim *s, const char *v, struct ref_query *q)
+{
+    unsigned char text[400];
+    long long pos;
+    long as_of, elo, ehi;
+    int used = 0;
+    if (mm_base64_decode(v, text, sizeof text) < 0 ||
+        sscanf((const char *)text, "r1|%d|%lld|%ld|%d|%d|%ld|%ld|%d|%d%n", &q->uidx, &pos, &as_of,
+               &q->expired, &q->type, &elo, &ehi, &q->limit, &q->desc, &used) != 9 ||
+        text[used] != '\0' || q->uidx < -1 || q->uidx >= (int)s->market.nunderlyings || pos < 0 ||
+        q->limit < 1 || q->limit > REF_MAX_LIMIT || (q->type != 0 && q->type != 'C' && q->type != 'P') ||
+        elo < INT32_MIN || ehi > INT32_MAX || as_of < INT32_MIN || as_of > INT32_MAX)
+        return -1;
+    q->pos = pos;
+    q->as_of = (int32_t)as_of;
+    q->elo = (int32_t)elo;
+    q->ehi = (int32_t)ehi;
+    return 0;
+}
+
+/* The query of a first page (no cursor) from its parameters: NULL, or why it is a 400. */
+static const char *ref_query_from_params(const struct sim *s, const struct http_request *req,
+                                         struct ref_query *q)
+{
+    char v[32], err[128];
+    int g = qget(req, "underlying_ticker", v, sizeof v);
+    if (g == 1) {
+        q->uidx = mm_underlying_find(&s->market, v);
+        if (q->uidx < 0)
+            q->uidx = -2; /* unknown: an empty answer */
+    }
+    if (qget(req, "as_of", v, sizeof v) == 1 && date_parse(v, &q->as_of) != 0)
+        return "as_of must be YYYY-MM-DD";
+    if (qget(req, "expired", v, 16) == 1)
+        q->expired = strcmp(v, "true") == 0;
+    g = qget(req, "contract_type", v, 16);
+    if (g == 1)
+        q->type = strcmp(v, "call") == 0 ? 'C' : strcmp(v, "put") == 0 ? 'P' : -1;
+    bool d = false;
+    int64_t slo = INT64_MIN, shi = INT64_MAX; /* the strike filters are checked, not applied */
+    if (q->type < 0 || parse_limit(req, REF_DEFAULT_LIMIT, REF_MAX_LIMIT, &q->limit) != 0 ||
+        parse_order(req, &d) != 0 ||
+        parse_range_filters(req, &slo, &shi, &q->elo, &q->ehi, err, sizeof err) != 0)
+        return "bad contract_type, limit, order or filter";
+    q->desc = d;
+    return NULL;
+}
+
+/* One contract of the reference list, as the real API's object (keys alphabetical). */
+static void ref_contract_write(const struct sim *s, struct mm_buf *b, int u, const struct mm_contract *c,
+                               bool first)
+{
+    const struct mm_underlying *ud = &s->market.underlyings[u];
+    char date[16];
+    mm_buf_puts(b, first ? "{" : ",{");
+    if (mm_contract_adjusted(&s->market, u, c->exp_days, c->type, c->strike_milli)) {
+        /* the deliverables of an adjusted contract (after a special dividend, say) */
+        mm_buf_puts(b, "\"additional_underlyings\":[{\"amount\":100,\"type\":\"equity\",\"underlying\":");
+        mm_buf_str(b, ud->name);
+        mm_buf_puts(b, "},{\"amount\":25.5,\"type\":\"cash\",\"underlying\":\"USD\"}],");
+    }
+    mm_buf_puts(b, "\"cfi\":");
+    mm_buf_puts(b, c->type == 'C' ? "\"OCASPS\",\"contract_type\":\"call\"" : "\"OPASPS\",\"contract_type\":\"put\"");
+    mm_buf_puts(b, ",\"exercise_style\":\"american\",\"expiration_date\":\"");
+    mm_buf_puts(b, date_format(date, sizeof date, c->exp_days));
+    mm_buf_puts(b, "\",\"primary_exchange\":\"BATO\",\"shares_per_contract\":100,\"strike_price\":");
+    mm_buf_fixed(b, (double)c->strike_milli / 1000.0, 3);
+    mm_buf_puts(b, ",\"ticker\":");
+    mm_buf_str(b, c->ticker);
+    mm_buf_puts(b, ",\"underlying_ticker\":");
+    mm_buf_str(b, ud->name);
+    mm_buf_puts(b, "}");
+}
+
+/* ,"next_url" to the page that starts at position pos of q's list. */
+static void ref_next_url(const struct sim *s, const struct http_request *req, struct mm_buf *b,
+                         const struct ref_query *q, int64_t pos)
+{
+    char text[200], cur[300], host[256];
+    snprintf(text, sizeof text, "r1|%d|%lld|%ld|%d|%d|%ld|%ld|%d|%d", q->uidx, (long long)pos,
+             (long)q->as_of, q->expired, q->type, (long)q->elo, (long)q->ehi, q->limit, q->desc);
+    if (mm_base64_encode((const unsigned char *)text, strlen(text), cur, sizeof cur) > 0) {
+        mm_buf_puts(b, ",\"next_url\":\"http://");
+        mm_buf_puts(b, host_for_links(s, req, host, sizeof host));
+        mm_buf_puts(b, "/v3/reference/options/contracts?cursor=");
+        mm_buf_puts(b, cur);
+        mm_buf_puts(b, "\"");
+    }
+}
+
 static void handle_reference(struct sim *s, const struct http_request *req, int64_t now, const char *rid,
                              struct http_reply *r)
 {
     struct ref_query q = {-1, 0, mm_local_date(&s->market, now), 0, 0, 0, REF_DEFAULT_LIMIT, INT32_MIN, INT32_MAX};
-    char v[600], err[128];
-    if (qget(req, "cursor", v, sizeof v) == 1) {
-        unsigned char text[400];
-        long long pos;
-        long as_of, elo, ehi;
-        int used = 0;
-        if (mm_base64_decode(v, text, sizeof text) < 0 ||
-            sscanf((const char *)text, "r1|%d|%lld|%ld|%d|%d|%ld|%ld|%d|%d%n", &q.uidx, &pos, &as_of,
-                   &q.expired, &q.type, &elo, &ehi, &q.limit, &q.desc, &used) != 9 ||
-            text[used] != '\0' || q.uidx < -1 || q.uidx >= (int)s->market.nunderlyings || pos < 0 ||
-            q.limit < 1 || q.limit > REF_MAX_LIMIT || (q.type != 0 && q.type != 'C' && q.type != 'P') ||
-            elo < INT32_MIN || ehi > INT32_MAX || as_of < INT32_MIN || as_of > INT32_MAX) {
-            reply_error(s, r, 400, "ERROR", "error", "invalid cursor", rid);
-            return;
-        }
-        q.pos = pos;
-        q.as_of = (int32_t)as_of;
-        q.elo = (int32_t)elo;
-        q.ehi = (int32_t)ehi;
-    } else {
-        int g = qget(req, "underlying_ticker", v, 32);
-        if (g == 1) {
-            q.uidx = mm_underlying_find(&s->market, v);
-            if (q.uidx < 0)
-                q.uidx = -2; /* unknown: an empty answer */
-        }
-        if (qget(req, "as_of", v, 32) == 1 && date_parse(v, &q.as_of) != 0) {
-            reply_error(s, r, 400, "ERROR", "error", "as_of must be YYYY-MM-DD", rid);
-            return;
-        }
-        if (qget(req, "expired", v, 16) == 1)
-            q.expired = strcmp(v, "true") == 0;
-        g = qget(req, "contract_type", v, 16);
-        if (g == 1)
-            q.type = strcmp(v, "call") == 0 ? 'C' : strcmp(v, "put") == 0 ? 'P' : -1;
-        bool d = false;
-        int64_t slo = INT64_MIN, shi = INT64_MAX;
-        if (q.type < 0 || parse_limit(req, REF_DEFAULT_LIMIT, REF_MAX_LIMIT, &q.limit) != 0 ||
-            parse_order(req, &d) != 0 ||
-            parse_range_filters(req, &slo, &shi, &q.elo, &q.ehi, err, sizeof err) != 0) {
-            reply_error(s, r, 400, "ERROR", "error", "bad contract_type, limit, order or filter", rid);
-            return;
-        }
-        q.desc = d;
+    char v[600];
+    const char *why = NULL;
+    if (qget(req, "cursor", v, sizeof v) == 1)
+        why = ref_cursor_decode(s, v, &q) != 0 ? "invalid cursor" : NULL;
+    else
+        why = ref_query_from_params(s, req, &q);
+    if (why != NULL) {
+        reply_error(s, r, 400, "ERROR", "error", why, rid);
+        return;
     }
     s->st.reference++;
+    /* the list runs underlying, expiry, type, strike: a position names its contract */
     int32_t ex[MM_MAX_EXPIRIES];
     int ne = ref_expiries(s, &q, ex);
     int nt = q.type ? 1 : 2;
@@ -807,41 +902,13 @@ static void handle_reference(struct sim *s, const struct http_request *req, int6
         const struct mm_underlying *ud = &s->market.underlyings[u];
         struct mm_contract c;
         mm_contract_make(&s->market, u, ex[e], type, ud->strike0_milli + k * ud->strike_step_milli, &c);
-        char date[16];
-        mm_buf_puts(&b, count ? ",{" : "{");
-        if (mm_contract_adjusted(&s->market, u, c.exp_days, c.type, c.strike_milli)) {
-            /* the deliverables of an adjusted contract (after a special dividend, say) */
-            mm_buf_puts(&b, "\"additional_underlyings\":[{\"amount\":100,\"type\":\"equity\",\"underlying\":");
-            mm_buf_str(&b, ud->name);
-            mm_buf_puts(&b, "},{\"amount\":25.5,\"type\":\"cash\",\"underlying\":\"USD\"}],");
-        }
-        mm_buf_puts(&b, "\"cfi\":");
-        mm_buf_puts(&b, type == 'C' ? "\"OCASPS\",\"contract_type\":\"call\"" : "\"OPASPS\",\"contract_type\":\"put\"");
-        mm_buf_puts(&b, ",\"exercise_style\":\"american\",\"expiration_date\":\"");
-        mm_buf_puts(&b, date_format(date, sizeof date, c.exp_days));
-        mm_buf_puts(&b, "\",\"primary_exchange\":\"BATO\",\"shares_per_contract\":100,\"strike_price\":");
-        mm_buf_fixed(&b, (double)c.strike_milli / 1000.0, 3);
-        mm_buf_puts(&b, ",\"ticker\":");
-        mm_buf_str(&b, c.ticker);
-        mm_buf_puts(&b, ",\"underlying_ticker\":");
-        mm_buf_str(&b, ud->name);
-        mm_buf_puts(&b, "}");
+        ref_contract_write(s, &b, u, &c, count == 0);
     }
     s->st.contracts += (uint64_t)count;
     mm_buf_puts(&b, "],\"status\":\"OK\",\"request_id\":");
     mm_buf_str(&b, rid);
-    if (q.pos + count < total) {
-        char text[200], cur[300], host[256];
-        snprintf(text, sizeof text, "r1|%d|%lld|%ld|%d|%d|%ld|%ld|%d|%d", q.uidx, (long long)(q.pos + count),
-                 (long)q.as_of, q.expired, q.type, (long)q.elo, (long)q.ehi, q.limit, q.desc);
-        if (mm_base64_encode((const unsigned char *)text, strlen(text), cur, sizeof cur) > 0) {
-            mm_buf_puts(&b, ",\"next_url\":\"http://");
-            mm_buf_puts(&b, host_for_links(s, req, host, sizeof host));
-            mm_buf_puts(&b, "/v3/reference/options/contracts?cursor=");
-            mm_buf_puts(&b, cur);
-            mm_buf_puts(&b, "\"");
-        }
-    }
+    if (q.pos + count < total)
+        ref_next_url(s, req, &b, &q, q.pos + count);
     mm_buf_puts(&b, "}");
     reply_json(r, 200, &b);
 }
@@ -1023,154 +1090,193 @@ static void day_json(struct mm_buf *b, const struct mm_day *d)
     mm_buf_puts(b, "}");
 }
 
+/* GET /_sim/stats */
+static void sim_stats(struct sim *s, struct http_reply *r)
+{
+    struct mm_buf b = {0};
+    s->st.control++;
+    stats_json(s, &b);
+    reply_json(r, 200, &b);
+}
+
+/* GET /_sim/faults, and POST or PUT to change them (query and form body, in that order) */
+static void sim_faults(struct sim *s, const struct http_request *req, const char *body, const char *rid,
+                       struct http_reply *r)
+{
+    char err[160];
+    s->st.control++;
+    if (strcmp(req->method, "POST") == 0 || strcmp(req->method, "PUT") == 0) {
+        if (faults_apply_form(s, req->query, err, sizeof err) != 0 ||
+            faults_apply_form(s, body ? body : "", err, sizeof err) != 0) {
+            reply_error(s, r, 400, "ERROR", "error", err, rid);
+            return;
+        }
+        log_info("faults changed", "by=control_endpoint");
+    }
+    struct mm_buf b = {0};
+    faults_json(s, &b);
+    reply_json(r, 200, &b);
+}
+
+/* GET /_sim/clock */
+static void sim_clock(struct sim *s, struct http_reply *r)
+{
+    struct mm_buf b = {0};
+    char t[40];
+    s->st.control++;
+    mm_buf_puts(&b, "{\"sim_now_us\":");
+    int64_t now = sim_now(s);
+    mm_buf_int(&b, now);
+    mm_buf_puts(&b, ",\"sim_now\":\"");
+    mm_buf_puts(&b, timestamp_format(t, sizeof t, now));
+    mm_buf_puts(&b, "\",\"speed\":");
+    mm_buf_double(&b, s->speed);
+    mm_buf_puts(&b, ",\"session_date\":\"");
+    mm_buf_puts(&b, date_format(t, sizeof t, mm_session_date(&s->market, now)));
+    mm_buf_puts(&b, "\"}");
+    reply_json(r, 200, &b);
+}
+
+/* GET /_sim/injected: every bad row put into a chain page so far */
+static void sim_injected(struct sim *s, struct http_reply *r)
+{
+    struct mm_buf b = {0};
+    s->st.control++;
+    mm_buf_puts(&b, "{\"count\":");
+    mm_buf_int(&b, (int64_t)s->ninjected);
+    mm_buf_puts(&b, ",\"dropped\":");
+    mm_buf_int(&b, (int64_t)s->injected_dropped);
+    mm_buf_puts(&b, ",\"results\":[");
+    for (size_t i = 0; i < s->ninjected; i++) {
+        const struct injected_row *ir = &s->injected[i];
+        mm_buf_puts(&b, i ? ",{\"ticker\":" : "{\"ticker\":");
+        mm_buf_str(&b, ir->ticker);
+        mm_buf_puts(&b, ",\"sent_ticker\":");
+        mm_buf_str(&b, ir->sent_ticker);
+        mm_buf_puts(&b, ",\"reason\":");
+        mm_buf_str(&b, mm_bad_kind_name(ir->kind));
+        mm_buf_puts(&b, ",\"at_us\":");
+        mm_buf_int(&b, ir->at_us);
+        mm_buf_puts(&b, ",\"page_limit\":");
+        mm_buf_int(&b, ir->page_limit);
+        mm_buf_puts(&b, ",\"request_id\":");
+        mm_buf_str(&b, ir->request_id);
+        mm_buf_puts(&b, "}");
+    }
+    mm_buf_puts(&b, "]}");
+    reply_json(r, 200, &b);
+}
+
+/* GET /_sim/truth/snapshot and /_sim/truth/dayblock (what) of ?ticker= at `at` */
+static void truth_snapshot(struct sim *s, const struct http_request *req, const char *what, int64_t at,
+                           const char *rid, struct http_reply *r)
+{
+    char ticker[64], date[64];
+    struct mm_contract c;
+    if (qget(req, "ticker", ticker, sizeof ticker) != 1 || mm_contract_parse(&s->market, ticker, &c) != 0) {
+        reply_error(s, r, 404, "NOT_FOUND", "message", "unknown ticker", rid);
+        return;
+    }
+    struct mm_snapshot snap;
+    mm_snapshot_at(&s->market, &c, at, &snap);
+    struct mm_buf b = {0};
+    mm_buf_puts(&b, "{\"request_id\":");
+    mm_buf_str(&b, rid);
+    mm_buf_puts(&b, ",\"ticker\":");
+    mm_buf_str(&b, c.ticker);
+    mm_buf_puts(&b, ",\"at_us\":");
+    mm_buf_int(&b, at);
+    mm_buf_puts(&b, ",\"listed\":");
+    mm_buf_puts(&b, mm_is_listed(&s->market, &c, at) ? "true" : "false");
+    mm_buf_puts(&b, ",\"last_updated_us\":");
+    mm_buf_int(&b, snap.event_ns / 1000);
+    if (strcmp(what, "snapshot") == 0) {
+        mm_buf_puts(&b, ",\"results\":");
+        mm_snapshot_write(&b, &s->market, &snap, MM_BAD_NONE);
+    } else {
+        mm_buf_puts(&b, ",\"session_date\":\"");
+        mm_buf_puts(&b, date_format(date, sizeof date, snap.day.date));
+        mm_buf_puts(&b, "\",\"day\":");
+        day_json(&b, &snap.day);
+    }
+    mm_buf_puts(&b, ",\"status\":\"OK\"}");
+    reply_json(r, 200, &b);
+}
+
+/* GET /_sim/truth/contracts?underlying=U: every contract listed at `at`, walked page by page */
+static void truth_contracts(struct sim *s, const struct http_request *req, int64_t at, const char *rid,
+                            struct http_reply *r)
+{
+    char name[32];
+    int u = qget(req, "underlying", name, sizeof name) == 1 ? mm_underlying_find(&s->market, name) : -1;
+    if (u < 0) {
+        reply_error(s, r, 404, "NOT_FOUND", "message", "unknown underlying", rid);
+        return;
+    }
+    struct mm_chain_query q, next;
+    mm_chain_query_init(&q, u);
+    q.limit = 250;
+    static struct mm_contract page[250];
+    bool more = true;
+    int total = 0;
+    struct mm_buf b = {0};
+    mm_buf_puts(&b, "{\"underlying\":");
+    mm_buf_str(&b, name);
+    mm_buf_puts(&b, ",\"at_us\":");
+    mm_buf_int(&b, at);
+    mm_buf_puts(&b, ",\"results\":[");
+    while (more) {
+        int k = mm_chain_page(&s->market, &q, at, page, &more, &next);
+        for (int i = 0; i < k; i++) {
+            struct mm_snapshot snap;
+            mm_snapshot_at(&s->market, &page[i], at, &snap);
+            mm_buf_puts(&b, total++ ? ",{\"ticker\":" : "{\"ticker\":");
+            mm_buf_str(&b, page[i].ticker);
+            mm_buf_puts(&b, ",\"last_updated_us\":");
+            mm_buf_int(&b, snap.event_ns / 1000);
+            mm_buf_puts(&b, "}");
+        }
+        q = next;
+    }
+    mm_buf_puts(&b, "],\"count\":");
+    mm_buf_int(&b, total);
+    mm_buf_puts(&b, ",\"status\":\"OK\"}");
+    reply_json(r, 200, &b);
+}
+
+/* GET /_sim/truth/{what}?at=TIME: what the API serves (or a backfill must rebuild) at TIME */
+static void sim_truth(struct sim *s, const struct http_request *req, const char *what, const char *rid,
+                      struct http_reply *r)
+{
+    int64_t at;
+    s->st.truth++;
+    if (truth_time(s, req, &at) != 0)
+        reply_error(s, r, 400, "ERROR", "error", "at must be RFC3339 or unix microseconds", rid);
+    else if (strcmp(what, "snapshot") == 0 || strcmp(what, "dayblock") == 0)
+        truth_snapshot(s, req, what, at, rid, r);
+    else if (strcmp(what, "contracts") == 0)
+        truth_contracts(s, req, at, rid, r);
+    else
+        reply_error(s, r, 404, "NOT_FOUND", "message", "The requested resource was not found", rid);
+}
+
+/* The control and truth routes, /_sim/...: no key, no faults. */
 static void handle_sim(struct sim *s, const struct http_request *req, const char *body,
                        const char *rid, struct http_reply *r)
 {
     const char *path = req->path;
-    struct mm_buf b = {0};
-    char err[160], v[64];
-    if (strcmp(path, "/_sim/stats") == 0) {
-        s->st.control++;
-        stats_json(s, &b);
-        reply_json(r, 200, &b);
-        return;
-    }
-    if (strcmp(path, "/_sim/faults") == 0) {
-        s->st.control++;
-        if (strcmp(req->method, "POST") == 0 || strcmp(req->method, "PUT") == 0) {
-            if (faults_apply_form(s, req->query, err, sizeof err) != 0 ||
-                faults_apply_form(s, body ? body : "", err, sizeof err) != 0) {
-                reply_error(s, r, 400, "ERROR", "error", err, rid);
-                return;
-            }
-            log_info("faults changed", "by=control_endpoint");
-        }
-        faults_json(s, &b);
-        reply_json(r, 200, &b);
-        return;
-    }
-    if (strcmp(path, "/_sim/clock") == 0) {
-        s->st.control++;
-        char t[40];
-        mm_buf_puts(&b, "{\"sim_now_us\":");
-        int64_t now = sim_now(s);
-        mm_buf_int(&b, now);
-        mm_buf_puts(&b, ",\"sim_now\":\"");
-        mm_buf_puts(&b, timestamp_format(t, sizeof t, now));
-        mm_buf_puts(&b, "\",\"speed\":");
-        mm_buf_double(&b, s->speed);
-        mm_buf_puts(&b, ",\"session_date\":\"");
-        mm_buf_puts(&b, date_format(t, sizeof t, mm_session_date(&s->market, now)));
-        mm_buf_puts(&b, "\"}");
-        reply_json(r, 200, &b);
-        return;
-    }
-    if (strcmp(path, "/_sim/injected") == 0) {
-        s->st.control++;
-        mm_buf_puts(&b, "{\"count\":");
-        mm_buf_int(&b, (int64_t)s->ninjected);
-        mm_buf_puts(&b, ",\"dropped\":");
-        mm_buf_int(&b, (int64_t)s->injected_dropped);
-        mm_buf_puts(&b, ",\"results\":[");
-        for (size_t i = 0; i < s->ninjected; i++) {
-            const struct injected_row *ir = &s->injected[i];
-            mm_buf_puts(&b, i ? ",{\"ticker\":" : "{\"ticker\":");
-            mm_buf_str(&b, ir->ticker);
-            mm_buf_puts(&b, ",\"sent_ticker\":");
-            mm_buf_str(&b, ir->sent_ticker);
-            mm_buf_puts(&b, ",\"reason\":");
-            mm_buf_str(&b, mm_bad_kind_name(ir->kind));
-            mm_buf_puts(&b, ",\"at_us\":");
-            mm_buf_int(&b, ir->at_us);
-            mm_buf_puts(&b, ",\"page_limit\":");
-            mm_buf_int(&b, ir->page_limit);
-            mm_buf_puts(&b, ",\"request_id\":");
-            mm_buf_str(&b, ir->request_id);
-            mm_buf_puts(&b, "}");
-        }
-        mm_buf_puts(&b, "]}");
-        reply_json(r, 200, &b);
-        return;
-    }
-    int64_t at;
-    if (strncmp(path, "/_sim/truth/", 12) == 0) {
-        s->st.truth++;
-        if (truth_time(s, req, &at) != 0) {
-            reply_error(s, r, 400, "ERROR", "error", "at must be RFC3339 or unix microseconds", rid);
-            return;
-        }
-        const char *what = path + 12;
-        if (strcmp(what, "snapshot") == 0 || strcmp(what, "dayblock") == 0) {
-            char ticker[64];
-            struct mm_contract c;
-            if (qget(req, "ticker", ticker, sizeof ticker) != 1 || mm_contract_parse(&s->market, ticker, &c) != 0) {
-                reply_error(s, r, 404, "NOT_FOUND", "message", "unknown ticker", rid);
-                return;
-            }
-            struct mm_snapshot snap;
-            mm_snapshot_at(&s->market, &c, at, &snap);
-            mm_buf_puts(&b, "{\"request_id\":");
-            mm_buf_str(&b, rid);
-            mm_buf_puts(&b, ",\"ticker\":");
-            mm_buf_str(&b, c.ticker);
-            mm_buf_puts(&b, ",\"at_us\":");
-            mm_buf_int(&b, at);
-            mm_buf_puts(&b, ",\"listed\":");
-            mm_buf_puts(&b, mm_is_listed(&s->market, &c, at) ? "true" : "false");
-            mm_buf_puts(&b, ",\"last_updated_us\":");
-            mm_buf_int(&b, snap.event_ns / 1000);
-            if (strcmp(what, "snapshot") == 0) {
-                mm_buf_puts(&b, ",\"results\":");
-                mm_snapshot_write(&b, &s->market, &snap, MM_BAD_NONE);
-            } else {
-                mm_buf_puts(&b, ",\"session_date\":\"");
-                mm_buf_puts(&b, date_format(v, sizeof v, snap.day.date));
-                mm_buf_puts(&b, "\",\"day\":");
-                day_json(&b, &snap.day);
-            }
-            mm_buf_puts(&b, ",\"status\":\"OK\"}");
-            reply_json(r, 200, &b);
-            return;
-        }
-        if (strcmp(what, "contracts") == 0) {
-            char name[32];
-            int u = qget(req, "underlying", name, sizeof name) == 1 ? mm_underlying_find(&s->market, name) : -1;
-            if (u < 0) {
-                reply_error(s, r, 404, "NOT_FOUND", "message", "unknown underlying", rid);
-                return;
-            }
-            struct mm_chain_query q, next;
-            mm_chain_query_init(&q, u);
-            q.limit = 250;
-            static struct mm_contract page[250];
-            bool more = true;
-            int total = 0;
-            mm_buf_puts(&b, "{\"underlying\":");
-            mm_buf_str(&b, name);
-            mm_buf_puts(&b, ",\"at_us\":");
-            mm_buf_int(&b, at);
-            mm_buf_puts(&b, ",\"results\":[");
-            while (more) {
-                int k = mm_chain_page(&s->market, &q, at, page, &more, &next);
-                for (int i = 0; i < k; i++) {
-                    struct mm_snapshot snap;
-                    mm_snapshot_at(&s->market, &page[i], at, &snap);
-                    mm_buf_puts(&b, total++ ? ",{\"ticker\":" : "{\"ticker\":");
-                    mm_buf_str(&b, page[i].ticker);
-                    mm_buf_puts(&b, ",\"last_updated_us\":");
-                    mm_buf_int(&b, snap.event_ns / 1000);
-                    mm_buf_puts(&b, "}");
-                }
-                q = next;
-            }
-            mm_buf_puts(&b, "],\"count\":");
-            mm_buf_int(&b, total);
-            mm_buf_puts(&b, ",\"status\":\"OK\"}");
-            reply_json(r, 200, &b);
-            return;
-        }
-    }
-    reply_error(s, r, 404, "NOT_FOUND", "message", "The requested resource was not found", rid);
+    if (strcmp(path, "/_sim/stats") == 0)
+        sim_stats(s, r);
+    else if (strcmp(path, "/_sim/faults") == 0)
+        sim_faults(s, req, body, rid, r);
+    else if (strcmp(path, "/_sim/clock") == 0)
+        sim_clock(s, r);
+    else if (strcmp(path, "/_sim/injected") == 0)
+        sim_injected(s, r);
+    else if (strncmp(path, "/_sim/truth/", 12) == 0)
+        sim_truth(s, req, path + 12, rid, r);
+    else
+        reply_error(s, r, 404, "NOT_FOUND", "message", "The requested resource was not found", rid);
 }
 
 /* ================= dispatch ================= */
@@ -1237,22 +1343,13 @@ static void on_request(void *user, const struct http_request *req, const char *b
         s->st.bytes += r->body_len;
         return;
     }
-    if ((route == ROUTE_CHAIN || route == ROUTE_SINGLE) && s->unentitled != NULL) {
-        size_t al = strlen(a);
-        for (const char *p = s->unentitled; *p;) {
-            size_t n = strcspn(p, ",");
-            if (n == al && strncmp(p, a, n) == 0) {
-                /* the body the real API sends for data outside the plan */
-                reply_error(s, r, 403, "NOT_AUTHORIZED", "message",
-                            "You are not entitled to this data. Please upgrade your plan at https://massive.com/pricing",
-                            rid);
-                s->st.bytes += r->body_len;
-                return;
-            }
-            p += n;
-            if (*p == ',')
-                p++;
-        }
+    if ((route == ROUTE_CHAIN || route == ROUTE_SINGLE) && unentitled(s, a)) {
+        /* the body the real API sends for data outside the plan */
+        reply_error(s, r, 403, "NOT_AUTHORIZED", "message",
+                    "You are not entitled to this data. Please upgrade your plan at https://massive.com/pricing",
+                    rid);
+        s->st.bytes += r->body_len;
+        return;
     }
     uint64_t n = s->fault_counter++;
     uint32_t mask = mm_fault_draw(s->seed, n, s->rates);
@@ -1318,7 +1415,8 @@ static void on_signal(uv_signal_t *h, int signum)
     http_server_stop(s->server, on_server_closed, s);
 }
 
-static void usage(FILE *out)
+/* usage: what it is, where it listens, the market it simulates */
+static void usage_serving(FILE *out)
 {
     fprintf(out,
         "usage: optsnap mock-api [options]\n"
@@ -1357,7 +1455,13 @@ static void usage(FILE *out)
         "  --link-host HOST:PORT    next_url points there (an alias host of this server)\n"
         "  --pad-bytes N            each chain page carries a \"pad\":[0,0,...] field of about\n"
         "                           N bytes that no parser reads (memory tests)\n"
-        "\n"
+        "\n");
+}
+
+/* usage: the model the market follows and the faults it can act out */
+static void usage_faults(FILE *out)
+{
+    fprintf(out,
         "Model (without --ny-calendar): America/New_York is a fixed UTC-5 (no DST, no holidays): sessions are\n"
         "14:30-21:00Z Monday-Friday; day.last_updated is the session date's 05:00Z.\n"
         "Expiries: weekly Fridays and monthly third Fridays. Most contracts trade a few\n"
@@ -1383,7 +1487,13 @@ static void usage(FILE *out)
         "  --outage FROM..TO        simulated-time window where every API request fails\n"
         "                           (repeatable, up to 8)\n"
         "  --outage-mode 503|reset  how an outage answers (default 503)\n"
-        "\n"
+        "\n");
+}
+
+/* usage: the routes it serves */
+static void usage_routes(FILE *out)
+{
+    fprintf(out,
         "API routes (need a key):\n"
         "  GET /v3/snapshot/options/{underlying}   limit 1-250 (10), order, sort (ticker,\n"
         "      expiration_date, strike_price), contract_type, strike_price[.gt|.gte|.lt|.lte],\n"
@@ -1411,6 +1521,13 @@ static void usage(FILE *out)
         "                           last event time (the snapshot key) at TIME\n"
         "\n"
         "SIGINT/SIGTERM: close every connection and exit 0.\n");
+}
+
+static void usage(FILE *out)
+{
+    usage_serving(out);
+    usage_faults(out);
+    usage_routes(out);
 }
 
 enum {
@@ -1484,99 +1601,137 @@ static bool arg_long(const char *name, long lo, long hi, long *out)
     return true;
 }
 
+/* optarg as a whole number in [0, hi], or false after saying which option was bad. */
+static bool arg_ull(const char *name, unsigned long long hi, unsigned long long *out)
+{
+    char *end;
+    unsigned long long v = strtoull(optarg, &end, 10);
+    if (*end || end == optarg || v > hi) {
+        fprintf(stderr, "mock-api: bad --%s\n", name);
+        return false;
+    }
+    *out = v;
+    return true;
+}
+
+/* One option of the market (usage's "Market:") into s and a: EXIT_OK or EXIT_USAGE (said why). */
+static int market_opt(struct sim *s, struct sim_args *a, int c)
+{
+    char *end;
+    long n;
+    unsigned long long u;
+    switch (c) {
+    case OPT_SEED:
+        if (!arg_ull("seed", ULLONG_MAX, &u))
+            return EXIT_USAGE;
+        s->seed = u;
+        break;
+    case OPT_UNDERLYINGS: a->underlyings = optarg; break;
+    case OPT_CONTRACTS:
+        if (!arg_long("contracts", INT_MIN, INT_MAX, &n))
+            return EXIT_USAGE;
+        a->contracts = (int)n;
+        break;
+    case OPT_CLOCK: a->clock = optarg; break;
+    case OPT_SPEED:
+        s->speed = strtod(optarg, &end);
+        if (*end || end == optarg || !(s->speed >= 0 && s->speed <= 1e6)) {
+            fprintf(stderr, "mock-api: bad --speed\n");
+            return EXIT_USAGE;
+        }
+        break;
+    case OPT_ALWAYS_OPEN: a->always_open = true; break;
+    case OPT_NY_CALENDAR: a->ny_calendar = true; break;
+    case OPT_REALISM: a->realism = true; a->ny_calendar = true; break;
+    case OPT_UNENTITLED: s->unentitled = optarg[0] ? optarg : NULL; break;
+    case OPT_LINK_HOST:
+        if (!host_port_chars(optarg)) {
+            fprintf(stderr, "mock-api: bad --link-host (want host:port)\n");
+            return EXIT_USAGE;
+        }
+        s->link_host = optarg[0] ? optarg : NULL;
+        break;
+    case OPT_PAD_BYTES:
+        if (!arg_ull("pad-bytes", 256u * 1024 * 1024, &u))
+            return EXIT_USAGE;
+        s->pad_bytes = (size_t)u;
+        break;
+    }
+    return EXIT_OK;
+}
+
+/* One option (c, and idx for a long one) into s and a: EXIT_OK, EXIT_USAGE (said why) or SIM_ARGS_HELP. */
+static int sim_parse_opt(struct sim *s, struct sim_args *a, int c, int idx)
+{
+    long n;
+    enum log_level lv;
+    switch (c) {
+    case OPT_HOST: s->host = optarg; break;
+    case OPT_PORT:
+        if (!arg_long("port", 0, 65535, &n))
+            return EXIT_USAGE;
+        s->port = (int)n;
+        break;
+    case OPT_API_KEY: s->api_key = optarg[0] ? optarg : NULL; break;
+    case OPT_OUTAGE:
+        if (s->noutages >= MAX_OUTAGES || parse_outage(optarg, &s->outages[s->noutages]) != 0) {
+            fprintf(stderr, "mock-api: bad --outage (want FROM..TO, at most %d)\n", MAX_OUTAGES);
+            return EXIT_USAGE;
+        }
+        s->noutages++;
+        break;
+    case OPT_OUTAGE_MODE:
+        if (fault_set(s, "outage-mode", optarg) != 0) {
+            fprintf(stderr, "mock-api: --outage-mode must be 503 or reset\n");
+            return EXIT_USAGE;
+        }
+        break;
+    case OPT_MAXCONN:
+        if (!arg_long("max-connections", 1, 100000, &n))
+            return EXIT_USAGE;
+        s->max_connections = (size_t)n;
+        break;
+    case OPT_LOG_LEVEL:
+        if (log_level_parse(optarg, &lv) != 0) {
+            fprintf(stderr, "mock-api: bad --log-level\n");
+            return EXIT_USAGE;
+        }
+        log_set_level(lv);
+        break;
+    case OPT_FAULT:
+        if (fault_set(s, sim_opts[idx].name, optarg) != 0) {
+            fprintf(stderr, "mock-api: bad value for --%s\n", sim_opts[idx].name);
+            return EXIT_USAGE;
+        }
+        break;
+    case OPT_SEED:
+    case OPT_UNDERLYINGS:
+    case OPT_CONTRACTS:
+    case OPT_CLOCK:
+    case OPT_SPEED:
+    case OPT_ALWAYS_OPEN:
+    case OPT_NY_CALENDAR:
+    case OPT_REALISM:
+    case OPT_UNENTITLED:
+    case OPT_LINK_HOST:
+    case OPT_PAD_BYTES: return market_opt(s, a, c);
+    case 'h':
+    case OPT_HELP: usage(stdout); return SIM_ARGS_HELP;
+    default: usage(stderr); return EXIT_USAGE;
+    }
+    return EXIT_OK;
+}
+
 /* The command line into s and a: EXIT_OK, EXIT_USAGE (said why) or SIM_ARGS_HELP. */
 static int sim_parse_args(struct sim *s, struct sim_args *a, int argc, char **argv)
 {
     optind = 1;
     opterr = 1;
-    int c, idx;
-    char *end;
-    long n;
+    int c, idx = 0;
     while ((c = getopt_long(argc, argv, "h", sim_opts, &idx)) != -1) {
-        switch (c) {
-        case OPT_HOST: s->host = optarg; break;
-        case OPT_PORT:
-            if (!arg_long("port", 0, 65535, &n))
-                return EXIT_USAGE;
-            s->port = (int)n;
-            break;
-        case OPT_API_KEY: s->api_key = optarg[0] ? optarg : NULL; break;
-        case OPT_SEED:
-            s->seed = strtoull(optarg, &end, 10);
-            if (*end || end == optarg) {
-                fprintf(stderr, "mock-api: bad --seed\n");
-                return EXIT_USAGE;
-            }
-            break;
-        case OPT_UNDERLYINGS: a->underlyings = optarg; break;
-        case OPT_PAD_BYTES:
-            s->pad_bytes = (size_t)strtoull(optarg, &end, 10);
-            if (*end || end == optarg || s->pad_bytes > 256u * 1024 * 1024) {
-                fprintf(stderr, "mock-api: bad --pad-bytes\n");
-                return EXIT_USAGE;
-            }
-            break;
-        case OPT_CONTRACTS:
-            if (!arg_long("contracts", INT_MIN, INT_MAX, &n))
-                return EXIT_USAGE;
-            a->contracts = (int)n;
-            break;
-        case OPT_CLOCK: a->clock = optarg; break;
-        case OPT_SPEED:
-            s->speed = strtod(optarg, &end);
-            if (*end || end == optarg || !(s->speed >= 0 && s->speed <= 1e6)) {
-                fprintf(stderr, "mock-api: bad --speed\n");
-                return EXIT_USAGE;
-            }
-            break;
-        case OPT_ALWAYS_OPEN: a->always_open = true; break;
-        case OPT_REALISM: a->realism = true; a->ny_calendar = true; break;
-        case OPT_NY_CALENDAR: a->ny_calendar = true; break;
-        case OPT_UNENTITLED: s->unentitled = optarg[0] ? optarg : NULL; break;
-        case OPT_LINK_HOST:
-            if (!host_port_chars(optarg)) {
-                fprintf(stderr, "mock-api: bad --link-host (want host:port)\n");
-                return EXIT_USAGE;
-            }
-            s->link_host = optarg[0] ? optarg : NULL;
-            break;
-        case OPT_OUTAGE:
-            if (s->noutages >= MAX_OUTAGES || parse_outage(optarg, &s->outages[s->noutages]) != 0) {
-                fprintf(stderr, "mock-api: bad --outage (want FROM..TO, at most %d)\n", MAX_OUTAGES);
-                return EXIT_USAGE;
-            }
-            s->noutages++;
-            break;
-        case OPT_OUTAGE_MODE:
-            if (fault_set(s, "outage-mode", optarg) != 0) {
-                fprintf(stderr, "mock-api: --outage-mode must be 503 or reset\n");
-                return EXIT_USAGE;
-            }
-            break;
-        case OPT_MAXCONN:
-            if (!arg_long("max-connections", 1, 100000, &n))
-                return EXIT_USAGE;
-            s->max_connections = (size_t)n;
-            break;
-        case OPT_LOG_LEVEL: {
-            enum log_level lv;
-            if (log_level_parse(optarg, &lv) != 0) {
-                fprintf(stderr, "mock-api: bad --log-level\n");
-                return EXIT_USAGE;
-            }
-            log_set_level(lv);
-            break;
-        }
-        case OPT_FAULT:
-            if (fault_set(s, sim_opts[idx].name, optarg) != 0) {
-                fprintf(stderr, "mock-api: bad value for --%s\n", sim_opts[idx].name);
-                return EXIT_USAGE;
-            }
-            break;
-        case 'h':
-        case OPT_HELP: usage(stdout); return SIM_ARGS_HELP;
-        default: usage(stderr); return EXIT_USAGE;
-        }
+        int rc = sim_parse_opt(s, a, c, idx);
+        if (rc != EXIT_OK)
+            return rc;
     }
     if (optind < argc) {
         fprintf(stderr, "mock-api: unexpected argument '%s'\n", argv[optind]);

@@ -243,6 +243,111 @@ static void underlying_setup(struct mock_market *m, struct mm_underlying *u)
     u->strike0_milli = k0 * u->strike_step_milli;
 }
 
+/* The expiries x strikes grid (two types each) that holds at most `contracts` per underlying. */
+static void grid_size(struct mock_market *m, int contracts)
+{
+    m->nexpiries = contracts <= 40 ? 1 : contracts / 400;
+    if (m->nexpiries < 2 && contracts > 40)
+        m->nexpiries = 2;
+    if (m->nexpiries > MM_MAX_EXPIRIES)
+        m->nexpiries = MM_MAX_EXPIRIES;
+    m->nstrikes = contracts / (2 * m->nexpiries);
+    if (m->nstrikes < 1)
+        m->nstrikes = 1;
+}
+
+/* --underlyings N: the known names first, then synthetic ones that are not among them. */
+static int underlyings_from_count(struct mock_market *m, const char *spec, char *err, size_t err_size)
+{
+    long n = strtol(spec, NULL, 10);
+    if (n < 1 || n > MM_MAX_UNDERLYINGS) {
+        snprintf(err, err_size, "--underlyings count must be 1..%d", MM_MAX_UNDERLYINGS);
+        return -1;
+    }
+    m->underlyings = calloc((size_t)n, sizeof *m->underlyings);
+    if (!m->underlyings) {
+        snprintf(err, err_size, "out of memory");
+        return -1;
+    }
+    size_t got = 0, syn = 0;
+    for (; got < (size_t)n && got < NKNOWN; got++)
+        snprintf(m->underlyings[got].name, OPTSNAP_UNDERLYING_MAX, "%s", known_underlyings[got]);
+    while (got < (size_t)n) {
+        char name[8];
+        synthetic_name(syn++, name);
+        bool clash = false;
+        for (size_t k = 0; k < NKNOWN; k++)
+            if (strcmp(name, known_underlyings[k]) == 0)
+                clash = true;
+        if (!clash)
+            snprintf(m->underlyings[got++].name, OPTSNAP_UNDERLYING_MAX, "%s", name);
+    }
+    m->nunderlyings = (size_t)n;
+    return 0;
+}
+
+/* One name of a --underlyings list (len bytes at p) into name: 0, or -1 with err said. */
+static int underlying_name_take(const char *p, size_t len, char name[OPTSNAP_UNDERLYING_MAX], char *err,
+                                size_t err_size)
+{
+    if (len == 0 || len >= OPTSNAP_UNDERLYING_MAX) {
+        snprintf(err, err_size, "bad underlying in list");
+        return -1;
+    }
+    memcpy(name, p, len);
+    name[len] = '\0';
+    /* an index ("I:SPX") lists its options under its roots (SPX, SPXW) */
+    bool index_ok = strncmp(name, "I:", 2) == 0 && root_ok(name + 2) && strlen(name + 2) <= 5;
+    if (!root_ok(name) && !index_ok) {
+        snprintf(err, err_size, "bad underlying '%s' (1-6 of A-Z 0-9, or I: and 1-5)", name);
+        return -1;
+    }
+    return 0;
+}
+
+/* --underlyings A,B,...: each name once, in the order given (sorted later). */
+static int underlyings_from_list(struct mock_market *m, const char *spec, char *err, size_t err_size)
+{
+    size_t n = 1;
+    for (const char *p = spec; *p; p++)
+        n += *p == ',';
+    if (n > MM_MAX_UNDERLYINGS) {
+        snprintf(err, err_size, "too many underlyings");
+        return -1;
+    }
+    m->underlyings = calloc(n, sizeof *m->underlyings);
+    if (!m->underlyings) {
+        snprintf(err, err_size, "out of memory");
+        return -1;
+    }
+    const char *p = spec;
+    size_t got = 0;
+    while (*p) {
+        const char *e = strchr(p, ',');
+        size_t len = e ? (size_t)(e - p) : strlen(p);
+        char name[OPTSNAP_UNDERLYING_MAX];
+        if (underlying_name_take(p, len, name, err, err_size) != 0) {
+            mock_market_free(m);
+            return -1;
+        }
+        bool dup = false;
+        for (size_t k = 0; k < got; k++)
+            dup |= strcmp(m->underlyings[k].name, name) == 0;
+        if (!dup)
+            memcpy(m->underlyings[got++].name, name, len + 1);
+        p += len;
+        if (*p == ',')
+            p++;
+    }
+    m->nunderlyings = got;
+    if (got == 0) {
+        snprintf(err, err_size, "empty underlying list");
+        mock_market_free(m);
+        return -1;
+    }
+    return 0;
+}
+
 int mock_market_init(struct mock_market *m, uint64_t seed, const char *spec, int contracts,
                      bool always_open, char *err, size_t err_size)
 {
@@ -255,93 +360,15 @@ int mock_market_init(struct mock_market *m, uint64_t seed, const char *spec, int
         snprintf(err, err_size, "--contracts must be 2..%d", MM_MAX_CONTRACTS);
         return -1;
     }
-    m->nexpiries = contracts <= 40 ? 1 : contracts / 400;
-    if (m->nexpiries < 2 && contracts > 40)
-        m->nexpiries = 2;
-    if (m->nexpiries > MM_MAX_EXPIRIES)
-        m->nexpiries = MM_MAX_EXPIRIES;
-    m->nstrikes = contracts / (2 * m->nexpiries);
-    if (m->nstrikes < 1)
-        m->nstrikes = 1;
-
+    grid_size(m, contracts);
     bool is_count = true;
     for (const char *p = spec; *p; p++)
         if (*p < '0' || *p > '9')
             is_count = false;
-    if (is_count) {
-        long n = strtol(spec, NULL, 10);
-        if (n < 1 || n > MM_MAX_UNDERLYINGS) {
-            snprintf(err, err_size, "--underlyings count must be 1..%d", MM_MAX_UNDERLYINGS);
-            return -1;
-        }
-        m->underlyings = calloc((size_t)n, sizeof *m->underlyings);
-        if (!m->underlyings) {
-            snprintf(err, err_size, "out of memory");
-            return -1;
-        }
-        size_t got = 0, syn = 0;
-        for (; got < (size_t)n && got < NKNOWN; got++)
-            snprintf(m->underlyings[got].name, OPTSNAP_UNDERLYING_MAX, "%s", known_underlyings[got]);
-        while (got < (size_t)n) {
-            char name[8];
-            synthetic_name(syn++, name);
-            bool clash = false;
-            for (size_t k = 0; k < NKNOWN; k++)
-                if (strcmp(name, known_underlyings[k]) == 0)
-                    clash = true;
-            if (!clash)
-                snprintf(m->underlyings[got++].name, OPTSNAP_UNDERLYING_MAX, "%s", name);
-        }
-        m->nunderlyings = (size_t)n;
-    } else {
-        size_t n = 1;
-        for (const char *p = spec; *p; p++)
-            n += *p == ',';
-        if (n > MM_MAX_UNDERLYINGS) {
-            snprintf(err, err_size, "too many underlyings");
-            return -1;
-        }
-        m->underlyings = calloc(n, sizeof *m->underlyings);
-        if (!m->underlyings) {
-            snprintf(err, err_size, "out of memory");
-            return -1;
-        }
-        const char *p = spec;
-        size_t got = 0;
-        while (*p) {
-            const char *e = strchr(p, ',');
-            size_t len = e ? (size_t)(e - p) : strlen(p);
-            char name[OPTSNAP_UNDERLYING_MAX];
-            if (len == 0 || len >= sizeof name) {
-                snprintf(err, err_size, "bad underlying in list");
-                mock_market_free(m);
-                return -1;
-            }
-            memcpy(name, p, len);
-            name[len] = '\0';
-            /* an index ("I:SPX") lists its options under its roots (SPX, SPXW) */
-            bool index_ok = strncmp(name, "I:", 2) == 0 && root_ok(name + 2) && strlen(name + 2) <= 5;
-            if (!root_ok(name) && !index_ok) {
-                snprintf(err, err_size, "bad underlying '%s' (1-6 of A-Z 0-9, or I: and 1-5)", name);
-                mock_market_free(m);
-                return -1;
-            }
-            bool dup = false;
-            for (size_t k = 0; k < got; k++)
-                dup |= strcmp(m->underlyings[k].name, name) == 0;
-            if (!dup)
-                memcpy(m->underlyings[got++].name, name, len + 1);
-            p += len;
-            if (*p == ',')
-                p++;
-        }
-        m->nunderlyings = got;
-        if (got == 0) {
-            snprintf(err, err_size, "empty underlying list");
-            mock_market_free(m);
-            return -1;
-        }
-    }
+    int rc = is_count ? underlyings_from_count(m, spec, err, err_size)
+                      : underlyings_from_list(m, spec, err, err_size);
+    if (rc != 0)
+        return -1;
     for (size_t i = 0; i < m->nunderlyings; i++)
         underlying_setup(m, &m->underlyings[i]);
     m->memo = calloc(MM_MEMO_SLOTS, sizeof *m->memo);
@@ -1291,108 +1318,118 @@ void mm_day_members(struct mm_buf *b, const struct mm_day *d, const char *sep, i
 #undef DAY_KEY
 }
 
-void mm_snapshot_write(struct mm_buf *b, const struct mock_market *m, const struct mm_snapshot *s,
-                       enum mm_bad_kind bad)
+/* ,"timeframe":..., as the real API (delayed) or the simulator's own plan (real time) says it */
+static void snapshot_timeframe(struct mm_buf *b, bool real)
 {
-    const struct mm_day *d = &s->day;
-    const bool real = m->realism && bad == MM_BAD_NONE;
-    const bool no_event = real && mm_realism_no_event_time(m, s->c.ticker);
-    const bool has_quote = s->has_quote && !no_event, has_trade = s->has_trade && !no_event;
-    PUTS("{");
-    if (s->has_break_even) {
-        PUTS("\"break_even_price\":");
-        mm_buf_fixed(b, s->break_even, 4);
-        PUTS(",");
-    }
+    if (real)
+        PUTS(",\"timeframe\":\"DELAYED\"");
+    else
+        PUTS(",\"timeframe\":\"REAL-TIME\"");
+}
+
+static void snapshot_day(struct mm_buf *b, const struct mm_day *d, bool real, bool no_event)
+{
     PUTS("\"day\":{");
     /* the real API sends the day's time in ms beside ns quote/trade times */
     mm_day_members(b, d, "", no_event ? 0 : real ? 1000000 : 1);
     PUTS("},");
-    if (bad != MM_BAD_NO_DETAILS) {
-        PUTS("\"details\":{\"contract_type\":");
-        if (s->c.type == 'C')
-            PUTS("\"call\"");
-        else
-            PUTS("\"put\"");
-        PUTS(",\"exercise_style\":\"american\",\"expiration_date\":");
-        buf_date(b, s->c.exp_days);
-        PUTS(",\"shares_per_contract\":100,\"strike_price\":");
-        mm_buf_fixed(b, (double)s->c.strike_milli / 1000.0, 3);
-        PUTS(",\"ticker\":");
-        if (bad == MM_BAD_TICKER) {
-            PUTS("\"O:");
-            mm_buf_puts(b, m->underlyings[s->c.uidx].name);
-            PUTS("-BAD\"");
-        } else if (bad == MM_BAD_TICKER_TYPE) {
-            mm_buf_int(b, s->c.strike_milli);
-        } else {
-            mm_buf_str(b, s->c.ticker);
-        }
-        PUTS("},");
-    }
-    if (!real) { /* a plan without fmv sends none */
-        PUTS("\"fmv\":");
-        if (bad == MM_BAD_STRING_NUM)
-            PUTS("\"");
-        mm_buf_fixed(b, s->fmv, 4);
-        if (bad == MM_BAD_STRING_NUM)
-            PUTS("\"");
-        PUTS(",");
-    }
-    if (real && mm_realism_no_greeks(m, s->c.ticker)) {
-        PUTS("\"greeks\":{}");
-    } else {
-        PUTS("\"greeks\":{\"delta\":");
-        mm_buf_fixed(b, s->delta, 10);
-        PUTS(",\"gamma\":");
-        mm_buf_fixed(b, s->gamma, 10);
-        PUTS(",\"theta\":");
-        mm_buf_fixed(b, s->theta, 10);
-        PUTS(",\"vega\":");
-        mm_buf_fixed(b, s->vega, 10);
-        PUTS("}");
-    }
-    if (!(real && mm_realism_no_iv(m, s->c.ticker))) {
-        PUTS(",\"implied_volatility\":");
-        mm_buf_fixed(b, s->iv, 10);
-    }
-    if (has_quote) {
-        PUTS(",\"last_quote\":{\"ask\":");
-        mm_buf_fixed(b, s->quote.ask, 2);
-        PUTS(",\"ask_size\":");
-        mm_buf_int(b, s->quote.ask_size);
-        PUTS(",\"bid\":");
-        mm_buf_fixed(b, s->quote.bid, 2);
-        PUTS(",\"bid_size\":");
-        mm_buf_int(b, s->quote.bid_size);
-        PUTS(",\"last_updated\":");
-        mm_buf_int(b, s->quote.t_ns);
-        PUTS(",\"midpoint\":");
-        mm_buf_fixed(b, (s->quote.bid + s->quote.ask) / 2, 3);
-        if (real)
-            PUTS(",\"timeframe\":\"DELAYED\"}");
-        else
-            PUTS(",\"timeframe\":\"REAL-TIME\"}");
-    }
-    if (has_trade) {
-        PUTS(",\"last_trade\":{\"price\":");
-        mm_buf_fixed(b, s->trade.price, 2);
-        PUTS(",\"sip_timestamp\":");
-        mm_buf_int(b, s->trade.t_ns);
-        PUTS(",\"size\":");
-        mm_buf_int(b, bad == MM_BAD_NEG_SIZE ? -s->trade.size : s->trade.size);
-        PUTS(",\"conditions\":[209],\"exchange\":");
-        mm_buf_int(b, s->trade.exchange);
-        if (real)
-            PUTS(",\"timeframe\":\"DELAYED\"}");
-        else
-            PUTS(",\"timeframe\":\"REAL-TIME\"}");
-    }
-    PUTS(",\"open_interest\":");
-    if (bad == MM_BAD_INFINITE)
-        PUTS("1e999");
+}
+
+/* "details":{...}, (none for the details-missing bad row), its ticker what a bad row sends */
+static void snapshot_details(struct mm_buf *b, const struct mock_market *m, const struct mm_contract *c,
+                             enum mm_bad_kind bad)
+{
+    if (bad == MM_BAD_NO_DETAILS)
+        return;
+    PUTS("\"details\":{\"contract_type\":");
+    if (c->type == 'C')
+        PUTS("\"call\"");
     else
-        mm_buf_int(b, s->open_interest);
+        PUTS("\"put\"");
+    PUTS(",\"exercise_style\":\"american\",\"expiration_date\":");
+    buf_date(b, c->exp_days);
+    PUTS(",\"shares_per_contract\":100,\"strike_price\":");
+    mm_buf_fixed(b, (double)c->strike_milli / 1000.0, 3);
+    PUTS(",\"ticker\":");
+    if (bad == MM_BAD_TICKER) {
+        PUTS("\"O:");
+        mm_buf_puts(b, m->underlyings[c->uidx].name);
+        PUTS("-BAD\"");
+    } else if (bad == MM_BAD_TICKER_TYPE) {
+        mm_buf_int(b, c->strike_milli);
+    } else {
+        mm_buf_str(b, c->ticker);
+    }
+    PUTS("},");
+}
+
+/* "fmv":X, (a string for the fmv-wrong-type bad row) */
+static void snapshot_fmv(struct mm_buf *b, const struct mm_snapshot *s, enum mm_bad_kind bad)
+{
+    PUTS("\"fmv\":");
+    if (bad == MM_BAD_STRING_NUM)
+        PUTS("\"");
+    mm_buf_fixed(b, s->fmv, 4);
+    if (bad == MM_BAD_STRING_NUM)
+        PUTS("\"");
+    PUTS(",");
+}
+
+/* "greeks":{...}, empty where the real API sends it so for this contract */
+static void snapshot_greeks(struct mm_buf *b, const struct mm_snapshot *s, bool empty)
+{
+    if (empty) {
+        PUTS("\"greeks\":{}");
+        return;
+    }
+    PUTS("\"greeks\":{\"delta\":");
+    mm_buf_fixed(b, s->delta, 10);
+    PUTS(",\"gamma\":");
+    mm_buf_fixed(b, s->gamma, 10);
+    PUTS(",\"theta\":");
+    mm_buf_fixed(b, s->theta, 10);
+    PUTS(",\"vega\":");
+    mm_buf_fixed(b, s->vega, 10);
+    PUTS("}");
+}
+
+static void snapshot_last_quote(struct mm_buf *b, const struct mm_snapshot *s, bool real)
+{
+    PUTS(",\"last_quote\":{\"ask\":");
+    mm_buf_fixed(b, s->quote.ask, 2);
+    PUTS(",\"ask_size\":");
+    mm_buf_int(b, s->quote.ask_size);
+    PUTS(",\"bid\":");
+    mm_buf_fixed(b, s->quote.bid, 2);
+    PUTS(",\"bid_size\":");
+    mm_buf_int(b, s->quote.bid_size);
+    PUTS(",\"last_updated\":");
+    mm_buf_int(b, s->quote.t_ns);
+    PUTS(",\"midpoint\":");
+    mm_buf_fixed(b, (s->quote.bid + s->quote.ask) / 2, 3);
+    snapshot_timeframe(b, real);
+    PUTS("}");
+}
+
+/* ,"last_trade":{...}, its size negative for the trade-size-negative bad row */
+static void snapshot_last_trade(struct mm_buf *b, const struct mm_snapshot *s, bool real, enum mm_bad_kind bad)
+{
+    PUTS(",\"last_trade\":{\"price\":");
+    mm_buf_fixed(b, s->trade.price, 2);
+    PUTS(",\"sip_timestamp\":");
+    mm_buf_int(b, s->trade.t_ns);
+    PUTS(",\"size\":");
+    mm_buf_int(b, bad == MM_BAD_NEG_SIZE ? -s->trade.size : s->trade.size);
+    PUTS(",\"conditions\":[209],\"exchange\":");
+    mm_buf_int(b, s->trade.exchange);
+    snapshot_timeframe(b, real);
+    PUTS("}");
+}
+
+static void snapshot_underlying(struct mm_buf *b, const struct mock_market *m, const struct mm_snapshot *s,
+                                bool real)
+{
+    const char *name = m->underlyings[s->c.uidx].name;
     PUTS(",\"underlying_asset\":{");
     if (s->has_break_even) {
         PUTS("\"change_to_break_even\":");
@@ -1401,17 +1438,48 @@ void mm_snapshot_write(struct mm_buf *b, const struct mock_market *m, const stru
     }
     PUTS("\"last_updated\":");
     mm_buf_int(b, s->underlying_ns);
-    if (underlying_is_index(m->underlyings[s->c.uidx].name))
+    if (underlying_is_index(name))
         PUTS(",\"value\":"); /* an index has a level, not a price */
     else
         PUTS(",\"price\":");
     mm_buf_fixed(b, s->underlying_price, 4);
     PUTS(",\"ticker\":");
-    mm_buf_str(b, m->underlyings[s->c.uidx].name);
-    if (real)
-        PUTS(",\"timeframe\":\"DELAYED\"}}");
+    mm_buf_str(b, name);
+    snapshot_timeframe(b, real);
+    PUTS("}");
+}
+
+void mm_snapshot_write(struct mm_buf *b, const struct mock_market *m, const struct mm_snapshot *s,
+                       enum mm_bad_kind bad)
+{
+    const bool real = m->realism && bad == MM_BAD_NONE;
+    const bool no_event = real && mm_realism_no_event_time(m, s->c.ticker);
+    PUTS("{");
+    if (s->has_break_even) {
+        PUTS("\"break_even_price\":");
+        mm_buf_fixed(b, s->break_even, 4);
+        PUTS(",");
+    }
+    snapshot_day(b, &s->day, real, no_event);
+    snapshot_details(b, m, &s->c, bad);
+    if (!real) /* a plan without fmv sends none */
+        snapshot_fmv(b, s, bad);
+    snapshot_greeks(b, s, real && mm_realism_no_greeks(m, s->c.ticker));
+    if (!(real && mm_realism_no_iv(m, s->c.ticker))) {
+        PUTS(",\"implied_volatility\":");
+        mm_buf_fixed(b, s->iv, 10);
+    }
+    if (s->has_quote && !no_event)
+        snapshot_last_quote(b, s, real);
+    if (s->has_trade && !no_event)
+        snapshot_last_trade(b, s, real, bad);
+    PUTS(",\"open_interest\":");
+    if (bad == MM_BAD_INFINITE)
+        PUTS("1e999");
     else
-        PUTS(",\"timeframe\":\"REAL-TIME\"}}");
+        mm_buf_int(b, s->open_interest);
+    snapshot_underlying(b, m, s, real);
+    PUTS("}");
 }
 
 /* ================= chain pages ================= */
