@@ -20,6 +20,7 @@ optsnap_pgbouncer_tool() {
 # OPTSNAP_PGBOUNCER_TMP, OPTSNAP_PGBOUNCER_PORT and OPTSNAP_POOLER_URL (same
 # user, database postgres). Pool size is small on purpose: 4 server
 # connections per database/user pair is the shape of the incident.
+# OPTSNAP_PGBOUNCER_EXTRA (optional): more lines for the [pgbouncer] section.
 optsnap_pgbouncer_start() {
     local pgurl=$1
     [ -x "$OPTSNAP_PGBOUNCER_BIN" ] || { echo "$OPTSNAP_PGBOUNCER_BIN not found" >&2; return 1; }
@@ -61,6 +62,7 @@ server_reset_query =
 ignore_startup_parameters = extra_float_digits
 logfile = $dir/pgbouncer.log
 pidfile = $dir/pgbouncer.pid
+${OPTSNAP_PGBOUNCER_EXTRA:-}
 EOF
         [ "$(id -u)" -eq 0 ] && chown postgres: "$dir/pgbouncer.ini" "$dir/userlist.txt"
         if optsnap_pgbouncer_tool "$OPTSNAP_PGBOUNCER_BIN" -d "$dir/pgbouncer.ini" >>"$dir/start.log" 2>&1; then
@@ -79,6 +81,17 @@ EOF
     done
     tail -n 30 "$dir/start.log" "$dir/pgbouncer.log" >&2 || true
     return 1
+}
+
+# optsnap_pgbouncer_repoint HOST PORT: every database now forwards to HOST:PORT
+# (what an operator's failover script or a moved DNS name does), applied
+# with SIGHUP (pgbouncer's reload). Returns 1 without a running pgbouncer.
+optsnap_pgbouncer_repoint() {
+    local ini=$OPTSNAP_PGBOUNCER_TMP/pgbouncer.ini pid
+    [ -f "$ini" ] && [ -f "$OPTSNAP_PGBOUNCER_TMP/pgbouncer.pid" ] || return 1
+    sed -i "s/^\* = host=.*/* = host=$1 port=$2/" "$ini"
+    pid=$(cat "$OPTSNAP_PGBOUNCER_TMP/pgbouncer.pid")
+    kill -HUP "$pid"
 }
 
 # Signals the daemon named by the pidfile (our own process, by pid) and waits.

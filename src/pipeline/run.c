@@ -57,7 +57,9 @@ static enum page_verdict on_snapshot_page(struct pager *p, const struct http_res
     if (rc != PARSE_OK)
         return pager_verdict_of_parse(rc);
     if (resp->date_us > 0) {
-        run_clock_check(r, &r->api_clock, resp->date_us, run_real_now());
+        /* the server stamped Date somewhere between the submit and now */
+        int64_t half = (int64_t)(resp->elapsed_s * 1e6) / 2;
+        run_clock_check(r, &r->api_clock, resp->date_us, run_real_now() - half, half);
         if (r->api_clock.bad)
             sw->skewed = true;
     }

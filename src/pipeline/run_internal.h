@@ -159,7 +159,10 @@ int run_observe_start(struct run *r);      /* timers, listener; 0 or -1 */
 void run_observe_closing(struct run *r);   /* the listener's close */
 void run_observe_free(struct run *r);
 void run_stats_line(struct run *r);        /* the final log line */
-void run_clock_check(struct run *r, struct clock_peer *peer, int64_t theirs_us, int64_t ours_us);
+/* A sample of a peer's clock: theirs_us read at ours_us, give or take unc_us
+ * (half the round trip). Flags the peer when the skew is surely over
+ * max_clock_skew, clears it when surely within; logs each change. */
+void run_clock_check(struct run *r, struct clock_peer *peer, int64_t theirs_us, int64_t ours_us, int64_t unc_us);
 bool run_clocks_agree(const struct run *r);
 void run_notify_ready_once(struct run *r);
 

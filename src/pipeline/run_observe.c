@@ -18,21 +18,30 @@
 
 /* ---- clocks ---- */
 
-void run_clock_check(struct run *r, struct clock_peer *peer, int64_t theirs_us, int64_t ours_us)
+void run_clock_check(struct run *r, struct clock_peer *peer, int64_t theirs_us, int64_t ours_us, int64_t unc_us)
 {
     int64_t skew = theirs_us - ours_us;
     int64_t bound = r->s->max_clock_skew_us;
     /* a Date header has whole seconds: allow the second it rounds away */
     if (peer == &r->api_clock)
         bound += USEC_PER_SEC;
-    bool bad = skew > bound || skew < -bound;
+    /* the skew lies in [skew - unc, skew + unc]: bad when all of it is
+     * beyond the bound, good when all of it is within; a sample that
+     * straddles the bound (a slow round trip: the statement waited for a
+     * connection after an outage) says neither and keeps the verdict */
+    int64_t mag = skew < 0 ? -skew : skew;
+    bool bad = peer->bad;
+    if (mag - unc_us > bound)
+        bad = true;
+    else if (mag + unc_us <= bound)
+        bad = false;
     peer->skew_us = skew;
     peer->known = true;
     if (bad != peer->bad) {
         if (bad)
             log_error("clock skew: windows are not marked covered until the clocks agree again",
-                      "peer=%s skew_ms=%lld max_clock_skew_ms=%lld", peer->name, (long long)(skew / 1000),
-                      (long long)(r->s->max_clock_skew_us / 1000));
+                      "peer=%s skew_ms=%lld uncertainty_ms=%lld max_clock_skew_ms=%lld", peer->name,
+                      (long long)(skew / 1000), (long long)(unc_us / 1000), (long long)(r->s->max_clock_skew_us / 1000));
         else
             log_info("clocks agree again", "peer=%s skew_ms=%lld", peer->name, (long long)(skew / 1000));
     }
@@ -48,9 +57,10 @@ static void on_db_clock(void *user, const void *pgresult)
     if (PQntuples(res) != 1)
         return;
     int64_t back = run_real_now();
-    /* the server read its clock somewhere in the round trip: compare with its middle */
-    int64_t ours = r->clock_sent_us + (back - r->clock_sent_us) / 2;
-    run_clock_check(r, &r->db_clock, strtoll(PQgetvalue(res, 0, 0), NULL, 10), ours);
+    /* the server read its clock somewhere in the round trip (queueing for a
+     * connection included): compare with its middle, give or take half */
+    int64_t half = (back - r->clock_sent_us) / 2;
+    run_clock_check(r, &r->db_clock, strtoll(PQgetvalue(res, 0, 0), NULL, 10), r->clock_sent_us + half, half);
 }
 
 static void on_clock_done(struct engine_query *q, const struct pg_txn_result *res)
