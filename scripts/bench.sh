@@ -12,6 +12,9 @@
 #       REST backfill of the same day and universe, and optsnap's peak RSS
 #       while it reads the largest file the simulator makes here
 #       (--flatfiles-only: that alone; --flatfiles-underlyings/--flatfiles-contracts);
+#   (8) optsnap's CPU per row on the full path against cJSON alone
+#       (parse + delete) on the very pages the sweep fetched, and optsnap's
+#       page parser alone on them (tests/bench/bench_parse.c);
 #   (5) WAL bytes per row of each sweep (pg_wal_lsn_diff around it: does not
 #       depend on the machine's speed), the unchanged re-poll's above all.
 # Rows land in day partitions, as in production (the simulator's frozen day
@@ -57,7 +60,7 @@ BUILD=$ROOT/build-bench
 if [ ! -d "$BUILD" ]; then
     meson setup "$BUILD" --buildtype=release >/dev/null
 fi
-ninja -C "$BUILD" optsnap bench_writer >/dev/null
+ninja -C "$BUILD" optsnap bench_writer bench_parse >/dev/null
 BIN=$BUILD/optsnap
 
 # ---- throwaway cluster (durable: fsync on, the same price for every figure) ----
@@ -382,6 +385,23 @@ open(f"{tmp}/sweeps.jsonl", "a").write(json.dumps(d) + "\n")
 EOF4
 }
 repoll "large-unchanged-repoll" "$LARGE" "$UNDERLYINGS_LARGE"
+# ---- (8) CPU per row: cJSON alone, optsnap's parser, optsnap's full path ----
+# the simulator's clock is frozen: these are the pages the sweeps fetched
+say "parse: cJSON alone and optsnap's page parser on the large universe's pages"
+mkdir -p "$TMP/pages"
+python3 - "$SIM_URL" "$TMP/universe.$UNDERLYINGS_LARGE" "$TMP/pages" <<'EOF5'
+import json, sys, urllib.request
+base, uni, out = sys.argv[1:4]
+n = 0
+for u in open(uni).read().split():
+    url = f"{base}/v3/snapshot/options/{u}?limit=250"
+    while url:
+        body = urllib.request.urlopen(urllib.request.Request(url, headers={"Authorization": "Bearer bench"})).read()
+        open(f"{out}/{n:06d}.json", "wb").write(body)
+        n += 1
+        url = json.loads(body).get("next_url")
+EOF5
+"$BUILD/bench_parse" 5 "$TMP"/pages/*.json | tee "$TMP/parse.txt"
 # ---- (6) the seed's pattern as a peer: same simulator, same PostgreSQL ----
 SEED_PY=/usr/bin/python3
 if ! "$SEED_PY" -c 'import psycopg2' 2>/dev/null; then
@@ -428,6 +448,18 @@ if os.path.exists(f"{tmp}/seed-first-sweep.rps"):
     ratios["seed_rows_per_s"] = {"first": seed_first, "repoll": seed_again}
     print(f"optsnap / the seed's pattern: first sweep {ratios['optsnap_over_seed_first_sweep']:.1f}x, "
           f"unchanged re-poll {ratios['optsnap_over_seed_repoll']:.1f}x")
+parse = dict(kv.split("=") for kv in open(f"{tmp}/parse.txt").read().split())
+cj, own_parser = float(parse["cjson_us_per_row"]), float(parse["optsnap_parser_us_per_row"])
+full_first = first["cpu_s_optsnap"] * 1e6 / max(first["rows"], 1)
+full_again = again["cpu_s_optsnap"] * 1e6 / max(again["rows"], 1)
+ratios["cpu_per_row_us"] = {"cjson_alone": cj, "optsnap_parser": own_parser,
+                            "optsnap_full_path_first_sweep": round(full_first, 2),
+                            "optsnap_full_path_repoll": round(full_again, 2)}
+ratios["optsnap_full_path_over_cjson_first_sweep"] = full_first / cj if cj else None
+ratios["optsnap_parser_over_cjson"] = own_parser / cj if cj else None
+print(f"CPU per row: cJSON alone {cj:.2f} us, optsnap's parser {own_parser:.2f} us ({own_parser / cj:.2f}x cJSON), "
+      f"optsnap's full path {full_first:.2f} us first sweep ({full_first / cj:.2f}x cJSON, target <= 1.0), "
+      f"{full_again:.2f} us re-poll ({full_again / cj:.2f}x)")
 writer = {}
 for line in open(f"{tmp}/writer.txt"):
     m = re.match(r"\((\w+)\)\s.*?([0-9]+) rows/s", line)

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "optsnap/commands.h"
+#include "optsnap/util/json_arena.h"
 #include "optsnap_version.h"
 
 struct command {
@@ -40,6 +41,9 @@ int main(int argc, char **argv)
 {
     /* a peer closing mid-write must be an error return, never a dead process */
     signal(SIGPIPE, SIG_IGN);
+    /* cJSON's nodes from one chunk rewound per page (util/json_arena.h);
+     * without it cJSON keeps malloc */
+    (void)json_arena_install((size_t)4 << 20);
     if (argc < 2) {
         usage(stderr);
         return EXIT_USAGE;

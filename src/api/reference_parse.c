@@ -62,8 +62,12 @@ static char *deliverables_parse(const cJSON *arr, bool *bad)
             return NULL;
         }
     }
-    char *text = cJSON_PrintUnformatted(out);
+    char *printed = cJSON_PrintUnformatted(out);
     cJSON_Delete(out);
+    /* the caller free()s it: a malloc'd copy of cJSON's text, which only
+     * cJSON_free may release */
+    char *text = printed ? strdup(printed) : NULL;
+    cJSON_free(printed);
     return text;
 }
 

@@ -385,7 +385,7 @@ static char *result_raw(const char *body, const struct json_span *span, const cJ
             raw[n] = '\0';
         }
     }
-    free(printed);
+    cJSON_free(printed); /* cJSON's allocation: never free() */
     *out_len = n;
     return raw;
 }
