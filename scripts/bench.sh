@@ -423,6 +423,16 @@ else
     say "python3-psycopg2 missing: the seed's pattern is not measured"
 fi
 
+# stored size of a snapshot row: heap + TOAST + every index of every partition
+# over the rows (the large universe's first sweep; the re-poll added none)
+psql -X -A -t -q -F ' ' "$LARGE" -c "
+  SELECT count(*) FILTER (WHERE t.isleaf) AS partitions,
+         sum(pg_table_size(t.relid)) FILTER (WHERE t.isleaf), sum(pg_indexes_size(t.relid)) FILTER (WHERE t.isleaf),
+         (SELECT count(*) FROM option_snapshots)
+    FROM pg_partition_tree('option_snapshots') t" >"$TMP/size.txt"
+read -r size_parts size_heap size_idx size_rows <"$TMP/size.txt"
+python3 -c "import sys; h, i, n = map(int, sys.argv[1:4]); print(f'stored size per snapshot row: {(h + i) / max(n, 1):.0f} bytes (heap+TOAST {h / max(n, 1):.0f}, indexes {i / max(n, 1):.0f}; {n} rows in {sys.argv[4]} partitions; target <= 300)')" \
+    "$size_heap" "$size_idx" "$size_rows" "$size_parts" | tee "$TMP/size_line.txt"
 default_rows=$(psql -X -A -t -q "$LARGE" -c "SELECT count(*) FROM option_snapshots_default")
 total_rows=$(psql -X -A -t -q "$LARGE" -c "SELECT count(*) FROM option_snapshots")
 echo "rows in the DEFAULT partition: $default_rows of $total_rows"
@@ -460,6 +470,9 @@ ratios["optsnap_parser_over_cjson"] = own_parser / cj if cj else None
 print(f"CPU per row: cJSON alone {cj:.2f} us, optsnap's parser {own_parser:.2f} us ({own_parser / cj:.2f}x cJSON), "
       f"optsnap's full path {full_first:.2f} us first sweep ({full_first / cj:.2f}x cJSON, target <= 1.0), "
       f"{full_again:.2f} us re-poll ({full_again / cj:.2f}x)")
+m = re.search(r"per snapshot row: (\d+) bytes \(heap\+TOAST (\d+), indexes (\d+)", open(f"{tmp}/size_line.txt").read())
+if m:
+    ratios["stored_bytes_per_row"] = {"total": int(m.group(1)), "heap": int(m.group(2)), "indexes": int(m.group(3))}
 writer = {}
 for line in open(f"{tmp}/writer.txt"):
     m = re.match(r"\((\w+)\)\s.*?([0-9]+) rows/s", line)
