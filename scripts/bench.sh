@@ -423,13 +423,12 @@ else
     say "python3-psycopg2 missing: the seed's pattern is not measured"
 fi
 
-# stored size of a snapshot row: heap + TOAST + every index of every partition
+# stored size of a snapshot row: heap + TOAST + every index of the partitions holding rows
 # over the rows (the large universe's first sweep; the re-poll added none)
 psql -X -A -t -q -F ' ' "$LARGE" -c "
-  SELECT count(*) FILTER (WHERE t.isleaf) AS partitions,
-         sum(pg_table_size(t.relid)) FILTER (WHERE t.isleaf), sum(pg_indexes_size(t.relid)) FILTER (WHERE t.isleaf),
-         (SELECT count(*) FROM option_snapshots)
-    FROM pg_partition_tree('option_snapshots') t" >"$TMP/size.txt"
+  SELECT count(*), sum(pg_table_size(t.relid)), sum(pg_indexes_size(t.relid)), (SELECT count(*) FROM option_snapshots)
+    FROM pg_partition_tree('option_snapshots') t
+   WHERE t.isleaf AND pg_table_size(t.relid) > 0" >"$TMP/size.txt" # partitions holding rows: an empty one's index pages are not a row's
 read -r size_parts size_heap size_idx size_rows <"$TMP/size.txt"
 python3 -c "import sys; h, i, n = map(int, sys.argv[1:4]); print(f'stored size per snapshot row: {(h + i) / max(n, 1):.0f} bytes (heap+TOAST {h / max(n, 1):.0f}, indexes {i / max(n, 1):.0f}; {n} rows in {sys.argv[4]} partitions; target <= 300)')" \
     "$size_heap" "$size_idx" "$size_rows" "$size_parts" | tee "$TMP/size_line.txt"
