@@ -24,6 +24,7 @@
 /* Each block carries its size in a 16-byte header (the alignment malloc
  * gives), so a freed block can be poisoned under ASan. */
 #define HEADER 16
+#define FREED SIZE_MAX /* the header of a freed block */
 
 static struct {
     unsigned char *chunk;
@@ -63,6 +64,9 @@ static void arena_free(void *p)
     unsigned char *b = (unsigned char *)p - HEADER;
     UNPOISON(b, HEADER);
     size_t n = *(size_t *)b;
+    if (n == FREED)
+        abort(); /* a double free would rewind the chunk under live blocks */
+    *(size_t *)b = FREED;
     POISON(b, HEADER + n);
     if (--A.live == 0) {
         A.used = 0;
