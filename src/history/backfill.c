@@ -1223,7 +1223,8 @@ static long flat_contract(struct bf_unit *un, const char *ticker)
     struct bf_flat *ff = un->ff;
     if (ff->last < un->ncontracts && strcmp(un->contracts[ff->last].ticker, ticker) == 0)
         return (long)ff->last;
-    const struct option_contract *hit = bsearch(ticker, un->contracts, ff->nsorted, sizeof *un->contracts, flat_cmp);
+    const struct option_contract *hit =
+        ff->nsorted ? bsearch(ticker, un->contracts, ff->nsorted, sizeof *un->contracts, flat_cmp) : NULL;
     for (size_t i = ff->nsorted; hit == NULL && i < un->ncontracts; i++)
         if (strcmp(un->contracts[i].ticker, ticker) == 0)
             hit = &un->contracts[i];
@@ -1282,7 +1283,8 @@ static int flat_flush(struct bf_unit *un)
     ff->cur = -1;
     ff->c[ci].flushed = true;
     struct dayblock_window w = unit_window(un, 0);
-    qsort(ff->bars, ff->nbars, sizeof *ff->bars, bar_cmp);
+    if (ff->nbars > 1)
+        qsort(ff->bars, ff->nbars, sizeof *ff->bars, bar_cmp);
     bool inside = false;
     for (size_t i = 0; i < ff->nbars && !inside; i++)
         inside = dayblock_bar_inside(&w, &ff->bars[i]);
@@ -1590,7 +1592,8 @@ static void flat_begin(struct bf_unit *un)
         flat_fail_finish(un, "out of memory");
         return;
     }
-    qsort(un->contracts, un->ncontracts, sizeof *un->contracts, contract_cmp);
+    if (un->ncontracts > 1) /* none yet: the day's file lists them */
+        qsort(un->contracts, un->ncontracts, sizeof *un->contracts, contract_cmp);
     ff->nsorted = un->ncontracts;
     ff->last = SIZE_MAX;
     ff->cur = -1;

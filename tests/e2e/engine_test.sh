@@ -67,7 +67,9 @@ E2E_WAIT=10 wait_for bash -c "[ \$(psql -X -Atq '$DB2' -c \"SELECT count(*) FROM
     fail "the lock was not taken"
 aggs0=$(sim_stat aggs)
 DATABASE_URL=$DB2 e2e_spawn "$TMP/bf2.log" "$BIN" backfill --api-url "$SIM_URL" --calendar us-options --cadence 60s \
-    --universe QQQ,SPY --from 2026-11-02 --to 2026-11-03 --backfill-db-connections 2
+    --universe QQQ,SPY --from 2026-11-02 --to 2026-11-03 --backfill-db-connections 2 --http-rate 60
+# http_rate: SPY's ~720 requests take 12 s, so they are still going while the
+# wait is observed (unthrottled, a slow sanitizer build once saw SPY finish first)
 BF=$E2E_LAST_PID
 E2E_WAIT=20 wait_for bash -c "psql -X -Atq '$DB2' -c \"SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND application_name = 'optsnap-backfill'\" | grep -q '^1$'" ||
     fail "the lease statement never waited on the lock"
