@@ -77,7 +77,6 @@ static void reply_text(struct http_reply *reply, int status, const char *text)
         reply->status = 500;
 }
 
-
 /* Whether a Host header names this listener: a loopback name or address, the
  * listen host, or one of allowed_hosts (any port). A page that DNS rebinding
  * loaded from another name must not read /metrics or the status page.
@@ -185,7 +184,6 @@ static int split_address(const char *spec, char *host, size_t size, int *port)
     *port = (int)p;
     return 0;
 }
-
 
 int listener_start(struct listener **out, uv_loop_t *loop, const struct listener_settings *s,
                    const struct listener_source *src)
