@@ -426,12 +426,20 @@ fi
 # stored size of a snapshot row: heap + TOAST + every index of the partitions holding rows
 # over the rows (the large universe's first sweep; the re-poll added none)
 psql -X -A -t -q -F ' ' "$LARGE" -c "
-  SELECT count(*), sum(pg_table_size(t.relid)), sum(pg_indexes_size(t.relid)), (SELECT count(*) FROM option_snapshots)
+  SELECT count(*), sum(pg_table_size(t.relid)), sum(pg_indexes_size(t.relid)), (SELECT count(*) FROM option_snapshots),
+         sum(pg_relation_size(t.relid, 'main')),
+         (SELECT sum(pg_relation_size(i.indexrelid) - 8192) FROM pg_index i JOIN pg_partition_tree('option_snapshots') u
+             ON u.relid = i.indrelid WHERE u.isleaf AND pg_table_size(u.relid) > 0)
     FROM pg_partition_tree('option_snapshots') t
    WHERE t.isleaf AND pg_table_size(t.relid) > 0" >"$TMP/size.txt" # partitions holding rows: an empty one's index pages are not a row's
-read -r size_parts size_heap size_idx size_rows <"$TMP/size.txt"
+read -r size_parts size_heap size_idx size_rows size_main size_idx_leaves <"$TMP/size.txt"
 python3 -c "import sys; h, i, n = map(int, sys.argv[1:4]); print(f'stored size per snapshot row: {(h + i) / max(n, 1):.0f} bytes (heap+TOAST {h / max(n, 1):.0f}, indexes {i / max(n, 1):.0f}; {n} rows in {sys.argv[4]} partitions; target <= 300)')" \
     "$size_heap" "$size_idx" "$size_rows" "$size_parts" | tee "$TMP/size_line.txt"
+# without what each partition costs whatever its size (free-space and
+# visibility maps, an index's metapage): what a row costs in a day partition
+# of a whole market's sweeps, where those are noise
+python3 -c "import sys; h, i, n = map(int, sys.argv[1:4]); print(f'  per row without per-partition overhead: {(h + i) / max(n, 1):.0f} bytes (heap main fork {h / max(n, 1):.0f}, index pages {i / max(n, 1):.0f})')" \
+    "$size_main" "$size_idx_leaves" "$size_rows" | tee -a "$TMP/size_line.txt"
 default_rows=$(psql -X -A -t -q "$LARGE" -c "SELECT count(*) FROM option_snapshots_default")
 total_rows=$(psql -X -A -t -q "$LARGE" -c "SELECT count(*) FROM option_snapshots")
 echo "rows in the DEFAULT partition: $default_rows of $total_rows"
@@ -472,6 +480,10 @@ print(f"CPU per row: cJSON alone {cj:.2f} us, optsnap's parser {own_parser:.2f} 
 m = re.search(r"per snapshot row: (\d+) bytes \(heap\+TOAST (\d+), indexes (\d+)", open(f"{tmp}/size_line.txt").read())
 if m:
     ratios["stored_bytes_per_row"] = {"total": int(m.group(1)), "heap": int(m.group(2)), "indexes": int(m.group(3))}
+m = re.search(r"without per-partition overhead: (\d+) bytes \(heap main fork (\d+), index pages (\d+)", open(f"{tmp}/size_line.txt").read())
+if m:
+    ratios["stored_bytes_per_row_no_partition_overhead"] = {"total": int(m.group(1)), "heap_main": int(m.group(2)),
+                                                            "index_pages": int(m.group(3))}
 writer = {}
 for line in open(f"{tmp}/writer.txt"):
     m = re.match(r"\((\w+)\)\s.*?([0-9]+) rows/s", line)

@@ -544,21 +544,6 @@ static const struct ticker_value *tickers_find(const struct ticker_set *set, con
     return set->n ? bsearch(&key, set->v, set->n, sizeof *set->v, ticker_cmp) : NULL;
 }
 
-/* The previous closes of the day's live rows: $1 underlying, $2 the unit's
- * start. One primary-key probe per contract. */
-static const char sql_known_closes[] =
-    "SELECT o.ticker, s.day_previous_close"
-    "  FROM options o"
-    " CROSS JOIN (SELECT date_trunc('day', $2::timestamptz AT TIME ZONE 'America/New_York')"
-    "                    AT TIME ZONE 'America/New_York' AS d0) b"
-    " CROSS JOIN LATERAL (SELECT x.day_previous_close FROM option_snapshots x"
-    "                      WHERE x.ticker = o.ticker AND x.last_updated >= b.d0"
-    "                        AND x.last_updated < b.d0 + interval '1 day' AND x.source = 'live'"
-    "                      ORDER BY x.last_updated DESC LIMIT 1) s"
-    " WHERE o.underlying = $1"
-    "   AND o.expiration_date >= (($2::timestamptz) AT TIME ZONE 'America/New_York')::date"
-    "   AND s.day_previous_close IS NOT NULL";
-
 static void on_known_closes(void *user, const void *pgresult)
 {
     struct bf_unit *un = user;
@@ -797,8 +782,10 @@ static void unit_prepare(struct bf_unit *un)
                                                  .nparams = 3, .values = un->quiet_values, .on_tuples = on_quiet};
     t->stmts[t->nstmts++] = (struct pg_stmt){.name = "live_contracts", .sql = sql_live_contracts, .nparams = 2,
                                              .values = un->prep_values + 4, .on_tuples = on_live_contracts};
-    t->stmts[t->nstmts++] = (struct pg_stmt){.name = "known_closes", .sql = sql_known_closes, .nparams = 2,
-                                             .values = un->prep_values + 4, .on_tuples = on_known_closes};
+    /* sql-lint: ok BACKFILL_SQL_KNOWN_CLOSES is a macro of string literals (backfill.h) */
+    t->stmts[t->nstmts++] = (struct pg_stmt){.name = "known_closes", .sql = BACKFILL_SQL_KNOWN_CLOSES,
+                                             .nparams = 2, .values = un->prep_values + 4,
+                                             .on_tuples = on_known_closes};
     un->prep.done = on_prepared;
     un->prep.user = un;
     if (engine_query_submit(bf->e, &un->prep) != 0) {

@@ -210,8 +210,11 @@ static int print_plan(PGconn *c, const struct gap_list *g, bool prune)
     static const char sql_known[] =
         "SELECT count(*) FROM options WHERE underlying = $1"
         "   AND expiration_date >= (($2::timestamptz) AT TIME ZONE 'America/New_York')::date";
+    /* the pruning rule's own test (BACKFILL_SQL_QUIET_CONTRACTS): a live
+     * sweep marked after the gap, by ingest_coverage's primary key */
     static const char sql_after[] =
-        "SELECT EXISTS (SELECT 1 FROM option_snapshots WHERE underlying = $1 AND last_updated >= $2::timestamptz)";
+        "SELECT EXISTS (SELECT 1 FROM ingest_coverage WHERE underlying = $1 AND source = 'live'"
+        " AND window_start >= $2::timestamptz)";
     static const char sql_skipped[] = "SELECT count(*) FROM (" BACKFILL_SQL_QUIET_CONTRACTS ") q";
     long known_total = 0, skipped_total = 0;
     int64_t windows = 0;
@@ -246,7 +249,7 @@ static int print_plan(PGconn *c, const struct gap_list *g, bool prune)
             printf("  %-8s %s .. %s  %d window%s  contracts asked %ld, skipped %ld%s\n", r->underlying,
                    timestamp_format_brief(a, sizeof a, r->start_us), timestamp_format_brief(b, sizeof b, r->end_us),
                    r->windows, r->windows == 1 ? "" : "s", known - skipped, skipped,
-                   after ? "" : "  (no live row after the gap yet: every listed contract is asked)");
+                   after ? "" : "  (no live sweep after the gap yet: every listed contract is asked)");
         known_total += known;
         skipped_total += skipped;
         windows += r->windows;

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "optsnap/db/retention.h"
+#include "optsnap/history/backfill.h"
 #include "optsnap/util/timeutil.h"
 #include "pgtest.h"
 #include "test.h"
@@ -52,6 +53,27 @@ static void test_realistic_table(void)
     CHECK_INT(pgtest_scalar(db, "SELECT count(*) FROM option_snapshots_default"), 0);
 }
 
+/* EXPLAIN (ANALYZE) of sql with its parameters, as the caller sends them, into
+ * plan. Returns 0, or -1 (plan holds the error). */
+static int explain(const char *sql, int nparams, const char *const *params, char *plan, size_t size)
+{
+    char q[8192];
+    snprintf(q, sizeof q, "EXPLAIN (ANALYZE, COSTS OFF, FORMAT TEXT) %s", sql);
+    PGresult *res = PQexecParams(db, q, nparams, NULL, params, NULL, NULL, 0);
+    size_t used = 0;
+    plan[0] = '\0';
+    int ok = PQresultStatus(res) == PGRES_TUPLES_OK;
+    if (!ok)
+        snprintf(plan, size, "%s", PQresultErrorMessage(res));
+    for (int i = 0; ok && i < PQntuples(res); i++) {
+        int k = snprintf(plan + used, size - used, "%s\n", PQgetvalue(res, i, 0));
+        if (k > 0 && (size_t)k < size - used)
+            used += (size_t)k;
+    }
+    PQclear(res);
+    return ok ? 0 : -1;
+}
+
 static void test_chain_at_answer_and_plan(void)
 {
     /* the reference: the same question as a plain DISTINCT ON */
@@ -80,20 +102,10 @@ static void test_chain_at_answer_and_plan(void)
 
     /* the plan the command gets: parameters, as history/chain.c sends them */
     const char *params[3] = {"SPY", "2025-06-03T15:30:00Z", NULL};
-    PGresult *res = PQexecParams(db,
-                                 "EXPLAIN (ANALYZE, COSTS OFF, FORMAT TEXT) SELECT * FROM"
-                                 " optsnap_chain_at($1, $2::timestamptz, $3::timestamptz)",
-                                 3, NULL, params, NULL, NULL, 0);
-    CHECK_INT(PQresultStatus(res), PGRES_TUPLES_OK);
     static char plan[65536];
-    size_t used = 0;
-    plan[0] = '\0';
-    for (int i = 0; PQresultStatus(res) == PGRES_TUPLES_OK && i < PQntuples(res); i++) {
-        int k = snprintf(plan + used, sizeof plan - used, "%s\n", PQgetvalue(res, i, 0));
-        if (k > 0 && (size_t)k < sizeof plan - used)
-            used += (size_t)k;
-    }
-    PQclear(res);
+    CHECK_INT(explain("SELECT * FROM optsnap_chain_at($1, $2::timestamptz, $3::timestamptz)", 3, params, plan,
+                      sizeof plan),
+              0);
     int backward = strstr(plan, "Index Scan Backward using option_snapshots_p20250603_pkey") != NULL ||
                    strstr(plan, "Index Only Scan Backward using option_snapshots_p20250603_pkey") != NULL;
     int seq_day = strstr(plan, "Seq Scan on option_snapshots_p") != NULL;
@@ -123,6 +135,42 @@ static void test_series(void)
              " FROM optsnap_series('%s', '2025-06-02', '2025-06-05')) x WHERE b IS NOT NULL",
              ticker);
     CHECK_INT(pgtest_scalar(db, sql), 1); /* oldest first */
+}
+
+/* Migration 013 dropped option_snapshots (underlying, last_updated): the day
+ * partitions carry their primary key alone, and each statement of optsnap
+ * that reads option_snapshots still reaches it by that key, never by a scan
+ * of a day partition (optsnap_chain_at: above; repair's plan asks
+ * ingest_coverage). */
+static void test_snapshot_reads_need_only_the_pkey(void)
+{
+    CHECK_INT(pgtest_scalar(db, "SELECT count(*) FROM pg_index i JOIN pg_class c ON c.oid = i.indrelid"
+                                " WHERE c.relname LIKE 'option_snapshots%' AND NOT i.indisprimary"),
+              0);
+    char ticker[64];
+    CHECK_INT(pgtest_text(db, "SELECT min(ticker) FROM options WHERE underlying = 'SPY'", ticker, sizeof ticker), 0);
+    struct {
+        const char *name, *sql;
+        int nparams;
+        const char *params[3];
+    } q[] = {
+        {"backfill quiet contracts", BACKFILL_SQL_QUIET_CONTRACTS, 3,
+         {"SPY", "2025-06-03T15:00:00Z", "2025-06-03T16:00:00Z"}},
+        {"backfill previous closes", BACKFILL_SQL_KNOWN_CLOSES, 2, {"SPY", "2025-06-03T15:00:00Z", NULL}},
+        {"optsnap_series", "SELECT * FROM optsnap_series($1, $2::timestamptz, $3::timestamptz)", 3,
+         {ticker, "2025-06-02T00:00:00Z", "2025-06-04T00:00:00Z"}},
+    };
+    static char plan[65536];
+    for (size_t i = 0; i < sizeof q / sizeof q[0]; i++) {
+        CHECK_INT(explain(q[i].sql, q[i].nparams, q[i].params, plan, sizeof plan), 0);
+        int seq = strstr(plan, "Seq Scan on option_snapshots") != NULL;
+        int pkey = strstr(plan, "option_snapshots_p2025060") != NULL && strstr(plan, "_pkey") != NULL;
+        CHECK(!seq);
+        CHECK(pkey);
+        printf("  %s: seq_scan_of_a_day=%d pkey=%d\n", q[i].name, seq, pkey);
+        if (seq || !pkey)
+            fprintf(stderr, "%s", plan);
+    }
 }
 
 /* A day whose partition is missing while another session holds the parent:
@@ -254,6 +302,7 @@ int main(void)
     RUN(test_realistic_table);
     RUN(test_chain_at_answer_and_plan);
     RUN(test_series);
+    RUN(test_snapshot_reads_need_only_the_pkey);
     RUN(test_day_partition_busy);
     RUN(test_retention_fake_clock);
     PQfinish(db);

@@ -73,6 +73,21 @@ struct backfill_request {
     "                  AND p.trade_time IS NOT DISTINCT FROM g.trade_time END)" \
     " ORDER BY o.ticker COLLATE \"C\""
 
+/* The previous closes of the day's live rows: $1 underlying, $2 the unit's
+ * start. One primary-key probe per contract. */
+#define BACKFILL_SQL_KNOWN_CLOSES \
+    "SELECT o.ticker, s.day_previous_close" \
+    "  FROM options o" \
+    " CROSS JOIN (SELECT date_trunc('day', $2::timestamptz AT TIME ZONE 'America/New_York')" \
+    "                    AT TIME ZONE 'America/New_York' AS d0) b" \
+    " CROSS JOIN LATERAL (SELECT x.day_previous_close FROM option_snapshots x" \
+    "                      WHERE x.ticker = o.ticker AND x.last_updated >= b.d0" \
+    "                        AND x.last_updated < b.d0 + interval '1 day' AND x.source = 'live'" \
+    "                      ORDER BY x.last_updated DESC LIMIT 1) s" \
+    " WHERE o.underlying = $1" \
+    "   AND o.expiration_date >= (($2::timestamptz) AT TIME ZONE 'America/New_York')::date" \
+    "   AND s.day_previous_close IS NOT NULL"
+
 /* What a run did, for the caller's report and exit code. */
 struct backfill_result {
     int units_total;

@@ -1,0 +1,13 @@
+-- 013_drop_underlying_index: drop option_snapshots (underlying, last_updated).
+-- No statement of optsnap reads it: optsnap_chain_at, optsnap_series, the
+-- backfill's previous closes and quiet contracts, and repair's plan go by
+-- options (options_underlying_expiration_idx) and one primary-key probe per
+-- contract, or by ingest_coverage; tests/integration/test_history.c proves
+-- it on a realistic table (EXPLAIN of each, no scan of a day partition).
+-- It cost one more btree insert per new row and 43 bytes of every stored
+-- row (a 20k-row day partition of a simulated sweep: heap 372, primary key
+-- 65, this index 43 bytes a row; notes/performance.md).
+--
+-- Dropping a partitioned index drops each partition's index with it, under
+-- an ACCESS EXCLUSIVE lock held for the catalog change only (no scan).
+DROP INDEX IF EXISTS option_snapshots_underlying_idx;
