@@ -52,19 +52,53 @@ static bool col_is_price(enum snap_col c)
     }
 }
 
+/* Per block, its columns by JSON key: an open-addressed table of column
+ * numbers, so one walk over a block's members finds each column's item
+ * (cJSON_GetObjectItemCaseSensitive per column walks the members once per
+ * column: 221 lookups a row, 8% of a sweep's instructions under callgrind). */
+#define KEY_SLOTS 64 /* a power of two; a block has at most 12 columns */
+
 struct col_plan {
     enum block block[SNAP_NCOLS];
     bool price[SNAP_NCOLS];
+    signed char slot[BLK_N][KEY_SLOTS]; /* column, or -1 */
 };
+
+_Static_assert(SNAP_NCOLS < 127, "column numbers fit a signed char");
+
+static unsigned key_hash(const char *k)
+{
+    unsigned h = 2166136261u; /* FNV-1a */
+    for (; *k != '\0'; k++)
+        h = (h ^ (unsigned char)*k) * 16777619u;
+    return h;
+}
 
 static void col_plan_init(struct col_plan *plan)
 {
+    memset(plan->slot, -1, sizeof plan->slot);
     for (int c = 0; c < SNAP_NCOLS; c++) {
         plan->block[c] = BLK_TOP;
         for (int b = 1; b < BLK_N && snap_cols[c].json_obj != NULL; b++)
             if (strcmp(snap_cols[c].json_obj, block_names[b]) == 0)
                 plan->block[c] = (enum block)b;
         plan->price[c] = col_is_price((enum snap_col)c);
+        signed char *t = plan->slot[plan->block[c]];
+        unsigned h = key_hash(snap_cols[c].json_key);
+        while (t[h & (KEY_SLOTS - 1)] >= 0)
+            h++;
+        t[h & (KEY_SLOTS - 1)] = (signed char)c;
+    }
+}
+
+/* The column block b reads from member `key`, or -1. */
+static int col_plan_find(const struct col_plan *plan, enum block b, const char *key)
+{
+    const signed char *t = plan->slot[b];
+    for (unsigned h = key_hash(key);; h++) {
+        int c = t[h & (KEY_SLOTS - 1)];
+        if (c < 0 || strcmp(snap_cols[c].json_key, key) == 0)
+            return c;
     }
 }
 
@@ -327,14 +361,19 @@ static int row_parse(const struct parse_ctx *cx, const cJSON *res, struct snapsh
         memcpy(ct->underlying, occ.root, strlen(occ.root) + 1);
     }
 
-    for (int c = 0; c < SNAP_NCOLS; c++) {
-        const cJSON *b = blk[cx->plan->block[c]];
-        if (b == NULL)
-            continue;
-        const cJSON *it = cJSON_GetObjectItemCaseSensitive(b, snap_cols[c].json_key);
-        if (present(it))
-            column_read(cx, it, c, row, d);
+    /* each block's members once; a key's first member counts, as with
+     * cJSON_GetObjectItemCaseSensitive; columns are then read in their order */
+    const cJSON *item[SNAP_NCOLS] = {0};
+    for (int b = 0; b < BLK_N; b++) {
+        for (const cJSON *it = blk[b] != NULL ? blk[b]->child : NULL; it != NULL; it = it->next) {
+            int c = it->string != NULL ? col_plan_find(cx->plan, (enum block)b, it->string) : -1;
+            if (c >= 0 && item[c] == NULL)
+                item[c] = it;
+        }
     }
+    for (int c = 0; c < SNAP_NCOLS; c++)
+        if (present(item[c]))
+            column_read(cx, item[c], c, row, d);
 
     /* The key is the contract's own latest event; the underlying's clock is not one. */
     static const enum snap_col event_cols[] = {SNAP_DAY_TIME, SNAP_QUOTE_TIME, SNAP_TRADE_TIME};

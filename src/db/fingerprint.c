@@ -25,6 +25,10 @@ struct fingerprint_table {
     struct fingerprint_slot *slots;
     size_t nbuckets;
     uint64_t clock; /* eviction round-robin */
+    /* occupied slots per underlying tag: forgetting an underlying the table
+     * holds nothing of (a fresh start, a takeover of a dead peer's) scans
+     * nothing; a scan of the whole table is 10 ms at 1M slots */
+    uint32_t held[META_UNDERLYING + 1];
     struct fingerprint_stats st;
 };
 
@@ -155,11 +159,8 @@ void fingerprint_table_pending(struct fingerprint_table *t, const char *ticker, 
         else if (b[i].tag == 0 && empty == NULL)
             empty = &b[i];
     }
-    if (s == NULL && empty != NULL) {
+    if (s == NULL)
         s = empty;
-        s->tag = tag;
-        s->meta = 0;
-    }
     if (s == NULL) { /* full: evict, preferring a slot with no row in flight */
         int start = (int)(t->clock++ % FINGERPRINT_BUCKET_SLOTS);
         s = &b[start];
@@ -170,12 +171,18 @@ void fingerprint_table_pending(struct fingerprint_table *t, const char *ticker, 
                 break;
             }
         }
-        s->tag = tag;
-        s->meta = 0;
         t->st.evictions++;
     }
+    if (s->tag != 0)
+        t->held[s->meta & META_UNDERLYING]--;
+    if (s->tag != tag) { /* an empty slot, or another contract's evicted */
+        s->tag = tag;
+        s->meta = 0;
+    }
+    uint32_t ut = underlying_tag(underlying);
     s->fp = token;
-    s->meta = (s->meta & ~(META_UNDERLYING | META_FP)) | META_PENDING | underlying_tag(underlying);
+    s->meta = (s->meta & ~(META_UNDERLYING | META_FP)) | META_PENDING | ut;
+    t->held[ut]++;
 }
 
 void fingerprint_table_commit(struct fingerprint_table *t, const char *ticker, uint64_t fp, uint64_t token)
@@ -236,16 +243,21 @@ void fingerprint_table_contract_forget(struct fingerprint_table *t, const char *
 void fingerprint_table_forget_underlying(struct fingerprint_table *t, const char *underlying)
 {
     uint32_t ut = underlying_tag(underlying);
+    t->st.forgets++;
+    if (t->held[ut] == 0)
+        return;
     size_t n = t->nbuckets * FINGERPRINT_BUCKET_SLOTS;
     for (size_t i = 0; i < n; i++)
         if (t->slots[i].tag != 0 && (t->slots[i].meta & META_UNDERLYING) == ut)
             memset(&t->slots[i], 0, sizeof t->slots[i]);
-    t->st.forgets++;
+    t->held[ut] = 0;
+    t->st.forget_scans++;
 }
 
 void fingerprint_table_forget_all(struct fingerprint_table *t)
 {
     memset(t->slots, 0, t->nbuckets * FINGERPRINT_BUCKET_SLOTS * sizeof *t->slots);
+    memset(t->held, 0, sizeof t->held);
     t->st.forgets++;
 }
 

@@ -4,17 +4,67 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* Room for n more bytes, to be written in place: the path of every element
+ * (the buffer grows geometrically, so it almost always has room; the spare
+ * byte is bytebuf_take's NUL, and cap never passes limit + 1, so this is
+ * bytebuf_reserve's own test); otherwise bytebuf_reserve grows or fails the
+ * buffer. NULL: failed. */
+static unsigned char *room(struct bytebuf *b, size_t n)
+{
+    if (!b->failed && b->cap - b->len > n + 1)
+        return (unsigned char *)b->data + b->len;
+    return bytebuf_reserve(b, n) ? (unsigned char *)b->data + b->len : NULL;
+}
+
+static void store_u32(unsigned char *p, uint32_t v)
+{
+    p[0] = (unsigned char)(v >> 24);
+    p[1] = (unsigned char)(v >> 16);
+    p[2] = (unsigned char)(v >> 8);
+    p[3] = (unsigned char)v;
+}
+
 void bytebuf_put_u32(struct bytebuf *b, uint32_t v)
 {
-    unsigned char x[4] = {(unsigned char)(v >> 24), (unsigned char)(v >> 16),
-                          (unsigned char)(v >> 8), (unsigned char)v};
-    bytebuf_append(b, x, 4);
+    unsigned char *p = room(b, 4);
+    if (p != NULL) {
+        store_u32(p, v);
+        b->len += 4;
+    }
 }
 
 void bytebuf_put_u64(struct bytebuf *b, uint64_t v)
 {
-    bytebuf_put_u32(b, (uint32_t)(v >> 32));
-    bytebuf_put_u32(b, (uint32_t)v);
+    unsigned char *p = room(b, 8);
+    if (p != NULL) {
+        store_u32(p, (uint32_t)(v >> 32));
+        store_u32(p + 4, (uint32_t)v);
+        b->len += 8;
+    }
+}
+
+/* An element of 4 or 8 bytes: its length word and its value in one store. */
+static void add_fixed4(struct pgarray *a, uint32_t v)
+{
+    unsigned char *p = room(a->buf, 8);
+    if (p != NULL) {
+        store_u32(p, 4);
+        store_u32(p + 4, v);
+        a->buf->len += 8;
+    }
+    a->count++;
+}
+
+static void add_fixed8(struct pgarray *a, uint64_t v)
+{
+    unsigned char *p = room(a->buf, 12);
+    if (p != NULL) {
+        store_u32(p, 8);
+        store_u32(p + 4, (uint32_t)(v >> 32));
+        store_u32(p + 8, (uint32_t)v);
+        a->buf->len += 12;
+    }
+    a->count++;
 }
 
 uint32_t pgbinary_get_u32(const unsigned char *p)
@@ -31,11 +81,7 @@ static void patch_u32(struct bytebuf *b, size_t at, uint32_t v)
 {
     if (b->failed || at + 4 > b->len)
         return;
-    unsigned char *p = (unsigned char *)b->data + at;
-    p[0] = (unsigned char)(v >> 24);
-    p[1] = (unsigned char)(v >> 16);
-    p[2] = (unsigned char)(v >> 8);
-    p[3] = (unsigned char)v;
+    store_u32((unsigned char *)b->data + at, v);
 }
 
 /* Header: ndim, has_null flag, element oid, then (dim length, lower bound). */
@@ -66,27 +112,15 @@ void pgarray_add_text(struct pgarray *a, const char *s, size_t len)
     a->count++;
 }
 
-void pgarray_add_int4(struct pgarray *a, int32_t v)
-{
-    bytebuf_put_u32(a->buf, 4);
-    bytebuf_put_u32(a->buf, (uint32_t)v);
-    a->count++;
-}
+void pgarray_add_int4(struct pgarray *a, int32_t v) { add_fixed4(a, (uint32_t)v); }
 
-void pgarray_add_int8(struct pgarray *a, int64_t v)
-{
-    bytebuf_put_u32(a->buf, 8);
-    bytebuf_put_u64(a->buf, (uint64_t)v);
-    a->count++;
-}
+void pgarray_add_int8(struct pgarray *a, int64_t v) { add_fixed8(a, (uint64_t)v); }
 
 void pgarray_add_float8(struct pgarray *a, double v)
 {
     uint64_t bits;
     memcpy(&bits, &v, sizeof bits);
-    bytebuf_put_u32(a->buf, 8);
-    bytebuf_put_u64(a->buf, bits);
-    a->count++;
+    add_fixed8(a, bits);
 }
 
 void pgarray_add_date(struct pgarray *a, int32_t unix_days)

@@ -3,6 +3,8 @@
  * a full bucket, forgetting by underlying and all, the options knowledge and
  * its last_seen step, fixed memory whatever the universe. */
 #include "optsnap/db/fingerprint.h"
+#include <stdio.h>
+
 #include "test.h"
 
 #define T0 INT64_C(1793631600000000) /* 2026-11-02T15:00:00Z */
@@ -168,6 +170,55 @@ static void test_forget(void)
     struct fingerprint_stats st;
     fingerprint_table_get_stats(t, &st);
     CHECK_INT(st.forgets, 2);
+    CHECK_INT(st.forget_scans, 1);
+    fingerprint_table_free(t);
+}
+
+/* A forget walks the table only when it holds slots of that underlying's
+ * tag, counted through fills, evictions, a contract moving to another
+ * underlying, forgets and forget_all: the walk is skipped exactly when it
+ * would clear nothing. */
+static void test_forget_scans_only_when_held(void)
+{
+    struct fingerprint_table *t;
+    CHECK(fingerprint_table_create(&t, FINGERPRINT_BUCKET_SLOTS) == 0); /* one bucket */
+    struct fingerprint_stats st;
+    fingerprint_table_forget_underlying(t, "SPY"); /* a fresh table: nothing to walk */
+    fingerprint_table_get_stats(t, &st);
+    CHECK_INT(st.forget_scans, 0);
+    char tk[32];
+    for (int i = 0; i < 3 * FINGERPRINT_BUCKET_SLOTS; i++) { /* evicts SPY by SPY */
+        snprintf(tk, sizeof tk, "O:SPY261218C%08d", i);
+        fingerprint_table_pending(t, tk, "SPY", 1);
+        fingerprint_table_commit(t, tk, (uint64_t)i + 100, 1);
+    }
+    const char *qqq = "O:QQQ261218C00400000";
+    fingerprint_table_pending(t, qqq, "QQQ", 1); /* evicts one SPY slot */
+    fingerprint_table_commit(t, qqq, 7, 1);
+    fingerprint_table_forget_underlying(t, "SPY");
+    fingerprint_table_get_stats(t, &st);
+    CHECK_INT(st.forget_scans, 1);
+    CHECK(fingerprint_table_hit(t, qqq, 7));
+    CHECK(!fingerprint_table_hit(t, tk, (uint64_t)(3 * FINGERPRINT_BUCKET_SLOTS - 1) + 100));
+    fingerprint_table_forget_underlying(t, "SPY"); /* none left */
+    fingerprint_table_get_stats(t, &st);
+    CHECK_INT(st.forget_scans, 1);
+    /* the QQQ contract now under IWM (same ticker, another underlying's rows) */
+    fingerprint_table_pending(t, qqq, "IWM", 2);
+    fingerprint_table_commit(t, qqq, 8, 2);
+    fingerprint_table_forget_underlying(t, "QQQ"); /* holds none of QQQ now */
+    fingerprint_table_get_stats(t, &st);
+    CHECK_INT(st.forget_scans, 1);
+    CHECK(fingerprint_table_hit(t, qqq, 8));
+    fingerprint_table_forget_underlying(t, "IWM");
+    fingerprint_table_get_stats(t, &st);
+    CHECK_INT(st.forget_scans, 2);
+    CHECK(!fingerprint_table_hit(t, qqq, 8));
+    fingerprint_table_pending(t, qqq, "IWM", 3);
+    fingerprint_table_forget_all(t);
+    fingerprint_table_forget_underlying(t, "IWM"); /* forget_all left none */
+    fingerprint_table_get_stats(t, &st);
+    CHECK_INT(st.forget_scans, 2);
     fingerprint_table_free(t);
 }
 
@@ -209,6 +260,7 @@ int main(void)
     RUN(test_newer_batch_wins);
     RUN(test_full_bucket_evicts_and_memory_is_fixed);
     RUN(test_forget);
+    RUN(test_forget_scans_only_when_held);
     RUN(test_contract_known);
     TEST_EXIT();
 }

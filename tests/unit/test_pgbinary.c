@@ -88,10 +88,63 @@ static void test_bool_and_jsonb(void)
     bytebuf_free(&b);
 }
 
+/* One array of every element kind. */
+static void encode_mixed(struct bytebuf *b)
+{
+    struct pgarray a;
+    pgarray_begin(&a, b, PG_OID_FLOAT8);
+    for (int i = 0; i < 40; i++) {
+        pgarray_add_float8(&a, i * 0.25);
+        pgarray_add_int8(&a, -i);
+        pgarray_add_int4(&a, i);
+        pgarray_add_null(&a);
+        pgarray_add_text(&a, "abcdefg", (size_t)(i % 8));
+    }
+    pgarray_end(&a);
+}
+
+/* The in-place path of the fixed-size elements agrees with bytebuf_reserve's
+ * cap at every limit: a buffer that did not fail holds exactly the unlimited
+ * encoding, below its limit; one that failed holds a prefix of it (appends
+ * after the failure are ignored, nothing is written past the limit). */
+static void test_limit_at_every_size(void)
+{
+    struct bytebuf ref = {0};
+    encode_mixed(&ref);
+    CHECK(!ref.failed);
+    size_t ok = 0, failed = 0;
+    for (size_t limit = 1; limit <= ref.len + 2; limit++) {
+        struct bytebuf b;
+        bytebuf_init(&b, limit);
+        encode_mixed(&b);
+        CHECK(b.len < limit);
+        CHECK(b.cap <= limit + 1);
+        if (b.failed) {
+            failed++;
+            CHECK(b.len < ref.len);
+        } else {
+            ok++;
+            CHECK_INT(b.len, ref.len);
+        }
+        /* the header's has-null and count words are patched only when the
+         * buffer did not fail: the rest must be the reference's bytes */
+        int same = 1;
+        for (size_t i = 0; i < b.len; i++)
+            if (!((i >= 4 && i < 8) || (i >= 12 && i < 16)) || !b.failed)
+                same = same && b.data[i] == ref.data[i];
+        CHECK(same);
+        bytebuf_free(&b);
+    }
+    CHECK_INT(ok, 2);           /* limits ref.len + 1 and + 2 */
+    CHECK_INT(failed, ref.len); /* every smaller one */
+    bytebuf_free(&ref);
+}
+
 int main(void)
 {
     RUN(test_int8_array_bytes);
     RUN(test_text_and_time);
     RUN(test_bool_and_jsonb);
+    RUN(test_limit_at_every_size);
     TEST_EXIT();
 }

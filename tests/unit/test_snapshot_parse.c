@@ -326,6 +326,40 @@ static void test_explicit_nulls(void)
     free(b);
 }
 
+/* A member named twice: the first counts (cJSON_GetObjectItemCaseSensitive's
+ * rule, kept by the parser's one walk over each block), whether it holds a
+ * value or null; a column's key in another block is not that column. */
+static void dup_and_misplaced(cJSON *r)
+{
+    cJSON *day = cJSON_GetObjectItemCaseSensitive(r, "day");
+    cJSON *close = cJSON_GetObjectItemCaseSensitive(day, "close");
+    double first = close->valuedouble;
+    cJSON_AddNumberToObject(day, "close", first + 100); /* a second "close", behind the first */
+    cJSON *g = cJSON_GetObjectItemCaseSensitive(r, "greeks");
+    cJSON_ReplaceItemInObject(g, "delta", cJSON_CreateNull());
+    cJSON_AddNumberToObject(g, "delta", 0.5); /* behind a null "delta" */
+    cJSON *q = cJSON_GetObjectItemCaseSensitive(r, "last_quote");
+    cJSON_DeleteItemFromObject(q, "ask");
+    cJSON_AddNumberToObject(r, "ask", 7.0);      /* a quote key at the top */
+    cJSON_AddNumberToObject(q, "fmv", 9.0);      /* a top key in a block */
+}
+
+static void test_duplicate_and_misplaced_keys(void)
+{
+    struct snapshot_row plain = expect_row(chain_body, "AAPL");
+    char *b = chain_mutate(dup_and_misplaced);
+    struct snapshot_row r = expect_row(b, "AAPL");
+    CHECK(snapshot_row_has(&r, SNAP_DAY_CLOSE));
+    CHECK_DBL(r.v[SNAP_DAY_CLOSE].f, plain.v[SNAP_DAY_CLOSE].f);
+    CHECK(!snapshot_row_has(&r, SNAP_DELTA));
+    CHECK(!snapshot_row_has(&r, SNAP_ASK));
+    CHECK_INT(snapshot_row_has(&r, SNAP_FMV), snapshot_row_has(&plain, SNAP_FMV));
+    if (snapshot_row_has(&plain, SNAP_FMV))
+        CHECK_DBL(r.v[SNAP_FMV].f, plain.v[SNAP_FMV].f);
+    CHECK(snapshot_row_has(&r, SNAP_BID) && snapshot_row_has(&r, SNAP_GAMMA));
+    free(b);
+}
+
 static void del_trade(cJSON *r) { cJSON_DeleteItemFromObject(r, "last_trade"); }
 static void del_blocks(cJSON *r)
 {
@@ -1230,6 +1264,7 @@ int main(void)
     RUN(test_empty_greeks);
     RUN(test_missing_iv_and_fmv);
     RUN(test_explicit_nulls);
+    RUN(test_duplicate_and_misplaced_keys);
     RUN(test_missing_blocks);
     RUN(test_details_missing_or_partial);
     RUN(test_wrong_types);

@@ -28,7 +28,7 @@
 #include "optsnap/api/row.h"
 
 #define FINGERPRINT_BUCKET_SLOTS 8
-/* Default: 2M slots (32 MiB), for ~2M contracts. */
+/* Default: 1M slots (16 MiB), for ~1M contracts. */
 #define FINGERPRINT_DEFAULT_ENTRIES (1L * 1024 * 1024)
 
 struct fingerprint_table;
@@ -37,6 +37,7 @@ struct fingerprint_stats {
     size_t slots;          /* capacity */
     size_t bytes;          /* memory of the table */
     uint64_t hits, misses, evictions, forgets;
+    uint64_t forget_scans;         /* forgets of an underlying that walked the table */
     uint64_t contracts_known_hits; /* options statements skipped */
 };
 
