@@ -207,13 +207,16 @@ static int body_scan(const char *body, size_t len, struct json_exact_ints *exact
             continue;
         }
         size_t start = i;
+        size_t d = start + (p[start] == '-');
+        i = d;
+        while (i < len && p[i] >= '0' && p[i] <= '9') /* the digits, then the rest of the run */
+            i++;
+        bool integral = i > d;
+        size_t digits_end = i;
         while (i < len && is_number_char(p[i]))
             i++;
+        integral = integral && i == digits_end;
         if (exact != NULL) {
-            size_t d = start + (p[start] == '-');
-            bool integral = d < i;
-            for (size_t j = d; j < i && integral; j++)
-                integral = p[j] >= '0' && p[j] <= '9';
             if (integral && i - d >= EXACT_MIN_DIGITS && i - d <= 19) {
                 uint64_t v = 0;
                 for (size_t j = d; j < i; j++)
