@@ -9,7 +9,7 @@ set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 seconds="${FUZZ_SECONDS:-20}"
-harnesses="${FUZZ_HARNESSES:-snapshot aggs settings http_request flat_csv}"
+harnesses="${FUZZ_HARNESSES:-snapshot aggs settings http_request flat_csv json_tree}"
 
 # clang and the build's libraries (CI runs this first, on a fresh machine)
 . "$root/scripts/lib/common.sh"
@@ -25,7 +25,7 @@ trap cleanup EXIT
 # only: the pure modules, no uv, curl or libpq.
 build="${FUZZ_BUILD:-$root/build-fuzz}"
 for h in $harnesses; do
-    case "$h" in snapshot|aggs|settings|http_request|flat_csv) ;; *) echo "fuzz: unknown harness $h" >&2; exit 2 ;; esac
+    case "$h" in snapshot|aggs|settings|http_request|flat_csv|json_tree) ;; *) echo "fuzz: unknown harness $h" >&2; exit 2 ;; esac
 done
 if [ ! -f "$build/build.ninja" ]; then
     CC="$CC" meson setup "$build" -Dfuzz=true -Db_sanitize=address,undefined -Db_lundef=false \

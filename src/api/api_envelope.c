@@ -2,6 +2,7 @@
 #include "optsnap/api/api_envelope.h"
 
 #include "optsnap/api/api_error.h"
+#include "optsnap/api/json_tree.h"
 #include "optsnap/util/array.h"
 
 #include <math.h>
@@ -11,8 +12,6 @@
 #include <string.h>
 
 #define NEXT_URL_MAX 16384
-/* Integer literals with this many digits or more may not fit a double exactly. */
-#define EXACT_MIN_DIGITS 16
 
 void api_err_set(char *err, size_t err_size, const char *request_id, const char *fmt, ...)
 {
@@ -43,32 +42,6 @@ void api_copy_ascii(char *dst, size_t size, const char *src)
     dst[i] = '\0';
 }
 
-/* Length of the valid UTF-8 sequence starting at p (n bytes available), or
- * 0 when it is invalid (overlong, surrogate, > U+10FFFF, cut short) or NUL. */
-static size_t utf8_valid_len(const unsigned char *p, size_t n)
-{
-    unsigned c = p[0];
-    if (c < 0x80)
-        return c != 0 ? 1 : 0;
-    if (c >= 0xC2 && c <= 0xDF)
-        return (n >= 2 && (p[1] & 0xC0) == 0x80) ? 2 : 0;
-    if (c >= 0xE0 && c <= 0xEF) {
-        if (n < 3 || (p[1] & 0xC0) != 0x80 || (p[2] & 0xC0) != 0x80)
-            return 0;
-        if ((c == 0xE0 && p[1] < 0xA0) || (c == 0xED && p[1] > 0x9F))
-            return 0;
-        return 3;
-    }
-    if (c >= 0xF0 && c <= 0xF4) {
-        if (n < 4 || (p[1] & 0xC0) != 0x80 || (p[2] & 0xC0) != 0x80 || (p[3] & 0xC0) != 0x80)
-            return 0;
-        if ((c == 0xF0 && p[1] < 0x90) || (c == 0xF4 && p[1] > 0x8F))
-            return 0;
-        return 4;
-    }
-    return 0;
-}
-
 size_t api_utf8_first_invalid(const char *text, size_t len)
 {
     const unsigned char *p = (const unsigned char *)text;
@@ -78,7 +51,7 @@ size_t api_utf8_first_invalid(const char *text, size_t len)
             i++;
             continue;
         }
-        size_t k = utf8_valid_len(p + i, len - i);
+        size_t k = json_utf8_len(p + i, len - i);
         if (k == 0)
             return i;
         i += k;
@@ -95,7 +68,7 @@ char *api_text_sanitize(const char *text, size_t len, size_t cap, size_t *out_le
     const unsigned char *p = (const unsigned char *)text;
     size_t i = 0, o = 0;
     while (i < len) {
-        size_t k = utf8_valid_len(p + i, len - i);
+        size_t k = json_utf8_len(p + i, len - i);
         const unsigned char *src = p + i;
         size_t w = k;
         if (k == 0) {
@@ -113,155 +86,6 @@ char *api_text_sanitize(const char *text, size_t len, size_t cap, size_t *out_le
     if (out_len)
         *out_len = o;
     return out;
-}
-
-static int exact_push(struct json_exact_ints *exact, uint64_t ordinal, int64_t value)
-{
-    if (exact->n == exact->cap) {
-        size_t cap = exact->cap ? exact->cap * 2 : 256;
-        struct json_exact_int *items = realloc(exact->items, cap * sizeof *items);
-        if (items == NULL)
-            return -1;
-        exact->items = items;
-        exact->cap = cap;
-    }
-    exact->items[exact->n].ordinal = ordinal;
-    exact->items[exact->n].value = value;
-    exact->n++;
-    return 0;
-}
-
-static bool is_number_char(unsigned char c)
-{
-    return (c >= '0' && c <= '9') || c == '-' || c == '+' || c == '.' || c == 'e' || c == 'E';
-}
-
-/* Byte classes for the scan's fast loops. */
-enum { CLS_PLAIN = 0, CLS_QUOTE, CLS_BACKSLASH, CLS_CHECK, CLS_NUMBER };
-
-#define _ CLS_PLAIN
-#define Q CLS_QUOTE
-#define B CLS_BACKSLASH
-#define K CLS_CHECK
-#define N CLS_NUMBER
-static const unsigned char scan_class[256] = {
-    K, _, _, _, _, _, _, _, _, _, _, _, _, _, _, _, _, _, _, _, _, _, _, _, _, _, _, _, _, _, _, _,
-    _, _, Q, _, _, _, _, _, _, _, _, _, _, N, _, _, N, N, N, N, N, N, N, N, N, N, _, _, _, _, _, _,
-    _, _, _, _, _, _, _, _, _, _, _, _, _, _, _, _, _, _, _, _, _, _, _, _, _, _, _, _, B, _, _, _,
-    _, _, _, _, _, _, _, _, _, _, _, _, _, _, _, _, _, _, _, _, _, _, _, _, _, _, _, _, _, _, _, _,
-    K, K, K, K, K, K, K, K, K, K, K, K, K, K, K, K, K, K, K, K, K, K, K, K, K, K, K, K, K, K, K, K,
-    K, K, K, K, K, K, K, K, K, K, K, K, K, K, K, K, K, K, K, K, K, K, K, K, K, K, K, K, K, K, K, K,
-    K, K, K, K, K, K, K, K, K, K, K, K, K, K, K, K, K, K, K, K, K, K, K, K, K, K, K, K, K, K, K, K,
-    K, K, K, K, K, K, K, K, K, K, K, K, K, K, K, K, K, K, K, K, K, K, K, K, K, K, K, K, K, K, K, K,
-};
-#undef _
-#undef Q
-#undef B
-#undef K
-#undef N
-
-/* One pass over the whole body: UTF-8 validity, no NUL, and (when exact is
- * not NULL) the exact value of long integer literals. Numbers are counted the
- * way cJSON finds them: outside strings, a run of number characters starting
- * with '-' or a digit; a run cJSON would not take as one number makes the
- * parse fail, so the count only matters for bodies that parse. */
-static int body_scan(const char *body, size_t len, struct json_exact_ints *exact, size_t *bad_at)
-{
-    const unsigned char *p = (const unsigned char *)body;
-    bool in_string = false;
-    uint64_t ordinal = 0;
-    size_t i = 0;
-    while (i < len) {
-        unsigned cls = scan_class[p[i]];
-        if (cls == CLS_CHECK) {
-            size_t k = utf8_valid_len(p + i, len - i);
-            if (k == 0) {
-                *bad_at = i;
-                return PARSE_ERR_JSON;
-            }
-            i += k;
-            continue;
-        }
-        if (in_string) {
-            if (cls == CLS_QUOTE) {
-                in_string = false;
-                i++;
-            } else if (cls == CLS_BACKSLASH) {
-                i++; /* the escaped byte is checked, never a string end */
-                if (i < len && scan_class[p[i]] != CLS_CHECK)
-                    i++;
-            } else {
-                i++;
-                while (i < len && (scan_class[p[i]] == CLS_PLAIN || scan_class[p[i]] == CLS_NUMBER))
-                    i++;
-            }
-            continue;
-        }
-        if (cls == CLS_QUOTE) {
-            in_string = true;
-            i++;
-            continue;
-        }
-        if (cls != CLS_NUMBER) {
-            i++;
-            continue;
-        }
-        size_t start = i;
-        size_t d = start + (p[start] == '-');
-        i = d;
-        while (i < len && p[i] >= '0' && p[i] <= '9') /* the digits, then the rest of the run */
-            i++;
-        bool integral = i > d;
-        size_t digits_end = i;
-        while (i < len && is_number_char(p[i]))
-            i++;
-        integral = integral && i == digits_end;
-        if (exact != NULL) {
-            if (integral && i - d >= EXACT_MIN_DIGITS && i - d <= 19) {
-                uint64_t v = 0;
-                for (size_t j = d; j < i; j++)
-                    v = v * 10 + (uint64_t)(p[j] - '0'); /* <= 19 digits: no wrap */
-                bool neg = p[start] == '-';
-                if (v <= (uint64_t)INT64_MAX) {
-                    int64_t sv = neg ? -(int64_t)v : (int64_t)v;
-                    if (exact_push(exact, ordinal, sv))
-                        return PARSE_ERR_NOMEM;
-                }
-            }
-        }
-        ordinal++;
-    }
-    return PARSE_OK;
-}
-
-struct exact_walk {
-    const struct json_exact_ints *exact;
-    uint64_t ordinal;
-    size_t next;
-    bool ok;
-};
-
-/* Tags number nodes, in document order, with their exact-table index. */
-static void exact_walk_node(cJSON *node, struct exact_walk *w)
-{
-    for (; node != NULL && w->ok; node = node->next) {
-        /* type test inline: this runs once per number of every page */
-        if ((node->type & 0xFF) == cJSON_Number) {
-            node->valueint = -1;
-            if (w->next < w->exact->n && w->exact->items[w->next].ordinal == w->ordinal) {
-                /* The scan and cJSON must agree on which literal this is. */
-                if ((double)w->exact->items[w->next].value != node->valuedouble) {
-                    w->ok = false;
-                    return;
-                }
-                node->valueint = (int)w->next;
-                w->next++;
-            }
-            w->ordinal++;
-        } else if (node->child != NULL) {
-            exact_walk_node(node->child, w);
-        }
-    }
 }
 
 void api_envelope_close(struct api_envelope *env)
@@ -287,30 +111,32 @@ int api_envelope_open(struct api_envelope *env, const char *body, size_t len,
         api_err_set(err, err_size, NULL, "invalid JSON: empty body");
         return PARSE_ERR_JSON;
     }
-    size_t bad_at = 0;
-    int rc = body_scan(body, len, exact, &bad_at);
-    if (rc == PARSE_ERR_NOMEM) {
-        api_err_set(err, err_size, NULL, "out of memory scanning body");
-        return rc;
-    }
-    if (rc != PARSE_OK) {
-        api_err_set(err, err_size, NULL, "invalid UTF-8 at byte %zu", bad_at);
-        return rc;
-    }
     const char *end = NULL;
-    cJSON *root = cJSON_ParseWithLengthOpts(body, len, &end, 0);
-    if (root == NULL) {
-        size_t at = (end != NULL && end >= body && end <= body + len) ? (size_t)(end - body) : 0;
-        api_err_set(err, err_size, NULL, "invalid JSON at byte %zu of %zu", at, len);
-        return PARSE_ERR_JSON;
+    enum json_tree_error jerr;
+    cJSON *root = json_tree_parse(body, len, exact, &end, &jerr);
+    size_t at = (end != NULL && end >= body && end <= body + len) ? (size_t)(end - body) : 0;
+    if (root != NULL) { /* one value; data behind it means a garbled body */
+        while (at < len && (body[at] == ' ' || body[at] == '\t' || body[at] == '\n' || body[at] == '\r'))
+            at++;
+        if (at < len) {
+            cJSON_Delete(root);
+            root = NULL;
+            jerr = JSON_TREE_SYNTAX;
+        }
     }
-    /* cJSON stops after the first value; data behind it means a garbled body. */
-    size_t at = (size_t)(end - body);
-    while (at < len && (body[at] == ' ' || body[at] == '\t' || body[at] == '\n' || body[at] == '\r'))
-        at++;
-    if (at < len) {
-        cJSON_Delete(root);
-        api_err_set(err, err_size, NULL, "invalid JSON: trailing data at byte %zu", at);
+    if (root == NULL) {
+        if (jerr == JSON_TREE_NOMEM) {
+            api_err_set(err, err_size, NULL, "out of memory reading body");
+            return PARSE_ERR_NOMEM;
+        }
+        /* invalid UTF-8 anywhere in the body is the reason, before any syntax error */
+        size_t bad = api_utf8_first_invalid(body, len);
+        if (bad < len)
+            api_err_set(err, err_size, NULL, "invalid UTF-8 at byte %zu", bad);
+        else if (end != NULL && at < len && (size_t)(end - body) < at)
+            api_err_set(err, err_size, NULL, "invalid JSON: trailing data at byte %zu", at);
+        else
+            api_err_set(err, err_size, NULL, "invalid JSON at byte %zu of %zu", at, len);
         return PARSE_ERR_JSON;
     }
     env->root = root;
@@ -347,11 +173,7 @@ int api_envelope_open(struct api_envelope *env, const char *body, size_t len,
     }
     env->results = cJSON_GetObjectItemCaseSensitive(root, "results");
 
-    if (exact != NULL && exact->n > 0) {
-        struct exact_walk w = {.exact = exact, .ordinal = 0, .next = 0, .ok = true};
-        exact_walk_node(root, &w);
-        env->exact_valid = w.ok && w.next == exact->n;
-    }
+    env->exact_valid = exact != NULL; /* json_tree_parse indexed each number node */
     return PARSE_OK;
 }
 

@@ -24,6 +24,9 @@
 #define FUZZ_ENTRY fuzz_flat_csv_one
 #include "fuzz/fuzz_flat_csv.c"
 #undef FUZZ_ENTRY
+#define FUZZ_ENTRY fuzz_json_tree_one
+#include "fuzz/fuzz_json_tree.c"
+#undef FUZZ_ENTRY
 
 typedef int (*fuzz_entry_fn)(const uint8_t *data, size_t size);
 
@@ -38,6 +41,7 @@ static const struct fuzz_harness harnesses[] = {
     {"settings", fuzz_settings_one},
     {"http_request", fuzz_http_request_one},
     {"flat_csv", fuzz_flat_csv_one},
+    {"json_tree", fuzz_json_tree_one},
 };
 
 static const char *source_root(void)

@@ -11,22 +11,8 @@
 
 #include <cjson/cJSON.h>
 
+#include "optsnap/api/json_tree.h"      /* struct json_exact_ints */
 #include "optsnap/api/snapshot_parse.h" /* enum parse_result */
-
-/* A JSON integer literal too long for a double to hold exactly (nanosecond
- * timestamps, ~1.7e18 > 2^53): its exact value, and which number of the
- * document (0-based, document order) it is. */
-struct json_exact_int {
-    uint64_t ordinal;
-    int64_t value;
-};
-
-/* Scratch table of exact integers; grows with the body, owned by the caller
- * (free `items` with free()). */
-struct json_exact_ints {
-    struct json_exact_int *items;
-    size_t n, cap;
-};
 
 /* What api_envelope_open found. */
 struct api_envelope {
