@@ -83,4 +83,40 @@ static inline char *test_read_file(const char *path, size_t *len_out)
     return buf;
 }
 
+/* A fixture of tests/fixtures (OPTSNAP_FIXTURES) by its path there; exits
+ * 77 (skipped) when OPTSNAP_FIXTURES is not set. Caller frees. */
+static inline char *test_fixture_read(const char *rel, size_t *len)
+{
+    const char *dir = getenv("OPTSNAP_FIXTURES");
+    if (dir == NULL) {
+        fprintf(stderr, "OPTSNAP_FIXTURES not set\n");
+        exit(77);
+    }
+    char path[1024];
+    snprintf(path, sizeof path, "%s/%s", dir, rel);
+    return test_read_file(path, len);
+}
+
+/* A copy of src with the first `from` replaced by `to`; fails the test (and
+ * returns a copy of src) when `from` does not occur. Caller frees. */
+static inline char *test_text_replace(const char *src, const char *from, const char *to)
+{
+    const char *at = strstr(src, from);
+    if (at == NULL) {
+        fprintf(stderr, "  fixture text not found: %s\n", from);
+        test_current_failed = 1;
+        return strdup(src);
+    }
+    size_t a = (size_t)(at - src), f = strlen(from), t = strlen(to), n = strlen(src);
+    char *out = malloc(n - f + t + 1);
+    if (out == NULL) {
+        test_current_failed = 1;
+        return strdup(src);
+    }
+    memcpy(out, src, a);
+    memcpy(out + a, to, t);
+    memcpy(out + a + t, at + f, n - a - f + 1);
+    return out;
+}
+
 #endif

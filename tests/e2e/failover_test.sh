@@ -58,9 +58,6 @@ P1=${OPTSNAP_PGURL##*:}; P1=${P1%%/*}
 PRIMARY_ADMIN=$OPTSNAP_PGURL
 optsnap_pg_standby "$P1" || fail "standby did not start"
 P2=$OPTSNAP_STANDBY_PORT
-# scalar_is URL SQL OP VALUE: the query's answer compared (read again on each
-# wait_for try, not once when the line is parsed)
-scalar_is() { [ "$(pg_scalar "$1" "$2" 2>/dev/null || echo 0)" "$3" "$4" ]; }
 E2E_WAIT=30 wait_for scalar_is "$PRIMARY_ADMIN" "SELECT count(*) FROM pg_stat_replication WHERE state = 'streaming'" = 1 ||
     fail "the standby does not stream"
 psql -X -q "$PRIMARY_ADMIN" -v ON_ERROR_STOP=1 -c "ALTER SYSTEM SET synchronous_standby_names = '*'" \

@@ -102,6 +102,11 @@ pg_scalar() {
     psql "$1" -v ON_ERROR_STOP=1 -qAt -c "$2" | head -n 1
 }
 
+# scalar_is URL SQL OP VALUE: the query's answer compared with test(1)'s OP
+# (read again on each wait_for try, not once when the line is parsed; an
+# error reads as 0)
+scalar_is() { [ "$(pg_scalar "$1" "$2" 2>/dev/null || echo 0)" "$3" "$4" ]; }
+
 # free_port: an unused TCP port on 127.0.0.1 (racy by nature; fine for tests).
 free_port() {
     python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'

@@ -12,34 +12,6 @@
 static char *aggs_body;
 static size_t aggs_len;
 
-static char *fixture_read(const char *rel, size_t *len)
-{
-    const char *dir = getenv("OPTSNAP_FIXTURES");
-    if (dir == NULL) {
-        fprintf(stderr, "OPTSNAP_FIXTURES not set\n");
-        exit(77);
-    }
-    char path[1024];
-    snprintf(path, sizeof path, "%s/%s", dir, rel);
-    return test_read_file(path, len);
-}
-
-static char *text_replace(const char *src, const char *from, const char *to)
-{
-    const char *at = strstr(src, from);
-    if (at == NULL) {
-        fprintf(stderr, "  fixture text not found: %s\n", from);
-        test_current_failed = 1;
-        return strdup(src);
-    }
-    size_t a = (size_t)(at - src), f = strlen(from), t = strlen(to), n = strlen(src);
-    char *out = malloc(n - f + t + 1);
-    memcpy(out, src, a);
-    memcpy(out + a, to, t);
-    memcpy(out + a + t, at + f, n - a - f + 1);
-    return out;
-}
-
 static void test_aggs_fixture(void)
 {
     struct aggs_page p = {0};
@@ -81,8 +53,8 @@ static void test_aggs_fixture(void)
 
 static void test_aggs_optional_fields(void)
 {
-    char *b1 = text_replace(aggs_body, "\"vw\": 1.469,", "");
-    char *b2 = text_replace(b1, "\"n\": 65543", "\"n\": null");
+    char *b1 = test_text_replace(aggs_body, "\"vw\": 1.469,", "");
+    char *b2 = test_text_replace(b1, "\"n\": 65543", "\"n\": null");
     struct aggs_page p = {0};
     char err[256];
     CHECK_INT(aggs_page_parse(&p, b2, strlen(b2), err, sizeof err), PARSE_OK);
@@ -146,7 +118,7 @@ static void test_aggs_bad_bars(void)
         {"{\n            \"v\": 578172308.0,", "7, {\"v\": 578172308.0,", "results[1].bar: not an object"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        char *b = text_replace(aggs_body, cases[i].from, cases[i].to);
+        char *b = test_text_replace(aggs_body, cases[i].from, cases[i].to);
         struct aggs_page p = {0};
         char err[256] = "";
         int rc = aggs_page_parse(&p, b, strlen(b), err, sizeof err);
@@ -167,7 +139,7 @@ static void test_aggs_timestamp_units(void)
     static const char *const forms[] = {"\"t\": 1112331600,", "\"t\": 1112331600000000,",
                                         "\"t\": 1112331600000000000,"};
     for (size_t i = 0; i < sizeof forms / sizeof forms[0]; i++) {
-        char *b = text_replace(aggs_body, "\"t\": 1112331600000,", forms[i]);
+        char *b = test_text_replace(aggs_body, "\"t\": 1112331600000,", forms[i]);
         struct aggs_page p = {0};
         char err[256] = "";
         CHECK_INT(aggs_page_parse(&p, b, strlen(b), err, sizeof err), PARSE_OK);
@@ -197,7 +169,7 @@ static void test_aggs_page_errors(void)
     const char *e4 = "{\"status\":\"OK\",\"results\":[],\"next_url\":[]}";
     CHECK_INT(aggs_page_parse(&p, e4, strlen(e4), err, sizeof err), PARSE_ERR_SHAPE);
     CHECK(strstr(err, "next_url") != NULL);
-    char *bad = text_replace(aggs_body, "\"AAPL\"", "\"AA\xC3PL\"");
+    char *bad = test_text_replace(aggs_body, "\"AAPL\"", "\"AA\xC3PL\"");
     CHECK_INT(aggs_page_parse(&p, bad, strlen(bad), err, sizeof err), PARSE_ERR_JSON);
     CHECK(strstr(err, "invalid UTF-8 at byte") != NULL);
     free(bad);
@@ -216,7 +188,7 @@ static void test_aggs_page_errors(void)
     CHECK(p.next_url == NULL);
 
     /* next_url is taken from the page */
-    char *withnext = text_replace(aggs_body, "\"count\": 2",
+    char *withnext = test_text_replace(aggs_body, "\"count\": 2",
                                   "\"count\": 2, \"next_url\": \"https://api.polygon.io/v2/aggs/"
                                   "ticker/AAPL/range/1/day/1112587200001/2005-04-04?cursor=bGltaXQ9Mg\"");
     CHECK_INT(aggs_page_parse(&p, withnext, strlen(withnext), err, sizeof err), PARSE_OK);
@@ -255,7 +227,7 @@ static void test_aggs_fuzz(void)
 
 int main(void)
 {
-    aggs_body = fixture_read(AGGS_FIXTURE, &aggs_len);
+    aggs_body = test_fixture_read(AGGS_FIXTURE, &aggs_len);
     RUN(test_aggs_fixture);
     RUN(test_aggs_optional_fields);
     RUN(test_aggs_no_results);

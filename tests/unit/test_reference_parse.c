@@ -6,18 +6,6 @@
 
 #define REF_DIR "massive-com__client-python/test_rest/mocks/v3/reference/options/"
 
-static char *fixture_read(const char *rel, size_t *len)
-{
-    const char *dir = getenv("OPTSNAP_FIXTURES");
-    if (dir == NULL) {
-        fprintf(stderr, "OPTSNAP_FIXTURES not set\n");
-        exit(77);
-    }
-    char path[1024];
-    snprintf(path, sizeof path, "%s/%s", dir, rel);
-    return test_read_file(path, len);
-}
-
 static void check_a_call(const struct option_contract *c, const char *ticker, double strike)
 {
     CHECK_STR(c->ticker, ticker);
@@ -32,8 +20,8 @@ static void check_a_call(const struct option_contract *c, const char *ticker, do
 static void test_reference_pages(void)
 {
     size_t n1, n2;
-    char *p1 = fixture_read(REF_DIR "contracts.json", &n1);
-    char *p2 = fixture_read(REF_DIR "contracts&cursor=YXA9JTdCJTIySUQlMjIlM0ElMjIy.json", &n2);
+    char *p1 = test_fixture_read(REF_DIR "contracts.json", &n1);
+    char *p2 = test_fixture_read(REF_DIR "contracts&cursor=YXA9JTdCJTIySUQlMjIlM0ElMjIy.json", &n2);
     struct contracts_page p = {0};
     char err[256] = "";
     CHECK_INT(contracts_page_parse(&p, p1, n1, err, sizeof err), PARSE_OK);
@@ -72,7 +60,7 @@ static void test_reference_pages(void)
 static void test_reference_single(void)
 {
     size_t n;
-    char *b = fixture_read(REF_DIR "contracts/OEVRI240119C00002500.json", &n);
+    char *b = test_fixture_read(REF_DIR "contracts/OEVRI240119C00002500.json", &n);
     struct contracts_page p = {0};
     char err[256];
     CHECK_INT(contracts_page_parse(&p, b, n, err, sizeof err), PARSE_OK);

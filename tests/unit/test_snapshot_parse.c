@@ -15,36 +15,6 @@ static size_t chain_len;
 static char *single_body;
 static size_t single_len;
 
-static char *fixture_read(const char *rel, size_t *len)
-{
-    const char *dir = getenv("OPTSNAP_FIXTURES");
-    if (dir == NULL) {
-        fprintf(stderr, "OPTSNAP_FIXTURES not set\n");
-        exit(77);
-    }
-    char path[1024];
-    snprintf(path, sizeof path, "%s/%s", dir, rel);
-    return test_read_file(path, len);
-}
-
-/* A copy of src with the first `from` replaced by `to`; fails the test (and
- * returns a copy of src) when `from` does not occur. Caller frees. */
-static char *text_replace(const char *src, const char *from, const char *to)
-{
-    const char *at = strstr(src, from);
-    if (at == NULL) {
-        fprintf(stderr, "  fixture text not found: %s\n", from);
-        test_current_failed = 1;
-        return strdup(src);
-    }
-    size_t a = (size_t)(at - src), f = strlen(from), t = strlen(to), n = strlen(src);
-    char *out = malloc(n - f + t + 1);
-    memcpy(out, src, a);
-    memcpy(out + a, to, t);
-    memcpy(out + a + t, at + f, n - a - f + 1);
-    return out;
-}
-
 /* The chain fixture with results[0] edited by fn, printed back. Caller frees. */
 static char *chain_mutate(void (*fn)(cJSON *result))
 {
@@ -416,7 +386,7 @@ static void test_details_missing_or_partial(void)
     CHECK_INT(r.contract.shares_per_contract, 0);
     free(b);
 
-    b = text_replace(chain_body, "\"ticker\": \"O:AAPL230616C00150000\"", "\"ticker\": null");
+    b = test_text_replace(chain_body, "\"ticker\": \"O:AAPL230616C00150000\"", "\"ticker\": null");
     expect_reject(b, "AAPL", "details.ticker: missing");
     free(b);
 }
@@ -433,7 +403,7 @@ struct edit {
 static void run_edits(const struct edit *e, size_t n, const char *underlying)
 {
     for (size_t i = 0; i < n; i++) {
-        char *b = text_replace(chain_body, e[i].from, e[i].to);
+        char *b = test_text_replace(chain_body, e[i].from, e[i].to);
         int before = test_current_failed;
         test_current_failed = 0;
         if (e[i].whole_row)
@@ -482,9 +452,9 @@ static void test_wrong_types(void)
     run_edits(e, sizeof e / sizeof e[0], "AAPL");
 
     /* several dropped fields: one partial reject naming the first and the count */
-    char *b = text_replace(chain_body, "\"fmv\": 20.5", "\"fmv\": \"x\"");
-    char *b2 = text_replace(b, "\"vega\": 0.6381159723175714", "\"vega\": null, \"x\": 1");
-    char *b3 = text_replace(b2, "\"open_interest\": 8133", "\"open_interest\": -1");
+    char *b = test_text_replace(chain_body, "\"fmv\": 20.5", "\"fmv\": \"x\"");
+    char *b2 = test_text_replace(b, "\"vega\": 0.6381159723175714", "\"vega\": null, \"x\": 1");
+    char *b3 = test_text_replace(b2, "\"open_interest\": 8133", "\"open_interest\": -1");
     struct snapshot_row r = expect_partial(b3, "AAPL", "open_interest: negative (and 1 more)", SNAP_FMV);
     CHECK(!snapshot_row_has(&r, SNAP_OPEN_INTEREST));
     CHECK(snapshot_row_has(&r, SNAP_DELTA));
@@ -527,17 +497,17 @@ static void test_negative_and_fractional(void)
     run_edits(e, sizeof e / sizeof e[0], "AAPL");
 
     /* Changes and greeks may be negative: the fixture's own change is. */
-    char *b = text_replace(chain_body, "\"vega\": 0.6381159723175714", "\"vega\": -0.5");
+    char *b = test_text_replace(chain_body, "\"vega\": 0.6381159723175714", "\"vega\": -0.5");
     struct snapshot_row r = expect_row(b, "AAPL");
     CHECK_DBL(r.v[SNAP_VEGA].f, -0.5);
     CHECK(r.v[SNAP_DAY_CHANGE].f < 0);
     free(b);
     /* An integral count written as a float is still a count. */
-    b = text_replace(chain_body, "\"volume\": 8,", "\"volume\": 8.0,");
+    b = test_text_replace(chain_body, "\"volume\": 8,", "\"volume\": 8.0,");
     r = expect_row(b, "AAPL");
     CHECK_INT(r.v[SNAP_DAY_VOLUME].i, 8);
     free(b);
-    b = text_replace(chain_body, "\"shares_per_contract\": 100", "\"shares_per_contract\": 1.5");
+    b = test_text_replace(chain_body, "\"shares_per_contract\": 100", "\"shares_per_contract\": 1.5");
     r = expect_partial(b, "AAPL", "details.shares_per_contract: not an integer", -1);
     CHECK_INT(r.contract.shares_per_contract, 0);
     free(b);
@@ -568,7 +538,7 @@ static void test_absurd_timestamps(void)
                 "underlying_asset.last_updated: timestamp out of range", SNAP_UNDERLYING_TIME),
     };
     run_edits(e, sizeof e / sizeof e[0], "AAPL");
-    char *b = text_replace(chain_body, "\"sip_timestamp\": 1678718527714665700", "\"sip_timestamp\": -5");
+    char *b = test_text_replace(chain_body, "\"sip_timestamp\": 1678718527714665700", "\"sip_timestamp\": -5");
     struct snapshot_row r = expect_partial(b, "AAPL", "last_trade.sip_timestamp: timestamp out of range",
                                            SNAP_TRADE_TIME);
     CHECK_INT(r.last_updated_us, INT64_C(1651254260800059)); /* the quote is the newest event left */
@@ -576,17 +546,17 @@ static void test_absurd_timestamps(void)
     free(b);
 
     /* 0 is how the API says "no such event": absent, no reject */
-    b = text_replace(chain_body, "\"last_updated\": 1651204800000000000", "\"last_updated\": 0");
+    b = test_text_replace(chain_body, "\"last_updated\": 1651204800000000000", "\"last_updated\": 0");
     r = expect_row(b, "AAPL");
     CHECK(!snapshot_row_has(&r, SNAP_DAY_TIME));
     free(b);
 
     /* The bounds themselves: 2000-01-01T00:00:00 is in, the last ns before 2100 is in. */
-    b = text_replace(chain_body, "\"sip_timestamp\": 1678718527714665700", "\"sip_timestamp\": 946684800000000000");
+    b = test_text_replace(chain_body, "\"sip_timestamp\": 1678718527714665700", "\"sip_timestamp\": 946684800000000000");
     r = expect_row(b, "AAPL");
     CHECK_INT(r.v[SNAP_TRADE_TIME].i, INT64_C(946684800000000));
     free(b);
-    b = text_replace(chain_body, "\"sip_timestamp\": 1678718527714665700",
+    b = test_text_replace(chain_body, "\"sip_timestamp\": 1678718527714665700",
                      "\"sip_timestamp\": 4102444799999999999");
     r = expect_row(b, "AAPL");
     CHECK_INT(r.v[SNAP_TRADE_TIME].i, INT64_C(4102444799999999));
@@ -614,7 +584,7 @@ static void test_timestamp_units(void)
     for (size_t i = 0; i < sizeof forms / sizeof forms[0]; i++) {
         char to[64];
         snprintf(to, sizeof to, "\"sip_timestamp\": %s", forms[i].value);
-        char *b = text_replace(chain_body, "\"sip_timestamp\": 1678718527714665700", to);
+        char *b = test_text_replace(chain_body, "\"sip_timestamp\": 1678718527714665700", to);
         struct snapshot_row r = expect_row(b, "AAPL");
         CHECK_INT(r.v[SNAP_TRADE_TIME].i, forms[i].us);
         CHECK_INT(r.last_updated_us, forms[i].us > INT64_C(1651254260800059) ? forms[i].us
@@ -622,12 +592,12 @@ static void test_timestamp_units(void)
         free(b);
     }
     /* day.last_updated in ms beside the ns quote time: the quote stays the newest */
-    char *b = text_replace(chain_body, "\"last_updated\": 1651204800000000000", "\"last_updated\": 1651204800000");
+    char *b = test_text_replace(chain_body, "\"last_updated\": 1651204800000000000", "\"last_updated\": 1651204800000");
     struct snapshot_row r = expect_row(b, "AAPL");
     CHECK_INT(r.v[SNAP_DAY_TIME].i, INT64_C(1651204800000000));
     free(b);
     /* fmv_last_updated is read too (a timestamp, by magnitude) */
-    b = text_replace(chain_body, "\"fmv\": 20.5", "\"fmv\": 20.5, \"fmv_last_updated\": 1651254263172");
+    b = test_text_replace(chain_body, "\"fmv\": 20.5", "\"fmv\": 20.5, \"fmv_last_updated\": 1651254263172");
     r = expect_row(b, "AAPL");
     CHECK_INT(r.v[SNAP_FMV_TIME].i, INT64_C(1651254263172000));
     free(b);
@@ -636,16 +606,16 @@ static void test_timestamp_units(void)
 /* A double holds ns timestamps only to 256 ns; the key must come from the exact digits. */
 static void test_timestamp_exact_digits(void)
 {
-    char *b = text_replace(chain_body, "\"sip_timestamp\": 1678718527714665700",
+    char *b = test_text_replace(chain_body, "\"sip_timestamp\": 1678718527714665700",
                            "\"sip_timestamp\": 1678718527714666000");
     struct snapshot_row r = expect_row(b, "AAPL");
     CHECK_INT(r.v[SNAP_TRADE_TIME].i, INT64_C(1678718527714666)); /* double: ...665984 */
     CHECK_INT(r.last_updated_us, INT64_C(1678718527714666));
     free(b);
     /* The same literal in a string elsewhere must not confuse the number count. */
-    b = text_replace(chain_body, "\"timeframe\": \"REAL-TIME\"",
+    b = test_text_replace(chain_body, "\"timeframe\": \"REAL-TIME\"",
                      "\"timeframe\": \"REAL-TIME\", \"note\": \"12345678901234567890 -1 \\\" 2\"");
-    char *b2 = text_replace(b, "\"sip_timestamp\": 1678718527714665700",
+    char *b2 = test_text_replace(b, "\"sip_timestamp\": 1678718527714665700",
                             "\"sip_timestamp\": 1678718527714666000");
     r = expect_row(b2, "AAPL");
     CHECK_INT(r.last_updated_us, INT64_C(1678718527714666));
@@ -675,7 +645,7 @@ static void test_non_occ_tickers(void)
     run_edits(e, sizeof e / sizeof e[0], "AAPL");
 
     /* Best-effort ticker in the reject, printable ASCII only. */
-    char *b = text_replace(chain_body, "\"ticker\": \"O:AAPL230616C00150000\"",
+    char *b = test_text_replace(chain_body, "\"ticker\": \"O:AAPL230616C00150000\"",
                            "\"ticker\": \"O:\\u00c4APL\"");
     struct snapshot_page p = {0};
     char err[256];
@@ -705,17 +675,17 @@ static void test_details_disagree(void)
     };
     run_edits(e, sizeof e / sizeof e[0], "AAPL");
     /* Exercise style is not part of the symbol: an unknown word is kept as unknown. */
-    char *b = text_replace(chain_body, "\"exercise_style\": \"american\"",
+    char *b = test_text_replace(chain_body, "\"exercise_style\": \"american\"",
                            "\"exercise_style\": \"european\"");
     struct snapshot_row r = expect_row(b, "AAPL");
     CHECK_INT(r.contract.exercise_style, 'E');
     free(b);
-    b = text_replace(chain_body, "\"exercise_style\": \"american\"", "\"exercise_style\": \"asian\"");
+    b = test_text_replace(chain_body, "\"exercise_style\": \"american\"", "\"exercise_style\": \"asian\"");
     r = expect_partial(b, "AAPL", "details.exercise_style: unknown value", -1);
     CHECK_INT(r.contract.exercise_style, '?');
     free(b);
     /* a date that is no date: dropped; the ticker's date stands */
-    b = text_replace(chain_body, "\"expiration_date\": \"2023-06-16\"", "\"expiration_date\": \"2023-02-30\"");
+    b = test_text_replace(chain_body, "\"expiration_date\": \"2023-06-16\"", "\"expiration_date\": \"2023-02-30\"");
     r = expect_partial(b, "AAPL", "details.expiration_date: not a date", -1);
     CHECK_INT(r.contract.expiration_days, days_from_civil(2023, 6, 16));
     free(b);
@@ -725,11 +695,11 @@ static void test_underlying_mismatch(void)
 {
     expect_reject(chain_body, "MSFT", "underlying_asset.ticker: not the requested underlying");
     /* A requested underlying wins over the OCC root (adjusted contracts). */
-    char *b = text_replace(chain_body, "\"ticker\": \"AAPL\"", "\"ticker\": \"AAPL\", \"z\": 1");
+    char *b = test_text_replace(chain_body, "\"ticker\": \"AAPL\"", "\"ticker\": \"AAPL\", \"z\": 1");
     struct snapshot_row r = expect_row(b, "AAPL");
     CHECK_STR(r.contract.underlying, "AAPL");
     free(b);
-    b = text_replace(chain_body, "\"ticker\": \"AAPL\"", "\"ticker\": \"ABCDEFGHIJKLMNOPQ\"");
+    b = test_text_replace(chain_body, "\"ticker\": \"AAPL\"", "\"ticker\": \"ABCDEFGHIJKLMNOPQ\"");
     expect_reject(b, "", "underlying_asset.ticker: too long");
     free(b);
 }
@@ -757,7 +727,7 @@ static void test_result_not_object(void)
 static void test_invalid_utf8(void)
 {
     /* in the contract ticker: byte 0xFF */
-    char *b = text_replace(chain_body, "O:AAPL230616C00150000", "O:AAPL\xFF" "30616C00150000");
+    char *b = test_text_replace(chain_body, "O:AAPL230616C00150000", "O:AAPL\xFF" "30616C00150000");
     size_t at = (size_t)(strchr(b, '\xFF') - b);
     char want[64];
     snprintf(want, sizeof want, "invalid UTF-8 at byte %zu", at);
@@ -768,7 +738,7 @@ static void test_invalid_utf8(void)
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         char to[32];
         snprintf(to, sizeof to, "\"timeframe\": \"REAL%sTIME\"", bad[i]);
-        b = text_replace(chain_body, "\"timeframe\": \"REAL-TIME\"", to);
+        b = test_text_replace(chain_body, "\"timeframe\": \"REAL-TIME\"", to);
         at = (size_t)(strstr(b, "REAL") + 4 - b);
         snprintf(want, sizeof want, "invalid UTF-8 at byte %zu", at);
         expect_page_error(b, strlen(b), PARSE_ERR_JSON, want);
@@ -784,7 +754,7 @@ static void test_invalid_utf8(void)
     expect_page_error(nul, n, PARSE_ERR_JSON, want);
     free(nul);
     /* valid multi-byte text is fine */
-    b = text_replace(chain_body, "\"timeframe\": \"REAL-TIME\"",
+    b = test_text_replace(chain_body, "\"timeframe\": \"REAL-TIME\"",
                      "\"timeframe\": \"REAL-TIME\", \"note\": \"R\xC3\xA9\xE2\x82\xAC\xF0\x9F\x98\x80\"");
     (void)expect_row(b, "AAPL");
     free(b);
@@ -860,7 +830,7 @@ static void test_error_envelopes(void)
     snapshot_page_free(&p);
 
     /* DELAYED is a normal page */
-    char *b = text_replace(chain_body, "\"status\": \"OK\"", "\"status\": \"DELAYED\"");
+    char *b = test_text_replace(chain_body, "\"status\": \"OK\"", "\"status\": \"DELAYED\"");
     (void)expect_row(b, "AAPL");
     free(b);
 }
@@ -903,7 +873,7 @@ static void test_next_url(void)
 {
     struct snapshot_page p = {0};
     char err[256];
-    char *b = text_replace(chain_body, "\"status\": \"OK\"",
+    char *b = test_text_replace(chain_body, "\"status\": \"OK\"",
                            "\"status\": \"OK\", \"next_url\": \"https://api.polygon.io/v3/snapshot/"
                            "options/AAPL?cursor=YWN0aXZlPXRydWU\"");
     CHECK_INT(parse_str(&p, b, "AAPL", err, sizeof err), PARSE_OK);
@@ -911,7 +881,7 @@ static void test_next_url(void)
     free(b);
 
     /* a failing page leaves rows and next_url alone */
-    b = text_replace(chain_body, "\"status\": \"OK\"", "\"status\": \"OK\", \"next_url\": 5");
+    b = test_text_replace(chain_body, "\"status\": \"OK\"", "\"status\": \"OK\", \"next_url\": 5");
     CHECK_INT(parse_str(&p, b, "AAPL", err, sizeof err), PARSE_ERR_SHAPE);
     CHECK(strstr(err, "next_url: not a string") != NULL);
     CHECK(strstr(err, "104d9b901d0c9e81d284cb8b41c5cdd3") != NULL);
@@ -923,11 +893,11 @@ static void test_next_url(void)
     CHECK_INT(snapshot_page_parse(&p, chain_body, chain_len, "AAPL", err, sizeof err), PARSE_OK);
     CHECK(p.next_url == NULL);
     CHECK_INT(p.nrows, 2);
-    b = text_replace(chain_body, "\"status\": \"OK\"", "\"status\": \"OK\", \"next_url\": null");
+    b = test_text_replace(chain_body, "\"status\": \"OK\"", "\"status\": \"OK\", \"next_url\": null");
     CHECK_INT(parse_str(&p, b, "AAPL", err, sizeof err), PARSE_OK);
     CHECK(p.next_url == NULL);
     free(b);
-    b = text_replace(chain_body, "\"status\": \"OK\"", "\"status\": \"OK\", \"next_url\": \"\"");
+    b = test_text_replace(chain_body, "\"status\": \"OK\"", "\"status\": \"OK\", \"next_url\": \"\"");
     CHECK_INT(parse_str(&p, b, "AAPL", err, sizeof err), PARSE_OK);
     CHECK(p.next_url == NULL);
     CHECK_INT(p.nrows, 4);
@@ -946,9 +916,9 @@ static void test_next_url(void)
 static void test_mixed_page(void)
 {
     /* Six results: three good, three bad, in this order. */
-    char *good2 = text_replace(chain_body, "O:AAPL230616C00150000", "O:AAPL230616P00145000");
-    char *good2b = text_replace(good2, "\"contract_type\": \"call\"", "\"contract_type\": \"put\"");
-    char *good2c = text_replace(good2b, "\"strike_price\": 150", "\"strike_price\": 145");
+    char *good2 = test_text_replace(chain_body, "O:AAPL230616C00150000", "O:AAPL230616P00145000");
+    char *good2b = test_text_replace(good2, "\"contract_type\": \"call\"", "\"contract_type\": \"put\"");
+    char *good2c = test_text_replace(good2b, "\"strike_price\": 150", "\"strike_price\": 145");
     cJSON *root = cJSON_Parse(chain_body);
     cJSON *results = cJSON_GetObjectItemCaseSensitive(root, "results");
     cJSON *base = cJSON_GetArrayItem(results, 0);
@@ -1069,7 +1039,7 @@ static void test_fuzz_byte_flips(void)
  * nanoseconds (a reprint would give 1.6512542608000596e+18), layout kept. */
 static void test_raw_is_the_api_text(void)
 {
-    char *b = text_replace(chain_body, "\"fmv\": 20.5", "\"fmv\": \"20.5\"");
+    char *b = test_text_replace(chain_body, "\"fmv\": 20.5", "\"fmv\": \"20.5\"");
     struct snapshot_page p = {0};
     char err[256];
     CHECK_INT(parse_str(&p, b, "AAPL", err, sizeof err), PARSE_OK);
@@ -1086,7 +1056,7 @@ static void test_raw_is_the_api_text(void)
     snapshot_page_free(&p);
     free(b);
     /* the single-contract endpoint: results is the object itself */
-    b = text_replace(single_body, "\"fmv\": 29.2", "\"fmv\": true");
+    b = test_text_replace(single_body, "\"fmv\": 29.2", "\"fmv\": true");
     CHECK_INT(parse_str(&p, b, "AAPL", err, sizeof err), PARSE_OK);
     CHECK_INT(p.nrejects, 1);
     if (p.nrejects == 1) {
@@ -1098,8 +1068,8 @@ static void test_raw_is_the_api_text(void)
     free(b);
     /* "results" written with an escape: cJSON finds it, the span scan does not;
      * the reject falls back to cJSON's printing rather than the wrong bytes */
-    b = text_replace(chain_body, "\"results\"", "\"res\\u0075lts\"");
-    char *b2 = text_replace(b, "\"fmv\": 20.5", "\"fmv\": \"x\"");
+    b = test_text_replace(chain_body, "\"results\"", "\"res\\u0075lts\"");
+    char *b2 = test_text_replace(b, "\"fmv\": 20.5", "\"fmv\": \"x\"");
     CHECK_INT(parse_str(&p, b2, "AAPL", err, sizeof err), PARSE_OK);
     CHECK_INT(p.nrejects, 1);
     if (p.nrejects == 1)
@@ -1145,7 +1115,7 @@ static void test_fallback_key(void)
     }
     snapshot_page_free(&p);
     /* its only time impossible: stored on the fallback, and a partial for it */
-    char *b2 = text_replace(chain_body, "\"last_updated\": 1651204800000000000", "\"last_updated\": 77");
+    char *b2 = test_text_replace(chain_body, "\"last_updated\": 1651204800000000000", "\"last_updated\": 77");
     cJSON *root = cJSON_Parse(b2);
     del_blocks(cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(root, "results"), 0));
     char *b3 = cJSON_PrintUnformatted(root);
@@ -1159,7 +1129,7 @@ static void test_fallback_key(void)
     }
     snapshot_page_free(&p);
     /* a whole-row reject carries the fallback it had, for a replay */
-    char *b4 = text_replace(b, "O:AAPL230616C00150000", "AAPL");
+    char *b4 = test_text_replace(b, "O:AAPL230616C00150000", "AAPL");
     CHECK_INT(snapshot_page_parse_opts(&p, b4, strlen(b4), &opts, err, sizeof err), PARSE_OK);
     CHECK_INT(p.nrejects, 1);
     if (p.nrejects == 1) {
@@ -1179,9 +1149,9 @@ static void test_fallback_key(void)
 /* An I:SPX chain holds SPX and SPXW roots and names the index as I:SPX. */
 static void test_index_underlying(void)
 {
-    char *b1 = text_replace(chain_body, "O:AAPL230616C00150000", "O:SPXW230616C04150000");
-    char *b2 = text_replace(b1, "\"strike_price\": 150", "\"strike_price\": 4150");
-    char *b3 = text_replace(b2, "\"ticker\": \"AAPL\"", "\"ticker\": \"I:SPX\", \"value\": 4153.25");
+    char *b1 = test_text_replace(chain_body, "O:AAPL230616C00150000", "O:SPXW230616C04150000");
+    char *b2 = test_text_replace(b1, "\"strike_price\": 150", "\"strike_price\": 4150");
+    char *b3 = test_text_replace(b2, "\"ticker\": \"AAPL\"", "\"ticker\": \"I:SPX\", \"value\": 4153.25");
     struct snapshot_row r = expect_row(b3, "I:SPX");
     CHECK_STR(r.contract.underlying, "I:SPX");
     CHECK_DBL(r.v[SNAP_UNDERLYING_VALUE].f, 4153.25);
@@ -1192,11 +1162,11 @@ static void test_index_underlying(void)
     expect_reject(b3, "I:NDX", "underlying_asset.ticker: not the requested underlying");
     expect_reject(b3, "SPY", "underlying_asset.ticker: not the requested underlying");
     /* no underlying_asset.ticker: the root decides nothing, the row is the chain's */
-    char *b4 = text_replace(b2, "\"ticker\": \"AAPL\"", "\"ticker\": \"SPXW\"");
+    char *b4 = test_text_replace(b2, "\"ticker\": \"AAPL\"", "\"ticker\": \"SPXW\"");
     r = expect_row(b4, "I:SPX");
     CHECK_STR(r.contract.underlying, "I:SPX");
     /* quote exchanges and the data's timeframe */
-    char *b5 = text_replace(b3, "\"midpoint\": 29.075,\n      \"timeframe\": \"REAL-TIME\"",
+    char *b5 = test_text_replace(b3, "\"midpoint\": 29.075,\n      \"timeframe\": \"REAL-TIME\"",
                             "\"midpoint\": 29.075, \"bid_exchange\": 302, \"ask_exchange\": 323, "
                             "\"timeframe\": \"DELAYED\"");
     r = expect_row(b5, "I:SPX");
@@ -1255,8 +1225,8 @@ static void test_row_to_api_json_round_trip(void)
 
 int main(void)
 {
-    chain_body = fixture_read(CHAIN_FIXTURE, &chain_len);
-    single_body = fixture_read(SINGLE_FIXTURE, &single_len);
+    chain_body = test_fixture_read(CHAIN_FIXTURE, &chain_len);
+    single_body = test_fixture_read(SINGLE_FIXTURE, &single_len);
     RUN(test_chain_fixture);
     RUN(test_chain_fixture_underlying_from_data);
     RUN(test_single_contract_fixture);
