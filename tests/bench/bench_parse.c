@@ -18,6 +18,7 @@
 #include <time.h>
 
 #include "optsnap/api/snapshot_parse.h"
+#include "optsnap/util/buf.h"
 #include "optsnap/util/json_arena.h"
 
 struct body {
@@ -32,33 +33,22 @@ static double cpu_s(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
+/* The whole file through util/buf's growable buffer (no size cap beyond its default). */
 static int read_file(const char *path, struct body *b)
 {
     FILE *f = fopen(path, "rb");
     if (f == NULL)
         return -1;
-    size_t cap = 1 << 16, n = 0;
-    char *p = malloc(cap);
+    struct bytebuf buf = {0};
+    char chunk[1 << 16];
     size_t r;
-    while (p != NULL && (r = fread(p + n, 1, cap - n, f)) > 0) {
-        n += r;
-        if (n == cap) {
-            char *q = realloc(p, cap * 2);
-            if (q == NULL) {
-                free(p);
-                p = NULL;
-                break;
-            }
-            p = q;
-            cap *= 2;
-        }
-    }
+    while ((r = fread(chunk, 1, sizeof chunk, f)) > 0)
+        bytebuf_append(&buf, chunk, r);
+    int bad = ferror(f);
     fclose(f);
-    if (p == NULL)
-        return -1;
-    b->data = p;
-    b->len = n;
-    return 0;
+    b->data = bad ? NULL : bytebuf_take(&buf, &b->len);
+    bytebuf_free(&buf);
+    return b->data != NULL ? 0 : -1;
 }
 
 /* CPU seconds of REPS passes of cJSON parse + delete over every body; -1 on a failure. */
