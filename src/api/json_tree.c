@@ -207,8 +207,10 @@ static const double pow10_exact[23] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6, 
 
 /* The number at r->p: the longest prefix strtod takes ([-] digits [. digits]
  * [e [sign] digits], a digit somewhere before the exponent), as cJSON reads
- * it. Its value by one exact IEEE operation when the digits fit 2^53 and the
- * power of ten is exact (correctly rounded, as strtod), else by strtod. */
+ * it. Its value by one correctly rounded operation, as strtod's: the
+ * conversion of the digits when there is no power of ten (up to 19 digits),
+ * or one multiplication or division when the digits fit 2^53 and the power
+ * of ten is exact (Clinger's fast path); else strtod. */
 static bool read_number(struct reader *r, cJSON *n)
 {
     const unsigned char *s = r->p, *p = s, *e = r->end;
@@ -259,7 +261,9 @@ static bool read_number(struct reader *r, cJSON *n)
         }
     }
     double v;
-    if (sig <= 19 && m <= (UINT64_C(1) << 53) && exp10 >= -22 && exp10 <= 22) {
+    if (sig <= 19 && exp10 == 0) {
+        v = (double)m; /* one conversion, rounded to nearest: nanosecond timestamps */
+    } else if (sig <= 19 && m <= (UINT64_C(1) << 53) && exp10 >= -22 && exp10 <= 22) {
         v = (double)m;
         v = exp10 < 0 ? v / pow10_exact[-exp10] : v * pow10_exact[exp10];
     } else { /* the body need not end in a NUL: strtod reads a copy */

@@ -115,6 +115,32 @@ static void test_random_numbers(void)
     CHECK_INT(mismatches, 0);
 }
 
+/* Integers of 15 to 19 digits (nanosecond timestamps and past 2^53: the
+ * conversion path), and past 19 (strtod), against cJSON's strtod. */
+static void test_random_long_integers(void)
+{
+    int mismatches = 0;
+    char body[4096];
+    for (int round = 0; round < 200; round++) {
+        size_t n = 0;
+        body[n++] = '[';
+        for (int k = 0; k < 100; k++) {
+            if (k)
+                body[n++] = ',';
+            if (rng() % 4 == 0)
+                body[n++] = '-';
+            int digits = 15 + (int)(rng() % 7);
+            body[n++] = (char)('1' + rng() % 9);
+            for (int d = 1; d < digits; d++)
+                body[n++] = (char)('0' + rng() % 10);
+        }
+        body[n++] = ']';
+        if (!same_as_cjson(body, n, mismatches < 5))
+            mismatches++;
+    }
+    CHECK_INT(mismatches, 0);
+}
+
 static char *read_whole(const char *path, size_t *len) { return test_read_file(path, len); }
 
 /* Every fixture, and seeded mutations of each: flips, insertions of the
@@ -237,6 +263,7 @@ int main(void)
     RUN(test_edge_cases);
     RUN(test_nesting_limit);
     RUN(test_random_numbers);
+    RUN(test_random_long_integers);
     RUN(test_fixtures_and_mutations);
     RUN(test_exact_integers);
     RUN(test_refusal_kinds);
