@@ -113,6 +113,7 @@ int api_envelope_open(struct api_envelope *env, const char *body, size_t len,
     }
     const char *end = NULL;
     enum json_tree_error jerr;
+    bool trailing = false;
     cJSON *root = json_tree_parse(body, len, exact, &end, &jerr);
     size_t at = (end != NULL && end >= body && end <= body + len) ? (size_t)(end - body) : 0;
     if (root != NULL) { /* one value; data behind it means a garbled body */
@@ -122,6 +123,7 @@ int api_envelope_open(struct api_envelope *env, const char *body, size_t len,
             cJSON_Delete(root);
             root = NULL;
             jerr = JSON_TREE_SYNTAX;
+            trailing = true;
         }
     }
     if (root == NULL) {
@@ -133,7 +135,7 @@ int api_envelope_open(struct api_envelope *env, const char *body, size_t len,
         size_t bad = api_utf8_first_invalid(body, len);
         if (bad < len)
             api_err_set(err, err_size, NULL, "invalid UTF-8 at byte %zu", bad);
-        else if (end != NULL && at < len && (size_t)(end - body) < at)
+        else if (trailing)
             api_err_set(err, err_size, NULL, "invalid JSON: trailing data at byte %zu", at);
         else
             api_err_set(err, err_size, NULL, "invalid JSON at byte %zu of %zu", at, len);

@@ -799,6 +799,8 @@ static void test_trailing_data(void)
     memcpy(b, chain_body, n);
     memcpy(b + n, " {}", 4);
     expect_page_error(b, n + 3, PARSE_ERR_JSON, "trailing data");
+    memcpy(b + n, "[]", 3); /* right behind the value */
+    expect_page_error(b, n + 2, PARSE_ERR_JSON, "trailing data at byte");
     free(b);
     expect_page_error("", 0, PARSE_ERR_JSON, "empty body");
     expect_page_error("nope", 4, PARSE_ERR_JSON, "invalid JSON");
