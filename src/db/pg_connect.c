@@ -1,14 +1,17 @@
-/* pg_connect.c - the blocking start-up connection, its error logging and the schema check. */
+/* pg_connect.c - the blocking start-up connection, its error logging, its retry and the schema check. */
 #include "optsnap/db/pg_connect.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "optsnap/config/settings.h"
 #include "optsnap/db/migrate.h"
+#include "optsnap/util/backoff.h"
 #include "optsnap/util/log.h"
 #include "optsnap/util/scrub.h"
+#include "optsnap/util/timeutil.h"
 
 /* The error text of res (or else of conn), scrubbed, without libpq's trailing newline. */
 static const char *error_text(char *clean, size_t size, PGconn *conn, const PGresult *res)
@@ -84,4 +87,30 @@ int pg_check_schema(PGconn *conn)
         return -1;
     }
     return 0;
+}
+
+int pg_startup_retry(const char *what, pg_startup_fn attempt, void *user, int64_t max_backoff_us)
+{
+    bool reached = false;
+    int64_t deadline = 0;
+    for (int n = 0;; n++) {
+        bool connected = false, lost = false;
+        if (attempt(user, &connected, &lost) == 0)
+            return 0;
+        reached = reached || connected;
+        if (!(lost || (reached && !connected)))
+            return -1;
+        int64_t now = time_now_us();
+        if (deadline == 0)
+            deadline = now + PG_STARTUP_RETRY_US;
+        if (now >= deadline)
+            return -1;
+        int64_t wait = backoff_full_jitter_us(n, 200000, max_backoff_us);
+        if (wait > deadline - now)
+            wait = deadline - now;
+        log_warn("lost the database: trying again", "phase=%s attempt=%d wait_ms=%lld", what, n + 1,
+                 (long long)(wait / 1000));
+        struct timespec ts = {.tv_sec = wait / 1000000, .tv_nsec = (long)(wait % 1000000) * 1000};
+        nanosleep(&ts, NULL);
+    }
 }

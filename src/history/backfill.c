@@ -226,21 +226,44 @@ static int plan_request(struct backfill *bf, PGconn *c, const struct backfill_re
     return 0;
 }
 
+struct plan_try {
+    struct backfill *bf;
+    const struct backfill_request *reqs;
+    size_t nreqs;
+};
+
+/* One try of the plan (blocking): the units of every request, from the
+ * calendar; a try after a lost connection starts over. */
+static int plan_once(void *user, bool *connected, bool *lost)
+{
+    struct plan_try *p = user;
+    struct backfill *bf = p->bf;
+    *connected = *lost = false;
+    bf->nunits = 0;
+    bf->nus = 0;
+    memset(bf->us, 0, (p->nreqs ? p->nreqs : 1) * sizeof *bf->us);
+    PGconn *c = pg_connect_blocking(bf->s->database_url, "optsnap-backfill");
+    if (c == NULL)
+        return -1;
+    *connected = true;
+    int rc = pg_check_schema(c);
+    struct session_set ss;
+    session_set_init(&ss, false);
+    for (size_t r = 0; r < p->nreqs && rc == 0; r++)
+        rc = plan_request(bf, c, &p->reqs[r], &ss);
+    session_set_free(&ss);
+    *lost = rc != 0 && PQstatus(c) != CONNECTION_OK;
+    PQfinish(c);
+    return rc;
+}
+
 static int plan_units(struct backfill *bf, const struct backfill_request *reqs, size_t nreqs)
 {
     bf->us = calloc(nreqs ? nreqs : 1, sizeof *bf->us);
     if (bf->us == NULL)
         return -1;
-    PGconn *c = pg_connect_blocking(bf->s->database_url, "optsnap-backfill");
-    if (c == NULL)
-        return -1;
-    int rc = pg_check_schema(c);
-    struct session_set ss;
-    session_set_init(&ss, false);
-    for (size_t r = 0; r < nreqs && rc == 0; r++)
-        rc = plan_request(bf, c, &reqs[r], &ss);
-    session_set_free(&ss);
-    PQfinish(c);
+    struct plan_try p = {.bf = bf, .reqs = reqs, .nreqs = nreqs};
+    int rc = pg_startup_retry("backfill plan", plan_once, &p, bf->s->retry_max_backoff_us);
     /* the arrays are final: point each at its driver */
     for (size_t i = 0; i < bf->nunits; i++)
         bf->units[i].bf = bf;

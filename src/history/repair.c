@@ -367,6 +367,35 @@ static int repair_heal_guard(void)
     return 0;
 }
 
+/* Repair's first step, tried again when the database is lost during it: a
+ * connection and the gaps of the period (rs->grc; the connection is kept
+ * for the rest of the run). */
+struct repair_start {
+    const struct settings *s;
+    const struct gap_request *req;
+    struct gap_list *before;
+    PGconn *conn;
+    int grc;
+    char err[512];
+};
+
+static int repair_start_once(void *user, bool *connected, bool *lost)
+{
+    struct repair_start *rs = user;
+    *connected = *lost = false;
+    if (rs->conn != NULL)
+        PQfinish(rs->conn);
+    if ((rs->conn = pg_connect_blocking(rs->s->database_url, "optsnap-repair")) == NULL)
+        return -1;
+    *connected = true;
+    rs->err[0] = '\0';
+    rs->grc = gaps_query(rs->conn, rs->req, rs->before, rs->err, sizeof rs->err);
+    if (rs->grc == 0)
+        return 0;
+    *lost = PQstatus(rs->conn) != CONNECTION_OK;
+    return -1;
+}
+
 static int repair_command(struct settings *s, void *options)
 {
     const struct cmd_options *o = options;
@@ -387,11 +416,15 @@ static int repair_command(struct settings *s, void *options)
         goto out;
     }
     code = EXIT_RUNTIME;
-    if ((conn = pg_connect_blocking(s->database_url, "optsnap-repair")) == NULL)
-        goto out;
     struct gap_request req = gap_request_of(s, from, until, u, (size_t)nu);
     struct gap_list before;
-    int grc = gaps_query(conn, &req, &before, err, sizeof err);
+    struct repair_start rs = {.s = s, .req = &req, .before = &before, .grc = GAPS_ERR_DB};
+    pg_startup_retry("repair gaps", repair_start_once, &rs, s->retry_max_backoff_us);
+    conn = rs.conn;
+    int grc = rs.grc;
+    memcpy(err, rs.err, sizeof err);
+    if (conn == NULL)
+        goto out;
     if (grc != 0) {
         fprintf(stderr, "optsnap repair: %s\n", err);
         code = grc == GAPS_ERR_REQUEST ? EXIT_USAGE : EXIT_RUNTIME;

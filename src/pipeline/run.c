@@ -9,7 +9,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "optsnap/commands.h"
@@ -618,8 +617,9 @@ static const char sql_last_live[] =
  * live window (a restarted daemon never sweeps one again). 0 or -1 (logged);
  * *connected when the database answered at all, *lost when the connection
  * went away before the end. */
-static int startup_once(struct run *r, bool *connected, bool *lost)
+static int startup_once(void *user, bool *connected, bool *lost)
 {
+    struct run *r = user;
     *connected = *lost = false;
     PGconn *c = pg_connect_blocking(r->s->database_url, "optsnap-startup");
     if (c == NULL)
@@ -672,33 +672,12 @@ out:
     return rc;
 }
 
-#define STARTUP_RETRY_US (60 * USEC_PER_SEC)
-
 /* A start-up that had the database and lost it (cut off, or failing over
  * under it) is tried again, backing off, for up to a minute; one that never
  * reached it, or found no schema, fails at once (exit 1, as `check` says). */
 static int startup(struct run *r)
 {
-    bool reached = false;
-    int64_t deadline = 0;
-    for (int attempt = 0;; attempt++) {
-        bool connected, lost;
-        if (startup_once(r, &connected, &lost) == 0)
-            return 0;
-        reached = reached || connected;
-        if (!(lost || (reached && !connected)))
-            return -1;
-        int64_t now = run_real_now();
-        if (deadline == 0)
-            deadline = now + STARTUP_RETRY_US;
-        if (now >= deadline)
-            return -1;
-        int64_t wait = backoff_full_jitter_us(attempt, 200000, r->s->retry_max_backoff_us);
-        log_warn("start-up lost the database: trying again", "attempt=%d wait_ms=%lld", attempt + 1,
-                 (long long)(wait / 1000));
-        struct timespec ts = {.tv_sec = wait / USEC_PER_SEC, .tv_nsec = (long)(wait % USEC_PER_SEC) * 1000};
-        nanosleep(&ts, NULL);
-    }
+    return pg_startup_retry("start-up", startup_once, r, r->s->retry_max_backoff_us);
 }
 
 static int prepare(struct run *r)

@@ -27,6 +27,22 @@ void pg_log_error(const char *msg, PGconn *conn, const PGresult *res);
 PGresult *pg_exec_in_txn(PGconn *conn, bool read_only, int64_t timeout_us, const char *sql, int nparams,
                          const char *const *values);
 
+/* One try of a blocking start-up phase: 0 done, -1 failed; *connected when
+ * it reached the database at all, *lost when the connection went away
+ * before the end (cut off, a failover under it). */
+typedef int (*pg_startup_fn)(void *user, bool *connected, bool *lost);
+
+#define PG_STARTUP_RETRY_US (60 * INT64_C(1000000))
+
+/* Runs attempt until it returns 0. A try that had the database and lost it
+ * (or a later one that cannot reach it again after an earlier one did) is
+ * tried again, backing off with full jitter up to max_backoff_us, for up to
+ * PG_STARTUP_RETRY_US from the first failure; one that never reached the
+ * database, or failed with it there (no schema, a refused statement), fails
+ * at once: a wrong URL or a missing migration is not waited for. `what`
+ * names the phase in the warning logged before each new try. 0 or -1. */
+int pg_startup_retry(const char *what, pg_startup_fn attempt, void *user, int64_t max_backoff_us);
+
 /* 0 when the schema is there and at least at the newest migration this
  * binary embeds; -1 (logged, naming `optsnap migrate`) otherwise. */
 int pg_check_schema(PGconn *conn);
