@@ -1,6 +1,8 @@
 /* json_tree.c - one pass from an API body's bytes to a cJSON tree. */
 #include "optsnap/api/json_tree.h"
 
+#include "optsnap/util/array.h"
+
 #include <limits.h>
 #include <stdbool.h>
 #include <stdlib.h>
@@ -291,14 +293,8 @@ static bool read_number(struct reader *r, cJSON *n)
                 u = u * 10 + (uint64_t)(*d - '0'); /* <= 19 digits: no wrap */
             if (u <= (uint64_t)INT64_MAX) {
                 struct json_exact_ints *x = r->exact;
-                if (x->n == x->cap) {
-                    size_t cap = x->cap ? x->cap * 2 : 256;
-                    struct json_exact_int *items = realloc(x->items, cap * sizeof *items);
-                    if (items == NULL)
-                        return fail(r, JSON_TREE_NOMEM);
-                    x->items = items;
-                    x->cap = cap;
-                }
+                if (array_reserve((void **)&x->items, &x->cap, x->n + 1, sizeof *x->items) != 0)
+                    return fail(r, JSON_TREE_NOMEM);
                 x->items[x->n].ordinal = r->numbers;
                 x->items[x->n].value = neg ? -(int64_t)u : (int64_t)u;
                 n->valueint = (int)x->n++;

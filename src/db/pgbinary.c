@@ -4,18 +4,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Room for n more bytes, to be written in place: the path of every element
- * (the buffer grows geometrically, so it almost always has room; the spare
- * byte is bytebuf_take's NUL, and cap never passes limit + 1, so this is
- * bytebuf_reserve's own test); otherwise bytebuf_reserve grows or fails the
- * buffer. NULL: failed. */
-static unsigned char *room(struct bytebuf *b, size_t n)
-{
-    if (!b->failed && b->cap - b->len > n + 1)
-        return (unsigned char *)b->data + b->len;
-    return bytebuf_reserve(b, n) ? (unsigned char *)b->data + b->len : NULL;
-}
-
 static void store_u32(unsigned char *p, uint32_t v)
 {
     p[0] = (unsigned char)(v >> 24);
@@ -26,7 +14,7 @@ static void store_u32(unsigned char *p, uint32_t v)
 
 void bytebuf_put_u32(struct bytebuf *b, uint32_t v)
 {
-    unsigned char *p = room(b, 4);
+    unsigned char *p = (unsigned char *)bytebuf_room(b, 4);
     if (p != NULL) {
         store_u32(p, v);
         b->len += 4;
@@ -35,7 +23,7 @@ void bytebuf_put_u32(struct bytebuf *b, uint32_t v)
 
 void bytebuf_put_u64(struct bytebuf *b, uint64_t v)
 {
-    unsigned char *p = room(b, 8);
+    unsigned char *p = (unsigned char *)bytebuf_room(b, 8);
     if (p != NULL) {
         store_u32(p, (uint32_t)(v >> 32));
         store_u32(p + 4, (uint32_t)v);
@@ -46,7 +34,7 @@ void bytebuf_put_u64(struct bytebuf *b, uint64_t v)
 /* An element of 4 or 8 bytes: its length word and its value in one store. */
 static void add_fixed4(struct pgarray *a, uint32_t v)
 {
-    unsigned char *p = room(a->buf, 8);
+    unsigned char *p = (unsigned char *)bytebuf_room(a->buf, 8);
     if (p != NULL) {
         store_u32(p, 4);
         store_u32(p + 4, v);
@@ -57,7 +45,7 @@ static void add_fixed4(struct pgarray *a, uint32_t v)
 
 static void add_fixed8(struct pgarray *a, uint64_t v)
 {
-    unsigned char *p = room(a->buf, 12);
+    unsigned char *p = (unsigned char *)bytebuf_room(a->buf, 12);
     if (p != NULL) {
         store_u32(p, 8);
         store_u32(p + 4, (uint32_t)(v >> 32));

@@ -59,10 +59,11 @@ bool bytebuf_reserve(struct bytebuf *b, size_t extra)
 
 void bytebuf_append(struct bytebuf *b, const void *p, size_t n)
 {
-    if (!bytebuf_reserve(b, n))
+    char *at = bytebuf_room(b, n);
+    if (at == NULL)
         return;
     if (n)
-        memcpy(b->data + b->len, p, n);
+        memcpy(at, p, n);
     b->len += n;
 }
 

@@ -84,62 +84,61 @@ static uint64_t rng(void)
     return rng_state * UINT64_C(2685821657736338717);
 }
 
-static void test_random_numbers(void)
+/* One random decimal of the kind test_random_numbers reads, at body + n; the new n. */
+static size_t any_decimal(char *body, size_t n, size_t cap)
+{
+    int id = (int)(rng() % 20), fd = (int)(rng() % 20);
+    for (int d = 0; d < id || (id == 0 && d == 0); d++)
+        body[n++] = (char)('0' + rng() % 10);
+    if (fd) {
+        body[n++] = '.';
+        for (int d = 0; d < fd; d++)
+            body[n++] = (char)('0' + rng() % 10);
+    }
+    if (rng() % 3 == 0)
+        n += (size_t)snprintf(body + n, cap - n, "e%s%d", rng() % 2 ? "-" : "", (int)(rng() % 330));
+    return n;
+}
+
+/* An integer of 15 to 21 digits, at body + n; the new n. */
+static size_t long_integer(char *body, size_t n, size_t cap)
+{
+    (void)cap;
+    int digits = 15 + (int)(rng() % 7);
+    body[n++] = (char)('1' + rng() % 9);
+    for (int d = 1; d < digits; d++)
+        body[n++] = (char)('0' + rng() % 10);
+    return n;
+}
+
+/* rounds arrays of `per` numbers from gen (a quarter negative), each read
+ * both ways; the number of arrays on which the readers differ. */
+static int random_arrays(int rounds, int per, size_t (*gen)(char *body, size_t n, size_t cap))
 {
     int mismatches = 0;
     char body[4096];
-    for (int round = 0; round < 400; round++) {
+    for (int round = 0; round < rounds; round++) {
         size_t n = 0;
         body[n++] = '[';
-        for (int k = 0; k < 50; k++) {
+        for (int k = 0; k < per; k++) {
             if (k)
                 body[n++] = ',';
             if (rng() % 4 == 0)
                 body[n++] = '-';
-            int id = (int)(rng() % 20), fd = (int)(rng() % 20);
-            for (int d = 0; d < id || (id == 0 && d == 0); d++)
-                body[n++] = (char)('0' + rng() % 10);
-            if (fd) {
-                body[n++] = '.';
-                for (int d = 0; d < fd; d++)
-                    body[n++] = (char)('0' + rng() % 10);
-            }
-            if (rng() % 3 == 0)
-                n += (size_t)snprintf(body + n, sizeof body - n, "e%s%d", rng() % 2 ? "-" : "",
-                                      (int)(rng() % 330));
+            n = gen(body, n, sizeof body);
         }
         body[n++] = ']';
         if (!same_as_cjson(body, n, mismatches < 5))
             mismatches++;
     }
-    CHECK_INT(mismatches, 0);
+    return mismatches;
 }
+
+static void test_random_numbers(void) { CHECK_INT(random_arrays(400, 50, any_decimal), 0); }
 
 /* Integers of 15 to 19 digits (nanosecond timestamps and past 2^53: the
  * conversion path), and past 19 (strtod), against cJSON's strtod. */
-static void test_random_long_integers(void)
-{
-    int mismatches = 0;
-    char body[4096];
-    for (int round = 0; round < 200; round++) {
-        size_t n = 0;
-        body[n++] = '[';
-        for (int k = 0; k < 100; k++) {
-            if (k)
-                body[n++] = ',';
-            if (rng() % 4 == 0)
-                body[n++] = '-';
-            int digits = 15 + (int)(rng() % 7);
-            body[n++] = (char)('1' + rng() % 9);
-            for (int d = 1; d < digits; d++)
-                body[n++] = (char)('0' + rng() % 10);
-        }
-        body[n++] = ']';
-        if (!same_as_cjson(body, n, mismatches < 5))
-            mismatches++;
-    }
-    CHECK_INT(mismatches, 0);
-}
+static void test_random_long_integers(void) { CHECK_INT(random_arrays(200, 100, long_integer), 0); }
 
 static char *read_whole(const char *path, size_t *len) { return test_read_file(path, len); }
 

@@ -24,6 +24,16 @@ void bytebuf_free(struct bytebuf *b);  /* frees data; keeps the limit */
 /* Makes room for `extra` more bytes. Returns false (and sets failed) past the
  * limit or when out of memory. */
 bool bytebuf_reserve(struct bytebuf *b, size_t extra);
+/* Where n more bytes go, to be written in place and then counted (len += n):
+ * the common case inline (room already there: the test is bytebuf_reserve's,
+ * one spare byte for bytebuf_take's NUL, and cap never passes limit + 1),
+ * else bytebuf_reserve grows or fails the buffer. NULL: failed. */
+static inline char *bytebuf_room(struct bytebuf *b, size_t n)
+{
+    if (!b->failed && b->cap - b->len > n + 1)
+        return b->data + b->len;
+    return bytebuf_reserve(b, n) ? b->data + b->len : NULL;
+}
 void bytebuf_append(struct bytebuf *b, const void *p, size_t n);
 void bytebuf_puts(struct bytebuf *b, const char *s);
 /* printf-style append; a result past the limit fails the buffer. */
